@@ -1,0 +1,26 @@
+/**
+ * Benchmarks (never timed tests): `npm run bench -- <suite> [args]`. Each suite prints one JSON line
+ * per measurement to stdout. Suites live in scripts/bench/<suite>.ts and export `run(args)`.
+ *
+ *   npm run bench -- train      # training throughput per model/backend/optimizer vs a bare tfjs loop
+ *   npm run bench -- topology   # MATCHA optimization time on generated graphs
+ *   npm run bench -- net        # weight exchange throughput vs raw TCP, round overhead
+ */
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = join(dirname(fileURLToPath(import.meta.url)), 'bench');
+const suites = readdirSync(here)
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => f.slice(0, -3))
+  .sort();
+const [suite, ...args] = process.argv.slice(2);
+if (!suite || !suites.includes(suite)) {
+  console.error(`usage: npm run bench -- <suite> [args]\nsuites: ${suites.join(', ') || '(none)'}`);
+  process.exit(suite ? 64 : 0);
+}
+const mod = (await import(pathToFileURL(join(here, `${suite}.ts`)).href)) as {
+  run(args: string[]): Promise<void>;
+};
+await mod.run(args);

@@ -1,0 +1,132 @@
+/**
+ * Typed errors for every failure a user can reach. Each has a stable `name` that callers match on
+ * and an `exitCode` that the CLI maps to the process exit status; the message says what was wrong
+ * and what to do about it.
+ *
+ *   throw new ConfigError('faults.loss.p', 'must be between 0 and 1', 1.5);
+ *   // -> "faults.loss.p: must be between 0 and 1 (got 1.5)"
+ */
+
+export abstract class FlatmeshError extends Error {
+  abstract override readonly name: string;
+  /** Process exit code the CLI uses for this kind of failure. */
+  readonly exitCode: number = 1;
+}
+
+/** A field of an experiment file, flag or other user input is invalid. */
+export class ConfigError extends FlatmeshError {
+  override readonly name = 'ConfigError';
+  override readonly exitCode = 2;
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+    readonly got?: unknown,
+  ) {
+    super(`${path}: ${problem}${got === undefined ? '' : ` (got ${formatValue(got)})`}`);
+  }
+}
+
+/** Several config problems at once: all of them are reported, each with its path. */
+export class ConfigErrors extends FlatmeshError {
+  override readonly name = 'ConfigErrors';
+  override readonly exitCode = 2;
+  constructor(readonly problems: ConfigError[]) {
+    super(problems.map((p) => p.message).join('\n'));
+  }
+}
+
+/** A command-line usage error: unknown command or flag, missing argument. */
+export class UsageError extends FlatmeshError {
+  override readonly name = 'UsageError';
+  override readonly exitCode = 64;
+}
+
+/** A topology file or generated graph is malformed (field and fault named). */
+export class TopologyError extends FlatmeshError {
+  override readonly name = 'TopologyError';
+  override readonly exitCode = 2;
+  constructor(
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${field}: ${problem}`);
+  }
+}
+
+/** A data set cannot be found, read or decoded. */
+export class DataError extends FlatmeshError {
+  override readonly name = 'DataError';
+  override readonly exitCode = 3;
+}
+
+/** A requested tensor backend cannot be loaded. */
+export class BackendError extends FlatmeshError {
+  override readonly name = 'BackendError';
+  override readonly exitCode = 3;
+}
+
+/** Two models with different parameter names or shapes were about to be mixed. */
+export class ModelMismatchError extends FlatmeshError {
+  override readonly name = 'ModelMismatchError';
+}
+
+/** A checkpoint is missing, corrupt or belongs to another run or model. */
+export class CheckpointError extends FlatmeshError {
+  override readonly name = 'CheckpointError';
+  override readonly exitCode = 4;
+}
+
+/** Reasons a network frame is rejected. Each is counted separately in the metrics. */
+export type RejectReason =
+  | 'oversized'
+  | 'truncated'
+  | 'bad-magic'
+  | 'bad-version'
+  | 'unknown-codec'
+  | 'wrong-run'
+  | 'wrong-signature'
+  | 'wrong-length'
+  | 'bad-checksum'
+  | 'non-finite'
+  | 'unknown-sender'
+  | 'sender-mismatch'
+  | 'not-neighbour'
+  | 'duplicate'
+  | 'stale';
+
+/** A frame failed validation. Never escapes the transport: it is counted and dropped. */
+export class WireError extends FlatmeshError {
+  override readonly name = 'WireError';
+  constructor(
+    readonly reason: RejectReason,
+    detail: string,
+  ) {
+    super(`${reason}: ${detail}`);
+  }
+}
+
+/** A network operation failed (dial, stream, listen). */
+export class TransportError extends FlatmeshError {
+  override readonly name = 'TransportError';
+  override readonly exitCode = 5;
+}
+
+/** A launched run failed (a node process exited with an error, a deadline passed). */
+export class RunError extends FlatmeshError {
+  override readonly name = 'RunError';
+  override readonly exitCode = 6;
+}
+
+export function isFlatmeshError(e: unknown): e is FlatmeshError {
+  return e instanceof FlatmeshError;
+}
+
+function formatValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  try {
+    const s = JSON.stringify(v);
+    return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The transport contract: how a node sends its weights to a neighbour for a round and collects the
+ * weights its neighbours sent it. Two implementations satisfy it (libp2p and in-memory) and one
+ * contract test suite runs against both. A transport knows bytes and peers, never tensors: the
+ * payload is an already-encoded parameter vector.
+ */
+
+import type { RejectReason } from '../errors.js';
+
+export type Codec = 'f32' | 'f16' | 'int8';
+
+/** A decoded, validated weights frame. */
+export interface WeightsMessage {
+  readonly from: number;
+  readonly round: number;
+  readonly codec: Codec;
+  /** The decoded parameter vector (a fresh copy owned by the receiver). */
+  readonly weights: Float32Array;
+  /** Push-sum weight, when the mixing rule uses one (1 otherwise). */
+  readonly mass: number;
+  /** Bytes this frame occupied on the wire. */
+  readonly bytes: number;
+}
+
+export type SendOutcome =
+  | { readonly status: 'delivered'; readonly bytes: number }
+  | { readonly status: 'dropped'; readonly bytes: number; readonly reason: string }
+  | { readonly status: 'failed'; readonly bytes: number; readonly reason: string };
+
+/** What a collect() call returns: everything that arrived for the round, and what did not. */
+export interface CollectResult {
+  readonly round: number;
+  readonly received: readonly WeightsMessage[];
+  /** Expected peers whose weights did not arrive before the deadline. */
+  readonly missing: readonly number[];
+  /** Expected peers the transport was told (notify-mode loss) will not send this round. */
+  readonly lost: readonly number[];
+}
+
+export interface TransportEvents {
+  /** A frame failed validation; it never reached the model. */
+  onReject?(from: number | undefined, reason: RejectReason): void;
+  /** A frame for a round already finished arrived and was dropped. */
+  onLate?(from: number, round: number): void;
+  /** A small control message (heartbeat etc.) arrived. */
+  onControl?(msg: ControlMessage): void;
+}
+
+export interface ControlMessage {
+  readonly type: 'heartbeat' | 'join' | 'leave';
+  readonly node: number;
+  readonly round: number;
+  readonly status?: string;
+  readonly accuracy?: number;
+}
+
+export interface Transport {
+  readonly self: number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Send this node's encoded weights for `round` to peer `to`. Never throws for network faults. */
+  send(
+    to: number,
+    round: number,
+    weights: Float32Array,
+    opts?: { mass?: number; signal?: AbortSignal },
+  ): Promise<SendOutcome>;
+  /**
+   * Wait until weights for `round` from every peer in `expected` arrived, or `deadline` (ms from now)
+   * passed, or `signal` aborted. Frames for later rounds are buffered; frames for earlier rounds
+   * are counted late and dropped.
+   */
+  collect(
+    round: number,
+    expected: readonly number[],
+    deadlineMs: number,
+    signal?: AbortSignal,
+  ): Promise<CollectResult>;
+  /** Publish a small control message to every node (gossipsub on libp2p). */
+  publishControl(msg: ControlMessage): Promise<void>;
+}
