@@ -1,0 +1,151 @@
+/**
+ * Reading an experiment: file (YAML or JSON) -> overrides from flags -> schema (defaults, types,
+ * ranges) -> cross-field checks. Every problem is reported at once, each with its path:
+ *
+ *   faults.loss.p: must be between 0 and 1 (got 1.5)
+ *   faults.crashes[0].node: must be less than nodes (8) (got 9)
+ *
+ *   const cfg = loadExperiment({ file: 'exp.yaml', set: ['train.lr=0.1'], nodes: 16 });
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, ConfigErrors } from '../errors.js';
+import { type Experiment, experimentSchema } from './schema.js';
+
+export interface LoadOptions {
+  /** Experiment file, `.yaml`/`.yml` or `.json`. */
+  file?: string;
+  /** `path.to.field=value` overrides (value parsed as YAML: numbers, booleans, lists). */
+  set?: readonly string[];
+  /** Direct overrides, applied after `set` (e.g. from named command-line flags). */
+  overrides?: Record<string, unknown>;
+}
+
+export function loadExperiment(opts: LoadOptions = {}): Experiment {
+  let raw: unknown = {};
+  if (opts.file) raw = readExperimentFile(opts.file);
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(opts.file ?? '(experiment)', 'must be a mapping of fields', raw);
+  }
+  const obj = structuredClone(raw) as Record<string, unknown>;
+  for (const s of opts.set ?? []) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new ConfigError('--set', 'must look like path.to.field=value', s);
+    setPath(obj, s.slice(0, eq), parseYaml(s.slice(eq + 1)));
+  }
+  for (const [path, value] of Object.entries(opts.overrides ?? {})) {
+    if (value !== undefined) setPath(obj, path, value);
+  }
+  return parseExperiment(obj);
+}
+
+export function readExperimentFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, `cannot read experiment file: ${(e as Error).message}`);
+  }
+  try {
+    return file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(
+      file,
+      `is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Validate an experiment object: defaults filled in, every problem reported with its path. */
+export function parseExperiment(input: unknown): Experiment {
+  const r = experimentSchema.safeParse(input, { reportInput: true });
+  if (!r.success) throw new ConfigErrors(r.error.issues.map(issueToError));
+  const problems = crossFieldProblems(r.data);
+  if (problems.length > 0) throw new ConfigErrors(problems);
+  return r.data;
+}
+
+function issueToError(issue: z.core.$ZodIssue): ConfigError {
+  const path = formatPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    const where = path === '(experiment)' ? '' : `${path}.`;
+    return new ConfigError(
+      `${where}${issue.keys.join(', ')}`,
+      'unknown field (check its spelling)',
+    );
+  }
+  const input = (issue as { input?: unknown }).input;
+  return new ConfigError(path, issue.message, input);
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(experiment)';
+  let s = '';
+  for (const p of path)
+    s += typeof p === 'number' ? `[${p}]` : s === '' ? String(p) : `.${String(p)}`;
+  return s;
+}
+
+function crossFieldProblems(cfg: Experiment): ConfigError[] {
+  const out: ConfigError[] = [];
+  const n = cfg.nodes;
+  const checkNode = (path: string, node: number) => {
+    if (node >= n) out.push(new ConfigError(path, `must be less than nodes (${n})`, node));
+  };
+  const f = cfg.faults;
+  f.loss.links.forEach((l, i) => {
+    checkNode(`faults.loss.links[${i}].from`, l.from);
+    checkNode(`faults.loss.links[${i}].to`, l.to);
+  });
+  f.stragglers.forEach((s, i) => checkNode(`faults.stragglers[${i}].node`, s.node));
+  f.crashes.forEach((c, i) => checkNode(`faults.crashes[${i}].node`, c.node));
+  f.leaves.forEach((c, i) => checkNode(`faults.leaves[${i}].node`, c.node));
+  f.joins.forEach((c, i) => checkNode(`faults.joins[${i}].node`, c.node));
+  f.byzantine.forEach((b, i) => checkNode(`faults.byzantine[${i}].node`, b.node));
+  f.partitions.forEach((p, i) => {
+    if (p.to <= p.from)
+      out.push(
+        new ConfigError(
+          `faults.partitions[${i}].to`,
+          `must be greater than from (${p.from})`,
+          p.to,
+        ),
+      );
+    const seen = new Set<number>();
+    p.groups.forEach((g, gi) =>
+      g.forEach((node, k) => {
+        checkNode(`faults.partitions[${i}].groups[${gi}][${k}]`, node);
+        if (seen.has(node))
+          out.push(
+            new ConfigError(
+              `faults.partitions[${i}].groups[${gi}][${k}]`,
+              'node is in two groups',
+              node,
+            ),
+          );
+        seen.add(node);
+      }),
+    );
+  });
+  if (cfg.run.rounds < 1)
+    out.push(new ConfigError('run.rounds', 'must be at least 1', cfg.run.rounds));
+  return out;
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  if (keys.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype')) {
+    throw new ConfigError(path, 'is not a valid field path');
+  }
+  let cur: Record<string, unknown> = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = cur[k];
+    if (next === undefined || next === null) cur[k] = {};
+    else if (typeof next !== 'object' || Array.isArray(next))
+      throw new ConfigError(path, `${k} is not a mapping`);
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1]!] = value;
+}

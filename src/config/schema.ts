@@ -1,0 +1,269 @@
+/**
+ * The experiment schema: one zod schema gives the TypeScript types, every default, the validation
+ * (errors name the path and the legal range) and a JSON schema for editors
+ * (`flatmesh config schema`). Every field has a default, so `{}` is a complete experiment: the
+ * default run of `npm start`.
+ *
+ *   const cfg = parseExperiment(yamlOrJsonObject);   // throws ConfigErrors listing every problem
+ */
+import { z } from 'zod';
+
+const between = (min: number, max: number) => `must be between ${min} and ${max}`;
+const num = (min: number, max: number) =>
+  z
+    .number({ error: `must be a number between ${min} and ${max}` })
+    .gte(min, { error: between(min, max) })
+    .lte(max, { error: between(min, max) });
+const int = (min: number, max: number) =>
+  z
+    .number({ error: `must be an integer between ${min} and ${max}` })
+    .int({ error: `must be an integer between ${min} and ${max}` })
+    .gte(min, { error: `must be an integer between ${min} and ${max}` })
+    .lte(max, { error: `must be an integer between ${min} and ${max}` });
+const oneOf = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `must be one of ${values.map((v) => `'${v}'`).join(', ')}` });
+
+export const MAX_NODES = 1024;
+
+const runSchema = z
+  .object({
+    /** Run identifier; also the control topic name. Default: derived from the seed and time. */
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1-64 characters of A-Z a-z 0-9 . _ -' })
+      .optional(),
+    /** The run seed: every random choice derives from it. */
+    seed: int(0, 2 ** 31 - 1).default(1),
+    /** Communication rounds. */
+    rounds: int(1, 1_000_000).default(40),
+    /** Output directory (summary, per-node metrics, checkpoints). Default: runs/<id>. */
+    out: z.string().min(1).optional(),
+  })
+  .strict()
+  .prefault({});
+
+const topologySchema = z
+  .object({
+    /**
+     * A topology file (`*.json`, see topologies/) or a generator: `ring`, `complete`, `star`,
+     * `torus`, `grid`, `er:p=0.4`, `geometric:radius=0.5`, `regular:k=3`, `small-world:k=4,beta=0.2`,
+     * `hypercube`, `exponential`. Generated graphs take the node count from `nodes`.
+     */
+    graph: z.string().min(1).default('er:p=0.5'),
+    /** `matcha`: matchings switched on at random with optimized probabilities; `vanilla`: all edges every round. */
+    sampler: oneOf(['matcha', 'vanilla'] as const).default('matcha'),
+    /** MATCHA communication budget Cb: expected fraction of the matchings active per round. */
+    budget: num(0.01, 1).default(0.5),
+  })
+  .strict()
+  .prefault({});
+
+const dataSchema = z
+  .object({
+    dataset: oneOf(['digits', 'synthetic', 'fashion-mnist', 'cifar10'] as const).default('digits'),
+    /** `iid`, `dirichlet:ALPHA` (ALPHA >= 0; 0 = one class per node) or `shards:K`. */
+    partition: z.string().min(1).default('dirichlet:0.5'),
+    /** Cap on the training-set size (after a seeded shuffle); 0 = all. */
+    limit: int(0, 10_000_000).default(0),
+    /** Directory holding downloaded data sets. Default: $FLATMESH_DATA or ~/.cache/flatmesh. */
+    dir: z.string().optional(),
+    /** Synthetic(alpha, beta) of the FedProx paper. */
+    synthetic: z
+      .object({
+        alpha: num(0, 100).default(1),
+        beta: num(0, 100).default(1),
+        samples: int(100, 10_000_000).default(6000),
+        dim: int(2, 10_000).default(60),
+        classes: int(2, 1000).default(10),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
+const modelSchema = z
+  .object({
+    kind: oneOf(['logreg', 'mlp', 'cnn-small', 'cnn-fedavg'] as const).default('mlp'),
+    /** Hidden layer sizes of `mlp`. */
+    hidden: z.array(int(1, 100_000)).min(1).max(16).default([200, 200]),
+  })
+  .strict()
+  .prefault({});
+
+const trainSchema = z
+  .object({
+    optimizer: oneOf(['sgd', 'sam', 'asam'] as const).default('asam'),
+    lr: num(0, 10).default(0.05),
+    momentum: num(0, 0.999).default(0),
+    weightDecay: num(0, 1).default(4e-4),
+    /** SAM/ASAM neighbourhood radius (FedASAM: 0.7, FedSAM: 0.1). */
+    rho: num(0, 10).default(0.5),
+    /** ASAM's eta in T_w = |w| + eta. */
+    eta: num(0, 10).default(0.2),
+    batchSize: int(1, 65_536).default(32),
+    /** Minibatch steps per round. */
+    localSteps: int(1, 100_000).default(10),
+    schedule: oneOf(['constant', 'cosine', 'step'] as const).default('constant'),
+    /** For `step`: multiply lr by gamma every `stepEvery` rounds. */
+    stepEvery: int(1, 1_000_000).default(30),
+    stepGamma: num(0, 1).default(0.1),
+  })
+  .strict()
+  .prefault({});
+
+const swaSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Fraction of the rounds after which SWA starts (fedsam: 0.75). */
+    start: num(0, 1).default(0.75),
+    /** Cycle length c in rounds; the average is collected at the last round of each cycle. */
+    cycle: int(1, 1_000_000).default(5),
+    /** Learning rate at the low end of each cycle. */
+    lr2: num(0, 10).default(1e-3),
+  })
+  .strict()
+  .prefault({});
+
+const robustSchema = z
+  .object({
+    kind: oneOf(['none', 'clip', 'trimmed-mean'] as const).default('none'),
+    /** Clipped gossip: each neighbour's difference x_j - x_i is clipped to this L2 radius. 0 = adaptive (median of the round's distances). */
+    radius: num(0, 1e9).default(0),
+    /** Trimmed mean: fraction trimmed from each end, per coordinate. */
+    trim: num(0, 0.49).default(0.2),
+  })
+  .strict()
+  .prefault({});
+
+const gossipSchema = z
+  .object({
+    /** `laplacian`: x_i += alpha * sum_j (x_j - x_i) (MATCHA / D-PSGD); `metropolis`; `push-sum`. */
+    mixing: oneOf(['laplacian', 'metropolis', 'push-sum'] as const).default('laplacian'),
+    codec: oneOf(['f32', 'f16', 'int8'] as const).default('f32'),
+    /** How long a node waits for its neighbours' weights each round (ms). */
+    deadlineMs: int(1, 3_600_000).default(5000),
+    robust: robustSchema,
+  })
+  .strict()
+  .prefault({});
+
+const linkLossSchema = z
+  .object({ from: int(0, MAX_NODES - 1), to: int(0, MAX_NODES - 1), p: num(0, 1) })
+  .strict();
+
+const lossSchema = z
+  .object({
+    /** Probability that a directed message is dropped. */
+    p: num(0, 1).default(0),
+    /** `notify`: the receiver learns at once; `silent`: it waits for its deadline, like a real network. */
+    mode: oneOf(['notify', 'silent'] as const).default('notify'),
+    /** `bernoulli` (independent) or `gilbert-elliott` (bursty, a two-state chain per link). */
+    model: oneOf(['bernoulli', 'gilbert-elliott'] as const).default('bernoulli'),
+    /** Gilbert-Elliott: P(good -> bad), P(bad -> good), loss in each state. */
+    goodToBad: num(0, 1).default(0.1),
+    badToGood: num(0, 1).default(0.5),
+    lossGood: num(0, 1).default(0),
+    lossBad: num(0, 1).default(0.8),
+    /** Per-link overrides of p. */
+    links: z.array(linkLossSchema).default([]),
+  })
+  .strict()
+  .prefault({});
+
+const faultsSchema = z
+  .object({
+    loss: lossSchema,
+    /** Added latency per message (ms), with uniform jitter of +- jitterMs. */
+    delay: z
+      .object({ ms: num(0, 3_600_000).default(0), jitterMs: num(0, 3_600_000).default(0) })
+      .strict()
+      .prefault({}),
+    /** Outgoing bandwidth cap per node in megabits per second; 0 = none. */
+    bandwidthMbps: num(0, 1e6).default(0),
+    /** Slow-down factor per node: its training takes `factor` times as long. */
+    stragglers: z
+      .array(z.object({ node: int(0, MAX_NODES - 1), factor: num(1, 1000) }).strict())
+      .default([]),
+    /** Crash (SIGKILL) at a round; restart after `restartAfter` rounds (omit: never). */
+    crashes: z
+      .array(
+        z
+          .object({
+            node: int(0, MAX_NODES - 1),
+            round: int(0, 1_000_000),
+            restartAfter: int(0, 1_000_000).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** Permanent leave at a round. */
+    leaves: z
+      .array(z.object({ node: int(0, MAX_NODES - 1), round: int(0, 1_000_000) }).strict())
+      .default([]),
+    /** Late join: the node starts at this round. */
+    joins: z
+      .array(z.object({ node: int(0, MAX_NODES - 1), round: int(0, 1_000_000) }).strict())
+      .default([]),
+    /** Partition into groups for rounds [from, to); messages across groups are dropped. */
+    partitions: z
+      .array(
+        z
+          .object({
+            groups: z.array(z.array(int(0, MAX_NODES - 1)).min(1)).min(2),
+            from: int(0, 1_000_000),
+            to: int(0, 1_000_000),
+          })
+          .strict(),
+      )
+      .default([]),
+    byzantine: z
+      .array(
+        z
+          .object({
+            node: int(0, MAX_NODES - 1),
+            behaviour: oneOf(['sign-flip', 'noise', 'scale', 'label-flip'] as const),
+            /** `scale`: factor; `sign-flip`: factor applied to -x; `noise`: Gaussian sigma. */
+            scale: num(-1e6, 1e6).default(1),
+            sigma: num(0, 1e6).default(1),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict()
+  .prefault({});
+
+export const experimentSchema = z
+  .object({
+    nodes: int(1, MAX_NODES).default(8),
+    run: runSchema,
+    topology: topologySchema,
+    data: dataSchema,
+    model: modelSchema,
+    train: trainSchema,
+    swa: swaSchema,
+    gossip: gossipSchema,
+    faults: faultsSchema,
+    eval: z
+      .object({
+        /** Evaluate the current (and SWA) model every this many rounds, and at the last round. */
+        every: int(1, 1_000_000).default(5),
+        batchSize: int(1, 65_536).default(512),
+        /** Cap on the test-set size; 0 = all. */
+        limit: int(0, 10_000_000).default(0),
+      })
+      .strict()
+      .prefault({}),
+    checkpoint: z
+      .object({ every: int(1, 1_000_000).default(10) })
+      .strict()
+      .prefault({}),
+    /** Tensor backend: `auto` picks node -> wasm -> cpu. */
+    backend: oneOf(['auto', 'node', 'wasm', 'cpu'] as const).default('auto'),
+  })
+  .strict();
+
+export type Experiment = z.output<typeof experimentSchema>;
+export type ExperimentInput = z.input<typeof experimentSchema>;
+export type FaultsConfig = Experiment['faults'];
