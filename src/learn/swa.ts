@@ -1,0 +1,69 @@
+/**
+ * Node-local stochastic weight averaging: a running mean of flat parameter vectors, collected at
+ * the last round of each SWA cycle (see schedule.ts). It is the node's served model in the late
+ * phase and is never gossiped.
+ *
+ *   const swa = new SwaAverage();
+ *   if (isSwaCollectRound(spec, round, rounds)) swa.update(readFlat(model));
+ *   evaluateFlat(model, swa.average!, testSet);       // SWA model beside the current one
+ *   const saved = swa.state(); SwaAverage.restore(saved); // checkpoint
+ *
+ * Accumulation: `swa <- swa + (x - swa) / (n + 1)` evaluated in float64 on a Float64Array, so the
+ * mean of many collections does not drift by float32 rounding; `average` is the float32 view of it
+ * (recomputed on update), which is what a model can load.
+ */
+import { ModelMismatchError } from '../errors.js';
+
+export interface SwaState {
+  count: number;
+  /** The float64 mean, or undefined before the first update. */
+  mean: Float64Array | undefined;
+}
+
+export class SwaAverage {
+  private n = 0;
+  private mean: Float64Array | undefined;
+  private f32: Float32Array | undefined;
+
+  /** Number of vectors averaged so far. */
+  get count(): number {
+    return this.n;
+  }
+
+  /** The current average as float32 (a copy the caller may keep), undefined before any update. */
+  get average(): Float32Array | undefined {
+    return this.f32?.slice();
+  }
+
+  update(flat: Float32Array): void {
+    if (this.mean && this.mean.length !== flat.length) {
+      throw new ModelMismatchError(
+        `SWA average has ${this.mean.length} values but the update has ${flat.length}`,
+      );
+    }
+    const mean = this.mean ?? new Float64Array(flat.length);
+    const k = 1 / (this.n + 1);
+    for (let i = 0; i < flat.length; i++) mean[i]! += (flat[i]! - mean[i]!) * k;
+    this.mean = mean;
+    this.n += 1;
+    this.f32 = Float32Array.from(mean);
+  }
+
+  /** Serializable state (copied). */
+  state(): SwaState {
+    return { count: this.n, mean: this.mean?.slice() };
+  }
+
+  static restore(s: SwaState): SwaAverage {
+    if (!Number.isInteger(s.count) || s.count < 0 || s.count > 0 !== (s.mean !== undefined)) {
+      throw new ModelMismatchError(
+        `SWA state is inconsistent: count ${s.count} with ${s.mean ? 'a' : 'no'} mean`,
+      );
+    }
+    const a = new SwaAverage();
+    a.n = s.count;
+    a.mean = s.mean?.slice();
+    a.f32 = a.mean ? Float32Array.from(a.mean) : undefined;
+    return a;
+  }
+}

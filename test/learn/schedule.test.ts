@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ModelMismatchError } from '../../src/errors.js';
+import {
+  isSwaCollectRound,
+  learningRate,
+  SwaAverage,
+  swaStartRound,
+} from '../../src/learn/index.js';
+
+const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} != ${b}`);
+
+describe('learning-rate schedules', () => {
+  it('constant, step and cosine', () => {
+    close(learningRate({ kind: 'constant' }, 0.1, 37, 100), 0.1);
+    close(learningRate({ kind: 'step', every: 10, gamma: 0.5 }, 0.1, 9, 100), 0.1);
+    close(learningRate({ kind: 'step', every: 10, gamma: 0.5 }, 0.1, 25, 100), 0.025);
+    close(learningRate({ kind: 'cosine' }, 0.1, 0, 100), 0.1);
+    close(learningRate({ kind: 'cosine' }, 0.1, 50, 100), 0.05);
+    close(learningRate({ kind: 'cosine', minLr: 0.01 }, 0.1, 100, 100), 0.01);
+  });
+
+  it('the SWA phase cycles linearly from lr1 to lr2 and collects at the last round of a cycle', () => {
+    const swa = { start: 0.75, cycle: 5, lr2: 1e-4 };
+    assert.equal(swaStartRound(swa, 150), 112);
+    close(learningRate({ kind: 'constant' }, 0.05, 111, 150, swa), 0.05);
+    const expect = [1, 2, 3, 4, 5].map((k) => (1 - k / 5) * 0.05 + (k / 5) * 1e-4);
+    for (let cycle = 0; cycle < 3; cycle++) {
+      for (let i = 0; i < 5; i++) {
+        const r = 112 + cycle * 5 + i;
+        close(learningRate({ kind: 'constant' }, 0.05, r, 150, swa), expect[i]!);
+        assert.equal(isSwaCollectRound(swa, r, 150), i === 4, `round ${r}`);
+      }
+    }
+    assert.equal(isSwaCollectRound(swa, 111, 150), false);
+    assert.equal(isSwaCollectRound(swa, 4, 150), false);
+    // lr1 is the underlying schedule's rate at the start round (here cosine at 112/150).
+    const lr1 = (0.1 * (1 + Math.cos((Math.PI * 112) / 150))) / 2;
+    close(learningRate({ kind: 'cosine' }, 0.1, 113, 150, swa), 0.6 * lr1 + 0.4 * 1e-4);
+  });
+
+  it('names the field on bad input', () => {
+    assert.throws(() => swaStartRound({ start: 1.2, cycle: 5, lr2: 1e-4 }, 10), /swa\.start/);
+    assert.throws(() => swaStartRound({ start: 0.5, cycle: 0, lr2: 1e-4 }, 10), /swa\.cycle/);
+    assert.throws(() => learningRate({ kind: 'constant' }, -1, 0, 10), /lr\.base/);
+  });
+});
+
+describe('SwaAverage', () => {
+  it('keeps the running mean of the collected vectors', () => {
+    const swa = new SwaAverage();
+    assert.equal(swa.average, undefined);
+    swa.update(Float32Array.of(1, 2, 3));
+    swa.update(Float32Array.of(3, 4, 5));
+    swa.update(Float32Array.of(5, 0, -2));
+    assert.equal(swa.count, 3);
+    assert.deepEqual(Array.from(swa.average!), [3, 2, 2]);
+  });
+
+  it('stays exact over many updates (float64 accumulation)', () => {
+    const swa = new SwaAverage();
+    let sum = 0;
+    for (let i = 0; i < 1000; i++) {
+      const v = Math.fround(0.1 + i * 1e-3);
+      sum += v;
+      swa.update(Float32Array.of(v));
+    }
+    assert.equal(swa.average![0], Math.fround(sum / 1000));
+  });
+
+  it('restores from its state and rejects vectors of another length', () => {
+    const swa = new SwaAverage();
+    swa.update(Float32Array.of(1, 1));
+    swa.update(Float32Array.of(3, 5));
+    const back = SwaAverage.restore(swa.state());
+    back.update(Float32Array.of(5, 0));
+    assert.equal(back.count, 3);
+    assert.deepEqual(Array.from(back.average!), [3, 2]);
+    assert.equal(swa.count, 2, 'restore copies the state');
+    assert.throws(() => back.update(new Float32Array(3)), ModelMismatchError);
+    assert.throws(() => SwaAverage.restore({ count: 2, mean: undefined }), ModelMismatchError);
+  });
+});
