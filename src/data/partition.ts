@@ -1,0 +1,260 @@
+/**
+ * Partitioners: split a training set's sample indices over nodes, seeded, so that every sample goes
+ * to exactly one node and no node is empty.
+ *
+ * - `iid`: a seeded permutation cut into near-equal parts (sizes differ by at most one).
+ * - `dirichlet:<alpha>`: label skew as in Hsu et al. 2019 and FedSAM's splits: node i's class mix
+ *   is q_i ~ Dirichlet(alpha * p), p the overall class frequencies; every node gets the same
+ *   number of samples (floor or ceil of N / nodes), each drawn from the classes by q_i, falling
+ *   back to the classes that still have samples once a node's preferred ones run out. Small alpha
+ *   gives one or two classes per node, large alpha (1000) nearly the global mix. alpha = 0 is
+ *   exactly one class per node: with nodes >= classes node i gets class i mod classes, and the
+ *   nodes sharing a class split it evenly; with fewer nodes than classes node i gets the classes
+ *   c with c mod nodes = i.
+ * - `shards:<k>`: sort by label, cut into nodes * k equal shards, give each node k random shards
+ *   (McMahan et al. 2017); each node then has at most k classes (more if a shard straddles two).
+ * - `natural`: data sets with generating groups (synthetic's devices): groups are dealt to nodes
+ *   round-robin in a seeded order.
+ *
+ * Minimum size: iid, dirichlet (alpha > 0) and shards give every node floor(N / nodes) samples or
+ * more (shards: floor(N / (nodes * k)) * k). dirichlet:0 and natural follow the classes' and
+ * groups' sizes; should a node still be empty (a class with fewer samples than the nodes sharing
+ * it), it takes one sample from the currently largest node. Fewer samples than nodes is a
+ * ConfigError.
+ *
+ *   const parts = partitionDataset(train.y, 10, 16, parsePartitionSpec('dirichlet:0.1'), seed);
+ */
+import { Rng } from '../compute/rng.js';
+import { ConfigError } from '../errors.js';
+import type { Partition, PartitionSpec } from './types.js';
+
+const LEGAL = "'iid', 'dirichlet:<alpha >= 0>', 'shards:<k >= 1>' or 'natural'";
+
+export function parsePartitionSpec(s: string, field = 'partition'): PartitionSpec {
+  const t = s.trim().toLowerCase();
+  if (t === 'iid') return { kind: 'iid' };
+  if (t === 'natural') return { kind: 'natural' };
+  const m = /^(dirichlet|shards):(.+)$/.exec(t);
+  if (m) {
+    const v = Number(m[2]);
+    if (m[1] === 'dirichlet' && Number.isFinite(v) && v >= 0 && m[2]!.trim() !== '') {
+      return { kind: 'dirichlet', alpha: v };
+    }
+    if (m[1] === 'shards' && Number.isInteger(v) && v >= 1) return { kind: 'shards', k: v };
+  }
+  throw new ConfigError(field, `must be ${LEGAL}`, s);
+}
+
+export function formatPartitionSpec(p: PartitionSpec): string {
+  switch (p.kind) {
+    case 'iid':
+    case 'natural':
+      return p.kind;
+    case 'dirichlet':
+      return `dirichlet:${p.alpha}`;
+    case 'shards':
+      return `shards:${p.k}`;
+    default: {
+      const never: never = p;
+      return never;
+    }
+  }
+}
+
+export function partitionDataset(
+  labels: Int32Array,
+  classes: number,
+  nodes: number,
+  spec: PartitionSpec,
+  seed: number,
+  groups?: Int32Array,
+): Partition {
+  const n = labels.length;
+  if (!Number.isInteger(nodes) || nodes < 1)
+    throw new ConfigError('nodes', 'must be an integer >= 1', nodes);
+  if (n < nodes) {
+    throw new ConfigError('nodes', `must be at most the number of training samples (${n})`, nodes);
+  }
+  if (!Number.isInteger(classes) || classes < 1)
+    throw new ConfigError('classes', 'must be an integer >= 1', classes);
+  for (let i = 0; i < n; i++) {
+    const c = labels[i]!;
+    if (!(c >= 0 && c < classes))
+      throw new RangeError(`label ${c} at index ${i} is outside [0, ${classes})`);
+  }
+  const rng = Rng.from(seed, 'partition');
+  let parts: number[][];
+  switch (spec.kind) {
+    case 'iid':
+      parts = cut(Array.from(rng.permutation(n)), nodes);
+      break;
+    case 'dirichlet':
+      parts =
+        spec.alpha === 0
+          ? oneClassPerNode(labels, classes, nodes, rng)
+          : dirichlet(labels, classes, nodes, spec.alpha, rng);
+      break;
+    case 'shards':
+      parts = shards(labels, nodes, spec.k, rng);
+      break;
+    case 'natural':
+      parts = natural(groups, n, nodes, rng);
+      break;
+    default: {
+      const never: never = spec;
+      throw new ConfigError('partition', `must be ${LEGAL}`, never);
+    }
+  }
+  fillEmpty(parts);
+  return parts.map((p) => Int32Array.from(p).sort());
+}
+
+/** Cut `items` into `k` consecutive near-equal parts. */
+function cut(items: number[], k: number): number[][] {
+  return Array.from({ length: k }, (_, i) =>
+    items.slice(Math.floor((i * items.length) / k), Math.floor(((i + 1) * items.length) / k)),
+  );
+}
+
+/** Indices of each class, each list in a seeded random order. */
+function byClass(labels: Int32Array, classes: number, rng: Rng): number[][] {
+  const pools: number[][] = Array.from({ length: classes }, () => []);
+  for (let i = 0; i < labels.length; i++) pools[labels[i]!]!.push(i);
+  for (const p of pools) rng.shuffle(p);
+  return pools;
+}
+
+function oneClassPerNode(labels: Int32Array, classes: number, nodes: number, rng: Rng): number[][] {
+  const pools = byClass(labels, classes, rng);
+  const parts: number[][] = Array.from({ length: nodes }, () => []);
+  if (nodes >= classes) {
+    for (let c = 0; c < classes; c++) {
+      const sharers: number[] = [];
+      for (let i = c; i < nodes; i += classes) sharers.push(i);
+      cut(pools[c]!, sharers.length).forEach((chunk, j) => parts[sharers[j]!]!.push(...chunk));
+    }
+  } else {
+    for (let c = 0; c < classes; c++) parts[c % nodes]!.push(...pools[c]!);
+  }
+  return parts;
+}
+
+/**
+ * A Dirichlet draw as normalized Gamma variates, computed in log space: for the tiny shapes of a
+ * strongly skewed split, Gamma(a < 1) samples underflow to 0 in plain arithmetic.
+ */
+export function sampleDirichlet(shapes: readonly number[], rng: Rng): number[] {
+  const logs = shapes.map((a) => {
+    if (a <= 0) return Number.NEGATIVE_INFINITY;
+    if (a >= 1) return Math.log(rng.gamma(a));
+    // Gamma(a) = Gamma(a + 1) * U^(1/a)
+    let u = rng.float();
+    while (u === 0) u = rng.float();
+    return Math.log(rng.gamma(a + 1)) + Math.log(u) / a;
+  });
+  const max = Math.max(...logs);
+  const w = logs.map((l) => Math.exp(l - max));
+  const sum = w.reduce((a, b) => a + b, 0);
+  return w.map((v) => v / sum);
+}
+
+function dirichlet(
+  labels: Int32Array,
+  classes: number,
+  nodes: number,
+  alpha: number,
+  rng: Rng,
+): number[][] {
+  const n = labels.length;
+  const pools = byClass(labels, classes, rng.fork('pools'));
+  const prior = pools.map((p) => p.length / n);
+  const drawRng = rng.fork('mix');
+  const q = Array.from({ length: nodes }, () =>
+    sampleDirichlet(
+      prior.map((p) => alpha * p),
+      drawRng,
+    ),
+  );
+  // One slot per sample a node will receive; filling them in random order spreads the effect of
+  // classes running out over all nodes instead of the last ones.
+  const slots: number[] = [];
+  for (let i = 0; i < nodes; i++) {
+    const size = Math.floor(((i + 1) * n) / nodes) - Math.floor((i * n) / nodes);
+    for (let s = 0; s < size; s++) slots.push(i);
+  }
+  const fillRng = rng.fork('fill');
+  fillRng.shuffle(slots);
+  const parts: number[][] = Array.from({ length: nodes }, () => []);
+  const remaining = pools.map((p) => p.length);
+  for (const i of slots) {
+    const qi = q[i]!;
+    let total = 0;
+    for (let c = 0; c < classes; c++) if (remaining[c]! > 0) total += qi[c]!;
+    const weights = total > 0 ? qi : remaining; // node's own classes exhausted: follow what is left
+    if (total <= 0) total = remaining.reduce((a, b) => a + b, 0);
+    let u = fillRng.float() * total;
+    let c = 0;
+    for (; c < classes; c++) {
+      if (remaining[c]! <= 0) continue;
+      u -= weights[c]!;
+      if (u < 0) break;
+    }
+    if (c === classes) c = remaining.findLastIndex((r) => r > 0); // float round-off at the end
+    remaining[c]! -= 1;
+    parts[i]!.push(pools[c]![remaining[c]!]!);
+  }
+  return parts;
+}
+
+function shards(labels: Int32Array, nodes: number, k: number, rng: Rng): number[][] {
+  const n = labels.length;
+  if (n < nodes * k) {
+    throw new ConfigError(
+      'partition',
+      `shards:${k} over ${nodes} nodes needs at least ${nodes * k} samples (got ${n})`,
+    );
+  }
+  // Shuffle, then stable-sort by label: shards are label-sorted runs with random members.
+  const order = Array.from(rng.permutation(n)).sort((a, b) => labels[a]! - labels[b]!);
+  const pieces = cut(order, nodes * k);
+  const deal = rng.permutation(nodes * k);
+  return Array.from({ length: nodes }, (_, i) => {
+    const mine: number[] = [];
+    for (let j = 0; j < k; j++) mine.push(...pieces[deal[i * k + j]!]!);
+    return mine;
+  });
+}
+
+function natural(groups: Int32Array | undefined, n: number, nodes: number, rng: Rng): number[][] {
+  if (!groups || groups.length !== n) {
+    throw new ConfigError(
+      'partition',
+      "'natural' needs a data set with generating groups (synthetic)",
+      'natural',
+    );
+  }
+  const count = groups.reduce((a, g) => Math.max(a, g + 1), 0);
+  if (count < nodes) {
+    throw new ConfigError(
+      'nodes',
+      `'natural' partition needs at most as many nodes as groups (${count})`,
+      nodes,
+    );
+  }
+  const owner = new Int32Array(count);
+  rng.permutation(count).forEach((g, j) => {
+    owner[g] = j % nodes;
+  });
+  const parts: number[][] = Array.from({ length: nodes }, () => []);
+  for (let i = 0; i < n; i++) parts[owner[groups[i]!]!]!.push(i);
+  return parts;
+}
+
+/** Give each empty node one sample from the currently largest node (see the header). */
+function fillEmpty(parts: number[][]): void {
+  for (const p of parts) {
+    if (p.length > 0) continue;
+    const largest = parts.reduce((a, b) => (b.length > a.length ? b : a));
+    p.push(largest.pop()!);
+  }
+}
