@@ -1,0 +1,94 @@
+/**
+ * MaxPoolGrad for the wasm backend. The backend's own MaxPoolGrad drops the gradient of every
+ * window whose maximum is negative (found by the compute tests: a 2x2 window of all-negative values
+ * gets dx = 0 where the cpu backend routes dy to the maximum). After a ReLU every value is >= 0, so
+ * conv-relu-pool nets hid the bug, but pool-before-activation or negative inputs train wrongly.
+ *
+ * This kernel computes it directly on the wasm heap: for each output position, the first maximum
+ * of its window (as the cpu backend picks ties) receives dy; overlapping windows accumulate.
+ * NHWC, channels innermost, so one pass reads each window position once for all channels.
+ *
+ *   tf.registerKernel(maxPoolGradKernel('wasm'));
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KernelArgs } from './kernel-call.js';
+
+interface HeapBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): tf.TypedArray;
+}
+
+interface PoolAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+export function maxPoolGradKernel(backendName: string): tf.KernelConfig {
+  const kernelFunc = (args: KernelArgs): tf.TensorInfo => {
+    const backend = args.backend as unknown as HeapBackend;
+    const dy = args.inputs['dy']!;
+    const input = args.inputs['input']!;
+    const attrs = args.attrs as unknown as PoolAttrs;
+    const info = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      attrs.filterSize,
+      attrs.strides,
+      1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+    );
+    // Allocate first: growing the wasm memory would detach views taken earlier.
+    const out = backend.makeOutput(input.shape, 'float32');
+    const x = backend.typedArrayFromHeap(input) as Float32Array;
+    const g = backend.typedArrayFromHeap(dy) as Float32Array;
+    const dx = backend.typedArrayFromHeap(out) as Float32Array;
+    dx.fill(0);
+    const { batchSize, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+    const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+    const { effectiveFilterHeight: efh, effectiveFilterWidth: efw } = info;
+    const { top: pt, left: pl } = info.padInfo;
+    const maxVal = new Float32Array(C);
+    const maxIdx = new Int32Array(C);
+    for (let b = 0; b < batchSize; b++) {
+      for (let oh = 0; oh < OH; oh++) {
+        const r0 = oh * sh - pt;
+        let rMin = r0;
+        while (rMin < 0) rMin += dh;
+        const rMax = Math.min(H, r0 + efh);
+        for (let ow = 0; ow < OW; ow++) {
+          const c0 = ow * sw - pl;
+          let cMin = c0;
+          while (cMin < 0) cMin += dw;
+          const cMax = Math.min(W, c0 + efw);
+          maxVal.fill(Number.NEGATIVE_INFINITY);
+          maxIdx.fill(-1);
+          for (let r = rMin; r < rMax; r += dh) {
+            for (let c = cMin; c < cMax; c += dw) {
+              const base = ((b * H + r) * W + c) * C;
+              for (let ch = 0; ch < C; ch++) {
+                const v = x[base + ch]!;
+                if (v > maxVal[ch]!) {
+                  maxVal[ch] = v;
+                  maxIdx[ch] = base + ch;
+                }
+              }
+            }
+          }
+          const gBase = ((b * OH + oh) * OW + ow) * C;
+          for (let ch = 0; ch < C; ch++) {
+            const i = maxIdx[ch]!;
+            if (i >= 0) dx[i] = dx[i]! + g[gBase + ch]!;
+          }
+        }
+      }
+    }
+    return out;
+  };
+  return {
+    kernelName: 'MaxPoolGrad',
+    backendName,
+    kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+  };
+}
