@@ -92,7 +92,13 @@ export type RejectReason =
   | 'sender-mismatch'
   | 'not-neighbour'
   | 'duplicate'
-  | 'stale';
+  | 'stale'
+  /** A frame for a round beyond the receiver's buffering window. */
+  | 'future'
+  /** Buffered frames already hold the receiver's memory bound. */
+  | 'buffer-full'
+  /** A control message (gossipsub) that is not valid JSON of the control shape. */
+  | 'bad-control';
 
 /** A frame failed validation. Never escapes the transport: it is counted and dropped. */
 export class WireError extends FlatmeshError {

@@ -7,7 +7,9 @@
 
 import type { RejectReason } from '../errors.js';
 
-export type Codec = 'f32' | 'f16' | 'int8';
+export type { Codec } from '../gossip/codecs.js';
+
+import type { Codec } from '../gossip/codecs.js';
 
 /** A decoded, validated weights frame. */
 export interface WeightsMessage {
@@ -35,6 +37,8 @@ export interface CollectResult {
   readonly missing: readonly number[];
   /** Expected peers the transport was told (notify-mode loss) will not send this round. */
   readonly lost: readonly number[];
+  /** Why collect returned: all expected arrived, the deadline passed, the signal aborted, or stop(). */
+  readonly ended?: 'complete' | 'deadline' | 'aborted' | 'stopped';
 }
 
 export interface TransportEvents {
@@ -44,6 +48,22 @@ export interface TransportEvents {
   onLate?(from: number, round: number): void;
   /** A small control message (heartbeat etc.) arrived. */
   onControl?(msg: ControlMessage): void;
+}
+
+/**
+ * Counters a transport reports to (injected; the node's metrics sink implements it). All methods
+ * are called synchronously and must not throw.
+ */
+export interface TransportMetrics {
+  frameSent(to: number, bytes: number): void;
+  /** A send that did not reach the peer (dial/stream failure, timeout). */
+  sendFailed(to: number, reason: string): void;
+  /** A frame passed validation and was handed to the inbox. */
+  frameReceived(from: number, bytes: number): void;
+  frameRejected(from: number | undefined, reason: RejectReason): void;
+  frameLate(from: number, round: number): void;
+  /** A control message failed its shape check (optional: counted under 'bad-control'). */
+  controlRejected?(reason: RejectReason): void;
 }
 
 export interface ControlMessage {

@@ -1,0 +1,276 @@
+/**
+ * The receive side every transport shares (one implementation, so the simulator and a real run
+ * agree on what counts as late, duplicate or not-a-neighbour): decode and validate a frame, check
+ * its sender, buffer it per round, and hand a round's frames to `collect`.
+ *
+ *   const inbox = new Inbox({ expect, roster: [1, 2] }, { metrics, events });
+ *   inbox.acceptFrame(bytes, 1);                 // from the transport's receive path
+ *   const r = await inbox.collect(5, [1, 2], 2000, signal);
+ *   inbox.close();                               // on stop: a pending collect resolves 'stopped'
+ *
+ * Semantics:
+ * - `collect(k)` resolves as soon as every expected sender's round-k frame is in, or the deadline
+ *   passes, or the signal aborts (it resolves, with `ended` saying why; it never rejects for those).
+ * - Frames for rounds after the last collected one are buffered, but only up to `window` rounds
+ *   ahead (else rejected 'future') and within `maxBufferedBytes` (else 'buffer-full').
+ * - Frames for a round already collected (or skipped over) are counted late and dropped.
+ * - A buffered frame whose sender is not in `expected` of its round is rejected 'not-neighbour'
+ *   when that round is collected (the receiver only then knows the round's topology); a second
+ *   frame from the same sender for the same round is rejected 'duplicate'.
+ * - The received list is ordered by sender index, so mixing sums in the same order on every run.
+ */
+import { type RejectReason, TransportError, WireError } from '../errors.js';
+import type {
+  CollectResult,
+  TransportEvents,
+  TransportMetrics,
+  WeightsMessage,
+} from './transport.js';
+import { decodeFrame, type FrameExpectations } from './wire.js';
+
+export interface InboxInit {
+  /** What every frame must match (run, model signature, size, layout, max bytes). */
+  readonly expect: FrameExpectations;
+  /** Senders admitted at all; undefined admits any index (unknown ones are 'unknown-sender'). */
+  readonly roster?: readonly number[];
+  /** Rounds ahead of the last collected round that are buffered. Default 4. */
+  readonly window?: number;
+  /** Bound on decoded bytes held in buffers. Default: 64 full-size frames, at least 64 MiB. */
+  readonly maxBufferedBytes?: number;
+}
+
+export interface InboxComponents {
+  readonly metrics?: TransportMetrics;
+  readonly events?: TransportEvents;
+  readonly log?: (msg: string) => void;
+}
+
+interface Pending {
+  readonly round: number;
+  readonly expected: ReadonlySet<number>;
+  readonly got: Map<number, WeightsMessage>;
+  finish(ended: NonNullable<CollectResult['ended']>): void;
+}
+
+export class Inbox {
+  private readonly window: number;
+  private readonly maxBufferedBytes: number;
+  private roster: Set<number> | undefined;
+  /** Highest round whose collect finished; frames at or below it are late. */
+  private closedRound = -1;
+  /** Whether any collect has started (before that, any round may be buffered). */
+  private started = false;
+  private readonly buffers = new Map<number, Map<number, WeightsMessage>>();
+  private bufferedBytes = 0;
+  private pending: Pending | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly init: InboxInit,
+    private readonly components: InboxComponents = {},
+  ) {
+    this.window = init.window ?? 4;
+    if (!Number.isInteger(this.window) || this.window < 0) {
+      throw new RangeError(`inbox window must be a non-negative integer, got ${init.window}`);
+    }
+    this.maxBufferedBytes =
+      init.maxBufferedBytes ?? Math.max(64 * 1024 * 1024, 64 * 4 * init.expect.size);
+    this.roster = init.roster ? new Set(init.roster) : undefined;
+  }
+
+  setRoster(roster: readonly number[] | undefined): void {
+    this.roster = roster ? new Set(roster) : undefined;
+  }
+
+  /** Bytes of decoded weights currently held (buffers and the pending collect). */
+  get heldBytes(): number {
+    return this.bufferedBytes;
+  }
+
+  /**
+   * The whole receive path for one frame from the peer `from` (as the transport authenticated it;
+   * undefined when the peer is not in the roster). Never throws: a bad frame is counted by reason.
+   * Returns the reject reason, 'late', or 'accepted'.
+   */
+  acceptFrame(bytes: Uint8Array, from: number | undefined): RejectReason | 'late' | 'accepted' {
+    if (from === undefined || (this.roster && !this.roster.has(from))) {
+      return this.reject(from, 'unknown-sender', 'peer is not in the roster');
+    }
+    let frame: ReturnType<typeof decodeFrame>;
+    try {
+      frame = decodeFrame(bytes, this.init.expect);
+    } catch (e) {
+      if (e instanceof WireError) return this.reject(from, e.reason, e.message);
+      return this.reject(from, 'truncated', `undecodable frame: ${String(e)}`);
+    }
+    if (frame.sender !== from) {
+      return this.reject(
+        from,
+        'sender-mismatch',
+        `header says ${frame.sender}, connection is ${from}`,
+      );
+    }
+    return this.deliver({
+      from,
+      round: frame.round,
+      codec: frame.codec,
+      weights: frame.weights,
+      mass: frame.mass,
+      bytes: frame.bytes,
+    });
+  }
+
+  /** Count a frame that was rejected before it could be decoded (e.g. by the stream framing). */
+  reject(from: number | undefined, reason: RejectReason, detail?: string): RejectReason {
+    this.components.metrics?.frameRejected(from, reason);
+    this.components.events?.onReject?.(from, reason);
+    this.components.log?.(`rejected frame from ${from ?? '?'}: ${detail ?? reason}`);
+    return reason;
+  }
+
+  /** Route a validated message: to the pending collect, a round buffer, or the late counter. */
+  deliver(msg: WeightsMessage): RejectReason | 'late' | 'accepted' {
+    if (this.stopped) return 'stale';
+    if (msg.round <= this.closedRound) return this.late(msg.from, msg.round);
+    const p = this.pending;
+    if (p && p.round === msg.round) {
+      if (!p.expected.has(msg.from)) return this.reject(msg.from, 'not-neighbour');
+      if (p.got.has(msg.from)) return this.reject(msg.from, 'duplicate');
+      if (!this.hold(msg)) return this.reject(msg.from, 'buffer-full');
+      p.got.set(msg.from, msg);
+      if (p.got.size === p.expected.size) p.finish('complete');
+      return 'accepted';
+    }
+    if (this.started && msg.round > this.closedRound + 1 + this.window) {
+      return this.reject(msg.from, 'future', `round ${msg.round} beyond window`);
+    }
+    let buf = this.buffers.get(msg.round);
+    if (buf?.has(msg.from)) return this.reject(msg.from, 'duplicate');
+    if (!this.hold(msg)) return this.reject(msg.from, 'buffer-full');
+    if (!buf) {
+      buf = new Map();
+      this.buffers.set(msg.round, buf);
+    }
+    buf.set(msg.from, msg);
+    return 'accepted';
+  }
+
+  collect(
+    round: number,
+    expected: readonly number[],
+    deadlineMs: number,
+    signal?: AbortSignal,
+  ): Promise<CollectResult> {
+    if (this.pending) {
+      throw new TransportError(`collect(${round}) while collect(${this.pending.round}) is pending`);
+    }
+    if (!Number.isInteger(round) || round < 0 || round <= this.closedRound) {
+      throw new TransportError(
+        `collect round must be an integer above the last collected round ${this.closedRound} (got ${round})`,
+      );
+    }
+    const want = new Set(expected);
+    if (this.stopped) {
+      return Promise.resolve(result(round, want, new Map(), 'stopped'));
+    }
+    this.started = true;
+    // Rounds skipped over will never be collected: their frames are late now.
+    for (const [r, buf] of this.buffers) {
+      if (r >= round) continue;
+      for (const m of buf.values()) {
+        this.release(m);
+        this.late(m.from, r);
+      }
+      this.buffers.delete(r);
+    }
+    const got = new Map<number, WeightsMessage>();
+    const buf = this.buffers.get(round);
+    this.buffers.delete(round);
+    for (const m of buf?.values() ?? []) {
+      if (want.has(m.from)) got.set(m.from, m);
+      else {
+        this.release(m);
+        this.reject(m.from, 'not-neighbour');
+      }
+    }
+
+    return new Promise<CollectResult>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => pending.finish('aborted');
+      const pending: Pending = {
+        round,
+        expected: want,
+        got,
+        finish: (ended) => {
+          if (this.pending !== pending) return;
+          this.pending = undefined;
+          if (timer !== undefined) clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          this.closedRound = round;
+          for (const m of got.values()) {
+            this.release(m);
+            this.components.metrics?.frameReceived(m.from, m.bytes);
+          }
+          this.pruneBeyondWindow();
+          resolve(result(round, want, got, ended));
+        },
+      };
+      this.pending = pending;
+      if (got.size === want.size) return pending.finish('complete');
+      if (signal?.aborted) return pending.finish('aborted');
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (Number.isFinite(deadlineMs)) {
+        // setTimeout overflows above 2^31-1 ms (and then fires at once): clamp.
+        const ms = Math.min(Math.max(0, deadlineMs), 0x7fffffff);
+        timer = setTimeout(() => pending.finish('deadline'), ms);
+      }
+    });
+  }
+
+  /** Stop: a pending collect resolves 'stopped', buffers are dropped, later frames are ignored. */
+  close(): void {
+    this.stopped = true;
+    this.pending?.finish('stopped');
+    this.buffers.clear();
+    this.bufferedBytes = 0;
+  }
+
+  private late(from: number, round: number): 'late' {
+    this.components.metrics?.frameLate(from, round);
+    this.components.events?.onLate?.(from, round);
+    return 'late';
+  }
+
+  private hold(m: WeightsMessage): boolean {
+    if (this.bufferedBytes + m.weights.byteLength > this.maxBufferedBytes) return false;
+    this.bufferedBytes += m.weights.byteLength;
+    return true;
+  }
+
+  private release(m: WeightsMessage): void {
+    this.bufferedBytes -= m.weights.byteLength;
+  }
+
+  private pruneBeyondWindow(): void {
+    const limit = this.closedRound + 1 + this.window;
+    for (const [r, buf] of this.buffers) {
+      if (r <= limit) continue;
+      for (const m of buf.values()) {
+        this.release(m);
+        this.reject(m.from, 'future', `round ${r} beyond window`);
+      }
+      this.buffers.delete(r);
+    }
+  }
+}
+
+function result(
+  round: number,
+  want: ReadonlySet<number>,
+  got: ReadonlyMap<number, WeightsMessage>,
+  ended: NonNullable<CollectResult['ended']>,
+): CollectResult {
+  const received = [...got.values()].sort((a, b) => a.from - b.from);
+  const missing = [...want].filter((p) => !got.has(p)).sort((a, b) => a - b);
+  return { round, received, missing, lost: [], ended };
+}

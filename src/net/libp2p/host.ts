@@ -1,0 +1,228 @@
+/**
+ * The libp2p host of one node: its persisted identity, the roster (node index -> peer id ->
+ * addresses), the connection gater that admits only rostered peers, and the libp2p instance
+ * (TCP, Noise, Yamux, identify, ping, gossipsub, optional pre-shared key).
+ *
+ *   const { privateKey, peerId } = await loadOrCreateIdentity(nodeDir);   // <nodeDir>/peer.key
+ *   const roster = parseRoster(JSON.parse(text));                         // ConfigError with paths
+ *   const gate = rosterGate();  gate.set(roster);
+ *   const node = await createHost({ privateKey, listen: ['/ip4/127.0.0.1/tcp/0'], gate });
+ */
+import '../polyfill.js';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type GossipSub, gossipsub } from '@chainsafe/libp2p-gossipsub';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import { identify } from '@libp2p/identify';
+import type { ConnectionGater, Libp2p, PeerId, PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+import { ConfigError, ConfigErrors } from '../../errors.js';
+
+export const IDENTITY_FILE = 'peer.key';
+
+/** Load the node's ed25519 key from `<nodeDir>/peer.key`, or create and persist one (mode 0600). */
+export async function loadOrCreateIdentity(
+  nodeDir: string,
+): Promise<{ privateKey: PrivateKey; peerId: string }> {
+  const file = join(nodeDir, IDENTITY_FILE);
+  let privateKey: PrivateKey;
+  try {
+    const bytes = await readFile(file);
+    try {
+      privateKey = asKey(privateKeyFromProtobuf(bytes));
+    } catch {
+      throw new ConfigError(
+        file,
+        'is not a libp2p private key; delete it to create a new identity',
+      );
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    privateKey = asKey(await generateKeyPair('Ed25519'));
+    await mkdir(nodeDir, { recursive: true });
+    // Atomic: write a temp file (0600 from creation, never world-readable), fsync, rename.
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(privateKeyToProtobuf(privateKey as unknown as CryptoKey));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  }
+  return { privateKey, peerId: peerIdFromPrivateKey(privateKey).toString() };
+}
+
+export interface RosterNode {
+  readonly id: number;
+  readonly peerId: string;
+  readonly addrs: readonly string[];
+}
+
+export interface Roster {
+  readonly runId: string;
+  readonly nodes: readonly RosterNode[];
+}
+
+/** Check a roster document; every problem is reported with its path (ConfigErrors). */
+export function parseRoster(json: unknown): Roster {
+  const problems: ConfigError[] = [];
+  const bad = (path: string, what: string, got?: unknown) =>
+    problems.push(new ConfigError(path, what, got));
+  let doc = json;
+  if (typeof doc === 'string') {
+    try {
+      doc = JSON.parse(doc);
+    } catch {
+      throw new ConfigError('roster', 'is not valid JSON');
+    }
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new ConfigError('roster', 'must be an object with runId and nodes');
+  }
+  const o = doc as Record<string, unknown>;
+  if (typeof o.runId !== 'string' || o.runId.length === 0) {
+    bad('roster.runId', 'must be a non-empty string', o.runId);
+  }
+  if (!Array.isArray(o.nodes) || o.nodes.length === 0) {
+    bad('roster.nodes', 'must be a non-empty array', o.nodes);
+  }
+  const nodes: RosterNode[] = [];
+  const ids = new Set<number>();
+  const peers = new Set<string>();
+  for (const [i, n] of (Array.isArray(o.nodes) ? o.nodes : []).entries()) {
+    const at = `roster.nodes[${i}]`;
+    if (typeof n !== 'object' || n === null) {
+      bad(at, 'must be an object with id, peerId and addrs', n);
+      continue;
+    }
+    const r = n as Record<string, unknown>;
+    const id = r.id;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+      bad(`${at}.id`, 'must be a non-negative integer', id);
+    } else if (ids.has(id)) bad(`${at}.id`, 'is listed twice', id);
+    else ids.add(id);
+    if (typeof r.peerId !== 'string')
+      bad(`${at}.peerId`, 'must be a libp2p peer id string', r.peerId);
+    else {
+      try {
+        peerIdFromString(r.peerId);
+        if (peers.has(r.peerId)) bad(`${at}.peerId`, 'is listed twice', r.peerId);
+        peers.add(r.peerId);
+      } catch {
+        bad(`${at}.peerId`, 'is not a valid libp2p peer id', r.peerId);
+      }
+    }
+    const addrs: string[] = [];
+    if (!Array.isArray(r.addrs)) bad(`${at}.addrs`, 'must be an array of multiaddrs', r.addrs);
+    else {
+      for (const [j, a] of r.addrs.entries()) {
+        try {
+          if (typeof a !== 'string') throw new TypeError();
+          multiaddr(a);
+          addrs.push(a);
+        } catch {
+          bad(`${at}.addrs[${j}]`, 'is not a multiaddr', a);
+        }
+      }
+    }
+    if (typeof id === 'number' && typeof r.peerId === 'string') {
+      nodes.push({ id, peerId: r.peerId, addrs });
+    }
+  }
+  if (problems.length === 1) throw problems[0]!;
+  if (problems.length > 1) throw new ConfigErrors(problems);
+  return { runId: o.runId as string, nodes };
+}
+
+/**
+ * Admission by roster. Until a roster is set every authenticated peer is admitted (the launcher
+ * learns listen addresses only after the nodes started); afterwards only rostered peer ids.
+ */
+export interface RosterGate {
+  set(roster: Roster): void;
+  /** Node index of a peer id, or undefined when it is not in the roster. */
+  indexOf(peerId: string): number | undefined;
+  peerIdOf(index: number): string | undefined;
+  roster(): Roster | undefined;
+  gater(onDenied: (peerId: string) => void): ConnectionGater;
+}
+
+export function rosterGate(): RosterGate {
+  let current: Roster | undefined;
+  let byPeer = new Map<string, number>();
+  let byIndex = new Map<number, string>();
+  const denied = (peer: PeerId): boolean => current !== undefined && !byPeer.has(peer.toString());
+  return {
+    set(roster) {
+      current = roster;
+      byPeer = new Map(roster.nodes.map((n) => [n.peerId, n.id]));
+      byIndex = new Map(roster.nodes.map((n) => [n.id, n.peerId]));
+    },
+    indexOf: (peerId) => byPeer.get(peerId),
+    peerIdOf: (index) => byIndex.get(index),
+    roster: () => current,
+    gater: (onDenied) => ({
+      denyDialPeer: (peer) => denied(peer),
+      denyInboundEncryptedConnection: (peer) => {
+        const deny = denied(peer);
+        if (deny) onDenied(peer.toString());
+        return deny;
+      },
+      denyOutboundEncryptedConnection: (peer) => denied(peer),
+    }),
+  };
+}
+
+export interface HostInit {
+  readonly privateKey: PrivateKey;
+  readonly listen: readonly string[];
+  readonly gater: ConnectionGater;
+  /** Swarm key in the libp2p pnet file format (see @libp2p/pnet generateKey). */
+  readonly psk?: Uint8Array;
+}
+
+export type Host = Libp2p<{ pubsub: GossipSub }>;
+
+/** The libp2p instance (not started). */
+export async function createHost(init: HostInit): Promise<Host> {
+  return createLibp2p({
+    privateKey: init.privateKey,
+    start: false,
+    addresses: { listen: [...init.listen] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [
+      // Weight frames are megabytes: a larger initial window saves the ramp-up round trips
+      // yamux would otherwise spend growing it from 256 KiB.
+      yamux({ initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 }),
+    ],
+    connectionGater: init.gater,
+    ...(init.psk ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        // Control messages are <= 1 KiB; anything far bigger is refused before parsing.
+        maxInboundDataLength: 64 * 1024,
+      }),
+    },
+  }) as unknown as Promise<Host>;
+}
+
+// @libp2p/crypto 5.1.23 types its keys against @libp2p/interface 3 while libp2p 2.x uses
+// interface 2; the key objects are the same at run time, only the two type packages differ.
+type CryptoKey = Parameters<typeof privateKeyToProtobuf>[0];
+function asKey(k: CryptoKey): PrivateKey {
+  return k as unknown as PrivateKey;
+}

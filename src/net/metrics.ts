@@ -1,0 +1,57 @@
+/**
+ * A plain counting TransportMetrics: what tests and small tools use, and a reference for the node's
+ * metrics sink (which implements the same interface and emits records instead).
+ *
+ *   const m = countingMetrics();
+ *   memoryTransport(init, { metrics: m });
+ *   m.counts.rejected['wrong-signature']; // -> 1
+ */
+import type { RejectReason } from '../errors.js';
+import type { TransportMetrics } from './transport.js';
+
+export interface TransportCounts {
+  sent: number;
+  sendFailed: number;
+  received: number;
+  late: number;
+  bytesSent: number;
+  bytesReceived: number;
+  rejected: Partial<Record<RejectReason, number>>;
+  controlRejected: number;
+}
+
+export function countingMetrics(): TransportMetrics & { readonly counts: TransportCounts } {
+  const counts: TransportCounts = {
+    sent: 0,
+    sendFailed: 0,
+    received: 0,
+    late: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    rejected: {},
+    controlRejected: 0,
+  };
+  return {
+    counts,
+    frameSent(_to, bytes) {
+      counts.sent++;
+      counts.bytesSent += bytes;
+    },
+    sendFailed() {
+      counts.sendFailed++;
+    },
+    frameReceived(_from, bytes) {
+      counts.received++;
+      counts.bytesReceived += bytes;
+    },
+    frameRejected(_from, reason) {
+      counts.rejected[reason] = (counts.rejected[reason] ?? 0) + 1;
+    },
+    frameLate() {
+      counts.late++;
+    },
+    controlRejected() {
+      counts.controlRejected++;
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import '../../src/net/polyfill.js';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { generateKey } from '@libp2p/pnet';
+import { ConfigErrors } from '../../src/errors.js';
+import {
+  IDENTITY_FILE,
+  loadOrCreateIdentity,
+  parseRoster,
+  type Roster,
+} from '../../src/net/libp2p/host.js';
+import { type Libp2pTransport, libp2pTransport } from '../../src/net/libp2p/transport.js';
+import { countingMetrics } from '../../src/net/metrics.js';
+import type { ControlMessage } from '../../src/net/transport.js';
+import { runTransportContract } from './contract.js';
+import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
+
+const tmp = await mkdtemp(join(tmpdir(), 'flatmesh-net-'));
+let dirs = 0;
+
+async function startCluster(n: number, psk?: (i: number) => Uint8Array | undefined) {
+  const metrics = Array.from({ length: n }, () => countingMetrics());
+  const controls = Array.from({ length: n }, () => [] as ControlMessage[]);
+  const transports: Libp2pTransport[] = [];
+  for (let self = 0; self < n; self++) {
+    const { privateKey } = await loadOrCreateIdentity(join(tmp, `node-${dirs++}`));
+    const key = psk?.(self);
+    transports.push(
+      libp2pTransport({
+        self,
+        runId: RUN_ID,
+        signature: SIGNATURE,
+        size: SIZE,
+        layout: LAYOUT,
+        codec: 'f32',
+        privateKey,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        sendTimeoutMs: 5_000,
+        ...(key ? { psk: key } : {}),
+      })({ metrics: metrics[self]!, events: { onControl: (m) => controls[self]!.push(m) } }),
+    );
+  }
+  await Promise.all(transports.map((t) => t.start()));
+  const roster: Roster = {
+    runId: RUN_ID,
+    nodes: transports.map((t, id) => ({ id, peerId: t.peerId, addrs: t.addresses() })),
+  };
+  await Promise.all(transports.map((t) => t.setRoster(roster)));
+  return {
+    transports,
+    metrics,
+    controls,
+    roster,
+    stop: async () => {
+      await Promise.all(transports.map((t) => t.stop()));
+    },
+  };
+}
+
+runTransportContract('libp2p', (n) => startCluster(n));
+
+describe('libp2p host', () => {
+  it('persists its identity with mode 0600 and reloads the same peer id', async () => {
+    const dir = join(tmp, 'identity');
+    const a = await loadOrCreateIdentity(dir);
+    const b = await loadOrCreateIdentity(dir);
+    assert.equal(a.peerId, b.peerId);
+    assert.equal((await stat(join(dir, IDENTITY_FILE))).mode & 0o777, 0o600);
+    assert.ok((await readFile(join(dir, IDENTITY_FILE))).length > 32);
+  });
+
+  it('parses a roster and reports every problem with its path', async () => {
+    const { peerId } = await loadOrCreateIdentity(join(tmp, 'roster'));
+    const r = parseRoster(
+      JSON.stringify({ runId: 'r', nodes: [{ id: 0, peerId, addrs: ['/ip4/127.0.0.1/tcp/1'] }] }),
+    );
+    assert.equal(r.nodes[0]!.peerId, peerId);
+    assert.throws(
+      () =>
+        parseRoster({
+          runId: '',
+          nodes: [
+            { id: 0, peerId: 'nope', addrs: ['not-an-addr'] },
+            { id: 0, peerId, addrs: [] },
+          ],
+        }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigErrors);
+        const paths = e.problems.map((p) => p.path);
+        assert.deepEqual(paths, [
+          'roster.runId',
+          'roster.nodes[0].peerId',
+          'roster.nodes[0].addrs[0]',
+          'roster.nodes[1].id',
+        ]);
+        return true;
+      },
+    );
+  });
+
+  it('connects the roster at start and reports connected peers', async () => {
+    const c = await startCluster(3);
+    try {
+      assert.deepEqual((await c.transports[0]!.connect()).sort(), [1, 2]);
+      assert.deepEqual(c.transports[0]!.connectedPeers(), [1, 2]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('refuses a node with a different pre-shared key and admits one with the same', async () => {
+    const k1 = new Uint8Array(95);
+    const k2 = new Uint8Array(95);
+    generateKey(k1);
+    generateKey(k2);
+    const c = await startCluster(3, (i) => (i === 2 ? k2 : k1));
+    try {
+      assert.equal((await c.transports[0]!.send(1, 1, weights(1))).status, 'delivered');
+      const out = await c.transports[0]!.send(2, 1, weights(1));
+      assert.equal(out.status, 'failed');
+      assert.deepEqual(c.transports[0]!.connectedPeers(), [1]);
+      const r = await c.transports[1]!.collect(1, [0], 10_000);
+      assert.deepEqual(r.received[0]!.weights, weights(1));
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
+process.on('exit', () => {
+  void rm(tmp, { recursive: true, force: true });
+});
