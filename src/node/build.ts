@@ -1,0 +1,229 @@
+/**
+ * Assembling a node from an experiment: the shared, deterministic parts every node computes the
+ * same way (data split and partition, base graph and MATCHA plan, fault plan) and the node's own
+ * parts (model, optimizer, trainer on its shard, checkpoint store, metrics). Used by the
+ * `flatmesh node` process and by the simulator alike.
+ *
+ *   const shared = await prepareRun(cfg);
+ *   const node = buildNode(shared, id, { transport, counters, sink, dir });
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import type { Experiment } from '../config/schema.js';
+import { loadDataset, parsePartitionSpec, partitionDataset, subset } from '../data/index.js';
+import type { Dataset, DatasetSpec, DatasetSplit } from '../data/types.js';
+import { ConfigError } from '../errors.js';
+import { flipLabels } from '../faults/byzantine.js';
+import { FaultPlan } from '../faults/plan.js';
+import {
+  createModel,
+  createOptimizer,
+  LocalTrainer,
+  type Model,
+  type ModelSpec,
+  modelSignature,
+  paramLayout,
+} from '../learn/index.js';
+import type { Transport } from '../net/transport.js';
+import { packagePath } from '../paths.js';
+import { generateTopology, loadTopologyFile, matchaPlan, vanillaPlan } from '../topology/index.js';
+import type { Graph, MatchaPlan } from '../topology/types.js';
+import { CheckpointStore } from './checkpoint.js';
+import type { MetricsSink, NodeCounters } from './metrics.js';
+import { NodeRuntime } from './runtime.js';
+
+/** What every node of a run derives identically from the experiment. */
+export interface RunContext {
+  cfg: Experiment;
+  runId: string;
+  data: DatasetSplit;
+  /** Test set used for evaluation (capped by eval.limit). */
+  test: Dataset;
+  partition: Int32Array[];
+  graph: Graph;
+  plan: MatchaPlan;
+  faults: FaultPlan;
+  /** Model signature and per-tensor layout (for the wire codec). */
+  signature: string;
+  size: number;
+  layout: number[];
+}
+
+export function datasetSpec(cfg: Experiment): DatasetSpec {
+  const d = cfg.data;
+  const limit = d.limit > 0 ? { limit: d.limit } : {};
+  switch (d.dataset) {
+    case 'digits':
+      return { name: 'digits' };
+    case 'synthetic':
+      return { name: 'synthetic', ...d.synthetic };
+    case 'fashion-mnist':
+      return { name: 'fashion-mnist', ...limit };
+    case 'cifar10':
+      return { name: 'cifar10', ...limit };
+  }
+}
+
+export function modelSpec(cfg: Experiment): ModelSpec {
+  return cfg.model.kind === 'mlp'
+    ? { kind: 'mlp', hidden: [...cfg.model.hidden] }
+    : { kind: cfg.model.kind };
+}
+
+/** Resolve `topology.graph`: a file (as given, or under the package's topologies/) or a generator. */
+export function resolveGraph(spec: string, n: number, seed: number): Graph {
+  const candidates = spec.endsWith('.json')
+    ? [spec, ...(isAbsolute(spec) ? [] : [packagePath(spec), packagePath('topologies', spec)])]
+    : [];
+  const file = candidates.find((c) => existsSync(c));
+  if (spec.endsWith('.json') && !file)
+    throw new ConfigError('topology.graph', 'file not found', spec);
+  const graph = file ? loadTopologyFile(file) : generateTopology(...parseGenerator(spec, n), seed);
+  if (graph.n !== n) {
+    throw new ConfigError(
+      'nodes',
+      `must equal the topology's node count (${graph.n} in ${spec})`,
+      n,
+    );
+  }
+  return graph;
+}
+
+function parseGenerator(spec: string, n: number): [string, { n: number } & Record<string, number>] {
+  const [kind = '', args = ''] = spec.split(':', 2);
+  const params: { n: number } & Record<string, number> = { n };
+  for (const kv of args.split(',').filter(Boolean)) {
+    const [k, v] = kv.split('=', 2);
+    const num = Number(v);
+    if (!k || v === undefined || !Number.isFinite(num)) {
+      throw new ConfigError(
+        'topology.graph',
+        'generator parameters must look like kind:key=number,key=number',
+        spec,
+      );
+    }
+    params[k] = num;
+  }
+  return [kind, params];
+}
+
+export async function prepareRun(cfg: Experiment, runId: string): Promise<RunContext> {
+  const seed = cfg.run.seed;
+  const data = await loadDataset(datasetSpec(cfg), {
+    seed,
+    ...(cfg.data.dir ? { dataDir: cfg.data.dir } : {}),
+  });
+  const partition = partitionDataset(
+    data.train.y,
+    data.train.classes,
+    cfg.nodes,
+    parsePartitionSpec(cfg.data.partition),
+    seed,
+  );
+  const test =
+    cfg.eval.limit > 0 && cfg.eval.limit < data.test.count
+      ? subset(
+          data.test,
+          Int32Array.from({ length: cfg.eval.limit }, (_, i) => i),
+        )
+      : data.test;
+  const graph = resolveGraph(cfg.topology.graph, cfg.nodes, seed);
+  const plan =
+    cfg.topology.sampler === 'vanilla'
+      ? vanillaPlan(graph)
+      : matchaPlan(graph, cfg.topology.budget);
+  // A throwaway model gives the signature and layout every node's model shares.
+  const probe = createModel(modelSpec(cfg), data.train.shape, data.train.classes, seed);
+  const info = {
+    signature: modelSignature(probe),
+    size: probe.size,
+    layout: paramLayout(probe).map((s) => s.size),
+  };
+  probe.dispose();
+  return {
+    cfg,
+    runId,
+    data,
+    test,
+    partition,
+    graph,
+    plan,
+    faults: new FaultPlan(cfg.faults, seed, cfg.nodes),
+    ...info,
+  };
+}
+
+export interface NodeParts {
+  transport: Transport;
+  counters: NodeCounters;
+  sink: MetricsSink;
+  /** Node directory for checkpoints; none = no checkpoints. */
+  dir?: string;
+  log?: (msg: string) => void;
+}
+
+export interface BuiltNode {
+  runtime: NodeRuntime;
+  model: Model;
+  dispose(): void;
+}
+
+export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltNode {
+  const { cfg } = ctx;
+  const model = createModel(
+    modelSpec(cfg),
+    ctx.data.train.shape,
+    ctx.data.train.classes,
+    cfg.run.seed,
+  );
+  const optimizer = createOptimizer(
+    {
+      kind: cfg.train.optimizer,
+      momentum: cfg.train.momentum,
+      weightDecay: cfg.train.weightDecay,
+      rho: cfg.train.rho,
+      eta: cfg.train.eta,
+    },
+    model.params,
+  );
+  const indices = ctx.partition[id];
+  if (!indices) throw new ConfigError('id', `must be less than nodes (${cfg.nodes})`, id);
+  let data = ctx.data.train;
+  if (ctx.faults.byzantine(id)?.behaviour === 'label-flip') {
+    data = { ...data, y: flipLabels(data.y, data.classes) };
+  }
+  const trainer = new LocalTrainer({
+    model,
+    optimizer,
+    data,
+    indices,
+    batchSize: cfg.train.batchSize,
+    seed: cfg.run.seed,
+    node: id,
+  });
+  const runtime = new NodeRuntime({
+    cfg,
+    id,
+    runId: ctx.runId,
+    signature: ctx.signature,
+    transport: parts.transport,
+    plan: ctx.plan,
+    faults: ctx.faults,
+    model,
+    optimizer,
+    trainer,
+    test: ctx.test,
+    counters: parts.counters,
+    sink: parts.sink,
+    ...(parts.dir ? { store: new CheckpointStore(parts.dir) } : {}),
+    ...(parts.log ? { log: parts.log } : {}),
+  });
+  return {
+    runtime,
+    model,
+    dispose: () => {
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}

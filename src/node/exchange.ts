@@ -1,0 +1,51 @@
+/**
+ * The exchange phase of a round: send this node's weights to each active neighbour and collect
+ * theirs under the round deadline. Sends and the collect run concurrently; the phase returns when
+ * the collect is done and every send has settled (so push-sum knows which shares to reclaim).
+ * Nobody waits forever: the collect ends at the deadline, and a send never throws.
+ */
+import type { CollectResult, SendOutcome, Transport } from '../net/transport.js';
+import type { NodeCounters } from './metrics.js';
+
+export interface ExchangeResult {
+  collected: CollectResult;
+  outcomes: { to: number; outcome: SendOutcome }[];
+  /** Time from the start of the phase until the last expected frame arrived or the deadline. */
+  ms: number;
+  /** Time spent waiting after this node's own sends had settled. */
+  waitMs: number;
+}
+
+export async function exchange(
+  transport: Transport,
+  counters: NodeCounters,
+  round: number,
+  neighbours: readonly number[],
+  payload: Float32Array,
+  opts: { mass: number; deadlineMs: number; signal: AbortSignal },
+): Promise<ExchangeResult> {
+  const t0 = performance.now();
+  let sendsDone = t0;
+  const sends = Promise.all(
+    neighbours.map(async (to) => ({
+      to,
+      outcome: await transport.send(to, round, payload, { mass: opts.mass, signal: opts.signal }),
+    })),
+  ).then((o) => {
+    sendsDone = performance.now();
+    return o;
+  });
+  const collected = await transport.collect(round, neighbours, opts.deadlineMs, opts.signal);
+  const tCollected = performance.now();
+  const outcomes = await sends;
+  for (const { to, outcome } of outcomes) {
+    counters.count('sent', to);
+    if (outcome.status === 'delivered') counters.count('delivered', to);
+    else if (outcome.status === 'dropped') counters.count('dropped', to);
+    else counters.count('failed', to);
+  }
+  for (const m of collected.received) counters.count('received', m.from);
+  for (const j of collected.missing) counters.count('missing', j);
+  for (const j of collected.lost) counters.count('lost', j);
+  return { collected, outcomes, ms: tCollected - t0, waitMs: Math.max(0, tCollected - sendsDone) };
+}

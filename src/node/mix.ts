@@ -1,0 +1,71 @@
+/**
+ * The mixing phase: apply the configured rule (Laplacian with MATCHA's alpha, Metropolis-Hastings,
+ * or push-sum), optionally made robust (clipped gossip, trimmed mean), to this node's vector and
+ * what it heard. Pure given its inputs, plus the adaptive clip radius it carries across rounds.
+ */
+import type { Experiment } from '../config/schema.js';
+import {
+  l2Distance,
+  laplacianMix,
+  metropolisMix,
+  type Neighbour,
+  pushSumMix,
+} from '../gossip/mixing.js';
+import { ClipRadius, clippedMix, trimmedMeanMix } from '../gossip/robust.js';
+
+export interface MixInput {
+  x: Float32Array;
+  received: readonly Neighbour[];
+  /** Active degree of this node and of every node in this round's sampled graph. */
+  degree: number;
+  degreeOf: (node: number) => number;
+  alpha: number;
+  /** Push-sum: this node's mass and how many of its shares were not delivered. */
+  mass: number;
+  reclaimed: number;
+}
+
+export class Mixer {
+  private readonly clip = new ClipRadius();
+  constructor(private readonly gossip: Experiment['gossip']) {}
+
+  mix(inp: MixInput): { x: Float32Array; mass: number } {
+    const { x, received, alpha } = inp;
+    const robust = this.gossip.robust;
+    switch (this.gossip.mixing) {
+      case 'push-sum': {
+        const r = pushSumMix(x, inp.mass, inp.degree, inp.reclaimed, received);
+        return { x: r.z, mass: r.mass };
+      }
+      case 'metropolis':
+        if (robust.kind === 'none')
+          return { x: metropolisMix(x, received, inp.degree, inp.degreeOf), mass: 1 };
+        return { x: this.robustMix(x, received, 1 / (1 + Math.max(inp.degree, 1))), mass: 1 };
+      case 'laplacian':
+        if (robust.kind === 'none') return { x: laplacianMix(x, received, alpha), mass: 1 };
+        return { x: this.robustMix(x, received, alpha), mass: 1 };
+      default: {
+        const never: never = this.gossip.mixing;
+        throw new Error(`unknown mixing rule ${String(never)}`);
+      }
+    }
+  }
+
+  private robustMix(x: Float32Array, received: readonly Neighbour[], alpha: number): Float32Array {
+    const robust = this.gossip.robust;
+    if (robust.kind === 'trimmed-mean') return trimmedMeanMix(x, received, alpha, robust.trim);
+    const tau =
+      robust.radius > 0
+        ? robust.radius
+        : this.clip.next(received.map((n) => l2Distance(n.weights, x)));
+    return clippedMix(x, received, alpha, tau);
+  }
+
+  clipState(): number[] {
+    return this.clip.state();
+  }
+
+  restoreClipState(h: readonly number[]): void {
+    this.clip.restore(h);
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * NodeRuntime: the round engine of one node. It composes the phases of design.md's round and
+ * knows nothing about processes or sockets: the same runtime runs in a `flatmesh node` process over
+ * libp2p and in the simulator over the in-memory transport.
+ *
+ *   round k: train -> active edges from the shared schedule -> exchange under a deadline -> mix
+ *            -> SWA -> evaluate -> checkpoint -> metrics record + heartbeat
+ *
+ *   const rt = new NodeRuntime(deps);
+ *   const result = await rt.run(signal);
+ *
+ * A node started on a directory with a checkpoint resumes from the round after it; if its
+ * neighbours are further ahead (it crashed and was restarted), it jumps to their round, as learned
+ * from their heartbeats, so it never stalls them and never mixes weights from a round long past.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Experiment } from '../config/schema.js';
+import type { Dataset } from '../data/types.js';
+import { corruptWeights } from '../faults/byzantine.js';
+import type { FaultPlan } from '../faults/plan.js';
+import { pushSumShare, rmsDistance } from '../gossip/mixing.js';
+import {
+  evaluate,
+  evaluateFlat,
+  isSwaCollectRound,
+  type LocalOptimizer,
+  type LocalTrainer,
+  learningRate,
+  type Model,
+  readFlat,
+  SwaAverage,
+  writeFlat,
+} from '../learn/index.js';
+import type { ControlMessage, Transport } from '../net/transport.js';
+import { neighboursAt, roundTopology } from '../topology/schedule.js';
+import type { MatchaPlan } from '../topology/types.js';
+import type { CheckpointState, CheckpointStore } from './checkpoint.js';
+import { exchange } from './exchange.js';
+import {
+  addCounts,
+  emptyCounts,
+  type MessageCounts,
+  type MetricsSink,
+  type NodeCounters,
+  type RoundRecord,
+} from './metrics.js';
+import { Mixer } from './mix.js';
+
+export interface NodeDeps {
+  cfg: Experiment;
+  id: number;
+  runId: string;
+  signature: string;
+  transport: Transport;
+  plan: MatchaPlan;
+  faults: FaultPlan;
+  model: Model;
+  optimizer: LocalOptimizer;
+  trainer: LocalTrainer;
+  test: Dataset;
+  counters: NodeCounters;
+  sink: MetricsSink;
+  store?: CheckpointStore;
+  log?: (msg: string) => void;
+}
+
+export interface NodeResult {
+  id: number;
+  /** Rounds this node ran (in this process and before, from the checkpoint). */
+  roundsCompleted: number;
+  lastRound: number;
+  /** Round the node resumed from (-1 when it started fresh). */
+  resumedFrom: number;
+  /** Rounds skipped to catch up with the neighbours after a restart. */
+  roundsSkipped: number;
+  accuracy: number | null;
+  swaAccuracy: number | null;
+  messages: MessageCounts;
+  bytesSent: number;
+  bytesReceived: number;
+  faults: Record<string, number>;
+  weights: Float32Array;
+  swaWeights: Float32Array | undefined;
+}
+
+export class NodeRuntime {
+  private readonly d: NodeDeps;
+  private readonly mixer: Mixer;
+  private swa = new SwaAverage();
+  private mass = 1;
+  private firstRound = 0;
+  private resumedFrom = -1;
+  private roundsSkipped = 0;
+  private roundsDone = 0;
+  private lastAccuracy: number | null = null;
+  private lastSwaAccuracy: number | null = null;
+  /** Highest round any other node reported in a heartbeat. */
+  private observedRound = -1;
+  private readonly totals = emptyCounts();
+  private bytesSent = 0;
+  private bytesReceived = 0;
+  private readonly faultTotals: Record<string, number> = {};
+
+  constructor(deps: NodeDeps) {
+    this.d = deps;
+    this.mixer = new Mixer(deps.cfg.gossip);
+    this.restore();
+  }
+
+  /** Feed control messages (heartbeats) from the transport here. */
+  onControl(msg: ControlMessage): void {
+    if (msg.node !== this.d.id && msg.type === 'heartbeat')
+      this.observedRound = Math.max(this.observedRound, msg.round);
+  }
+
+  private restore(): void {
+    const { store, runId, signature, model } = this.d;
+    const ck = store?.load({ runId, signature, size: model.size });
+    if (!ck) {
+      this.firstRound = this.d.faults.joinRound(this.d.id);
+      return;
+    }
+    writeFlat(model, ck.weights);
+    this.d.optimizer.setState(ck.optimizer);
+    this.swa = SwaAverage.restore({ count: ck.swa.count, mean: ck.swa.mean });
+    this.mass = ck.mass;
+    const trainerRng = ck.rng['trainer'];
+    if (trainerRng) {
+      this.d.trainer.setRngState({
+        passStart: trainerRng.slice(0, 4) as [number, number, number, number],
+        cursor: trainerRng[4]!,
+      });
+    }
+    const extra = ck.extra as { clip?: number[]; roundsDone?: number; totals?: MessageCounts };
+    if (extra.clip) this.mixer.restoreClipState(extra.clip);
+    this.roundsDone = extra.roundsDone ?? ck.round + 1;
+    if (extra.totals) addCounts(this.totals, extra.totals);
+    this.resumedFrom = ck.round;
+    this.firstRound = ck.round + 1;
+    this.d.log?.(`resumed from checkpoint of round ${ck.round}`);
+  }
+
+  async run(signal: AbortSignal): Promise<NodeResult> {
+    const { cfg, id, faults } = this.d;
+    const rounds = cfg.run.rounds;
+    let k = await this.catchUp(this.firstRound, signal);
+    let last = this.firstRound - 1;
+    for (; k < rounds && !signal.aborted; k++) {
+      const leave = faults.leaveRound(id);
+      if (leave !== undefined && k >= leave) break;
+      await this.round(k, signal);
+      last = k;
+    }
+    if (last >= 0 && this.d.store && !signal.aborted) this.checkpoint(last);
+    await this.d.transport
+      .publishControl({
+        type: 'leave',
+        node: id,
+        round: last,
+        status: signal.aborted ? 'aborted' : 'done',
+      })
+      .catch(() => {});
+    return this.result(last);
+  }
+
+  /**
+   * After a restart (or a late join), wait briefly for neighbours' heartbeats and jump to the round
+   * they are in, so this node rejoins the current round instead of replaying old ones alone.
+   */
+  private async catchUp(start: number, signal: AbortSignal): Promise<number> {
+    if (start === 0) return 0;
+    const until = performance.now() + Math.min(this.d.cfg.gossip.deadlineMs, 5000);
+    while (this.observedRound < start - 1 && performance.now() < until && !signal.aborted) {
+      await sleep(20, undefined, { signal }).catch(() => {});
+    }
+    const target = Math.max(start, this.observedRound);
+    if (target > start) {
+      this.roundsSkipped += target - start;
+      this.d.log?.(`catching up: skipping rounds ${start}..${target - 1}`);
+    }
+    return target;
+  }
+
+  private async round(k: number, signal: AbortSignal): Promise<void> {
+    const { cfg, id, model, counters, faults, plan } = this.d;
+    const tRound = performance.now();
+    const rounds = cfg.run.rounds;
+    const swaSpec = cfg.swa.enabled
+      ? { start: cfg.swa.start, cycle: cfg.swa.cycle, lr2: cfg.swa.lr2 }
+      : undefined;
+    const schedule =
+      cfg.train.schedule === 'step'
+        ? { kind: 'step' as const, every: cfg.train.stepEvery, gamma: cfg.train.stepGamma }
+        : { kind: cfg.train.schedule };
+    const lr = learningRate(schedule, cfg.train.lr, k, rounds, swaSpec);
+
+    // 1. Train (a straggler takes `factor` times as long: it sleeps the difference).
+    const t0 = performance.now();
+    const { loss } = this.d.trainer.train(cfg.train.localSteps, lr);
+    const factor = faults.stragglerFactor(id);
+    if (factor > 1) {
+      await sleep((factor - 1) * (performance.now() - t0), undefined, { signal }).catch(() => {});
+      counters.fault('straggler');
+    }
+    const trainMs = performance.now() - t0;
+
+    // 2. Topology of round k: the same on every node, from the shared seed.
+    const rt = roundTopology(plan, cfg.run.seed, k);
+    const neighbours = neighboursAt(rt, id).filter((j) => faults.present(j, k));
+    const degreeOf = (j: number) => neighboursAt(rt, j).filter((n) => faults.present(n, k)).length;
+
+    // 3. Exchange.
+    const x = readFlat(model);
+    const byz = faults.byzantine(id);
+    const payload = byz ? corruptWeights(x, byz, cfg.run.seed, id, k) : x;
+    if (byz && byz.behaviour !== 'label-flip') counters.fault(`byzantine-${byz.behaviour}`);
+    const share = cfg.gossip.mixing === 'push-sum' ? pushSumShare(this.mass, neighbours.length) : 1;
+    const ex = await exchange(this.d.transport, counters, k, neighbours, payload, {
+      mass: share,
+      deadlineMs: cfg.gossip.deadlineMs,
+      signal,
+    });
+
+    // 4. Mix.
+    const t1 = performance.now();
+    const received = ex.collected.received;
+    const disagreement =
+      received.length === 0
+        ? null
+        : received.reduce((s, m) => s + rmsDistance(x, m.weights), 0) / received.length;
+    const reclaimed = ex.outcomes.filter((o) => o.outcome.status !== 'delivered').length;
+    const mixed = this.mixer.mix({
+      x,
+      received,
+      degree: neighbours.length,
+      degreeOf,
+      alpha: plan.alpha,
+      mass: this.mass,
+      reclaimed,
+    });
+    writeFlat(model, mixed.x);
+    this.mass = mixed.mass;
+    const mixMs = performance.now() - t1;
+
+    // 5. SWA: collect at the last round of each cycle; the average is never gossiped.
+    if (swaSpec && isSwaCollectRound(swaSpec, k, rounds)) this.swa.update(mixed.x);
+
+    // 6. Evaluate.
+    const t2 = performance.now();
+    let accuracy: number | undefined;
+    let testLoss: number | undefined;
+    let swaAccuracy: number | undefined;
+    if ((k + 1) % cfg.eval.every === 0 || k === rounds - 1) {
+      const ev = evaluate(model, this.d.test, cfg.eval.batchSize);
+      accuracy = ev.accuracy;
+      testLoss = ev.loss;
+      this.lastAccuracy = accuracy;
+      const avg = this.swa.average;
+      if (avg) {
+        swaAccuracy = evaluateFlat(model, avg, this.d.test, cfg.eval.batchSize).accuracy;
+        this.lastSwaAccuracy = swaAccuracy;
+      }
+    }
+    const evalMs = performance.now() - t2;
+
+    // 7. Checkpoint.
+    const t3 = performance.now();
+    this.roundsDone++;
+    if (this.d.store && (k + 1) % cfg.checkpoint.every === 0 && k !== rounds - 1)
+      this.checkpoint(k);
+    const checkpointMs = performance.now() - t3;
+
+    // 8. Report.
+    const tallies = counters.take();
+    addCounts(this.totals, tallies.messages);
+    this.bytesSent += tallies.bytesSent;
+    this.bytesReceived += tallies.bytesReceived;
+    for (const [f, n] of Object.entries(tallies.faults))
+      this.faultTotals[f] = (this.faultTotals[f] ?? 0) + n;
+    const record: RoundRecord = {
+      node: id,
+      round: k,
+      time: Date.now(),
+      lr,
+      trainLoss: loss,
+      ...(accuracy !== undefined && { accuracy, testLoss }),
+      ...(swaAccuracy !== undefined && { swaAccuracy }),
+      swaCount: this.swa.count,
+      phases: {
+        trainMs,
+        exchangeMs: ex.ms,
+        waitMs: ex.waitMs,
+        mixMs,
+        evalMs,
+        checkpointMs,
+        roundMs: performance.now() - tRound,
+      },
+      neighbours,
+      heard: received.map((m) => m.from).sort((a, b) => a - b),
+      disagreement,
+      ...tallies,
+      ...(cfg.gossip.mixing === 'push-sum' && { mass: this.mass }),
+    };
+    this.d.sink.record(record);
+    await this.d.transport
+      .publishControl({
+        type: 'heartbeat',
+        node: id,
+        round: k,
+        status: 'running',
+        ...(this.lastAccuracy !== null && { accuracy: this.lastAccuracy }),
+      })
+      .catch(() => {});
+  }
+
+  private checkpoint(k: number): void {
+    const { store, runId, signature, model, optimizer, trainer } = this.d;
+    if (!store) return;
+    const rng = trainer.getRngState();
+    const state: CheckpointState = {
+      runId,
+      signature,
+      round: k,
+      weights: readFlat(model),
+      optimizer: optimizer.getState(),
+      swa: { count: this.swa.count, mean: this.swa.state().mean },
+      mass: this.mass,
+      rng: { trainer: [...rng.passStart, rng.cursor] },
+      extra: { clip: this.mixer.clipState(), roundsDone: this.roundsDone, totals: this.totals },
+    };
+    store.save(state);
+  }
+
+  private result(last: number): NodeResult {
+    return {
+      id: this.d.id,
+      roundsCompleted: this.roundsDone,
+      lastRound: last,
+      resumedFrom: this.resumedFrom,
+      roundsSkipped: this.roundsSkipped,
+      accuracy: this.lastAccuracy,
+      swaAccuracy: this.lastSwaAccuracy,
+      messages: { ...this.totals },
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bytesReceived,
+      faults: { ...this.faultTotals },
+      weights: readFlat(this.d.model),
+      swaWeights: this.swa.average,
+    };
+  }
+}
