@@ -169,7 +169,7 @@ function halfBits(f: number, value: number): number {
   // Normal range: rebias the exponent and round the 13 dropped mantissa bits to nearest even.
   a += ((15 - 127) << 23) + 0xfff + ((a >>> 13) & 1);
   const h = a >>> 13;
-  return sign | (h > F16_MAX_BITS ? F16_MAX_BITS : h);
+  return sign | Math.min(h, F16_MAX_BITS);
 }
 
 function encodeF16(w: Float32Array, out: Uint8Array): void {

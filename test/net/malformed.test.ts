@@ -1,0 +1,157 @@
+/**
+ * A live libp2p node receives malformed frames over real streams on the weights protocol from a
+ * rostered peer, and a connection attempt from a peer outside the roster: it survives, counts each
+ * by reason, and a valid frame sent afterwards is still delivered intact.
+ */
+import '../../src/net/polyfill.js';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  createHost,
+  type Host,
+  loadOrCreateIdentity,
+  type Roster,
+  rosterGate,
+} from '../../src/net/libp2p/host.js';
+import { type Libp2pTransport, libp2pTransport } from '../../src/net/libp2p/transport.js';
+import { countingMetrics } from '../../src/net/metrics.js';
+import { encodeFrame, HEADER_BYTES } from '../../src/net/wire.js';
+import { LAYOUT, RUN_ID, SIGNATURE, SIZE, sendRawFrame, until, weights } from './helpers.js';
+
+/** Unsigned LEB128, the length prefix it-length-prefixed uses. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+
+describe('a live node under malformed frames', () => {
+  let tmp: string;
+  let victim: Libp2pTransport;
+  let attacker: Host;
+  let outsider: Host;
+  let to: string;
+  const metrics = countingMetrics();
+  const frame = (
+    over: Partial<{ runId: string; sender: number; signature: string; round: number }> = {},
+    w = weights(1),
+  ) =>
+    encodeFrame(
+      { runId: RUN_ID, round: 1, sender: 1, signature: SIGNATURE, mass: 1, ...over },
+      w,
+      'f32',
+      LAYOUT,
+    );
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'flatmesh-malformed-'));
+    const v = await loadOrCreateIdentity(join(tmp, 'victim'));
+    const a = await loadOrCreateIdentity(join(tmp, 'attacker'));
+    const o = await loadOrCreateIdentity(join(tmp, 'outsider'));
+    victim = libp2pTransport({
+      self: 0,
+      runId: RUN_ID,
+      signature: SIGNATURE,
+      size: SIZE,
+      layout: LAYOUT,
+      codec: 'f32',
+      privateKey: v.privateKey,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+    })({ metrics });
+    await victim.start();
+    const gate = rosterGate();
+    attacker = await createHost({
+      privateKey: a.privateKey,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      gater: gate.gater(() => {}),
+    });
+    outsider = await createHost({
+      privateKey: o.privateKey,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      gater: rosterGate().gater(() => {}),
+    });
+    await attacker.start();
+    await outsider.start();
+    const roster: Roster = {
+      runId: RUN_ID,
+      nodes: [
+        { id: 0, peerId: victim.peerId, addrs: victim.addresses() },
+        { id: 1, peerId: a.peerId, addrs: attacker.getMultiaddrs().map(String) },
+      ],
+    };
+    gate.set(roster);
+    await victim.setRoster(roster);
+    to = victim.addresses()[0]!;
+  });
+
+  after(async () => {
+    await victim.stop();
+    await attacker.stop();
+    await outsider.stop();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('counts every malformed frame by reason and still delivers a valid one intact', async () => {
+    const REJECTED = 0x02;
+    const send = (bytes: Uint8Array, raw = false) => sendRawFrame(attacker, to, bytes, { raw });
+    const valid = frame();
+
+    assert.equal(await send(valid.subarray(0, valid.length - 10)), REJECTED); // truncated
+    // The length prefix promises 200 bytes more than follow: the stream ends inside the frame.
+    const lying = new Uint8Array([
+      ...varint(valid.length),
+      ...valid.subarray(0, valid.length - 200),
+    ]);
+    assert.equal(await send(lying, true), undefined); // truncated (framing)
+    const nan = weights(1);
+    nan[17] = Number.NaN;
+    assert.equal(await send(frame({}, nan)), REJECTED); // non-finite
+    assert.equal(await send(frame({ signature: 'ffffffffffffffff' })), REJECTED);
+    const big = encodeFrame(
+      { runId: RUN_ID, round: 1, sender: 1, signature: SIGNATURE },
+      weights(1, 2 * SIZE),
+      'f32',
+      [],
+    );
+    assert.equal(await send(big), undefined); // oversized (framing)
+    const codec = valid.slice();
+    codec[5] = 9;
+    assert.equal(await send(codec), REJECTED); // unknown-codec
+    assert.equal(await send(frame({ runId: 'another-run' })), REJECTED);
+    const flipped = valid.slice();
+    flipped[HEADER_BYTES + 5]! ^= 0x40;
+    assert.equal(await send(flipped), REJECTED); // bad-checksum
+    assert.equal(await send(frame({ sender: 2 })), REJECTED); // sender-mismatch
+
+    // A peer outside the roster: its connection is refused after the Noise handshake (when its
+    // peer id is known), so no frame of it is ever read.
+    assert.equal(await sendRawFrame(outsider, to, frame({ sender: 1 })), undefined);
+    await until(() => (metrics.counts.rejected['unknown-sender'] ?? 0) >= 1, 'outsider refused');
+    assert.deepEqual(metrics.counts.rejected, {
+      truncated: 2,
+      'non-finite': 1,
+      'wrong-signature': 1,
+      oversized: 1,
+      'unknown-codec': 1,
+      'wrong-run': 1,
+      'bad-checksum': 1,
+      'sender-mismatch': 1,
+      'unknown-sender': 1,
+    });
+
+    // The node is alive and its receive path still works; nothing malformed reached it.
+    assert.equal(await send(valid), 0x01);
+    const r = await victim.collect(1, [1], 10_000);
+    assert.equal(r.ended, 'complete');
+    assert.equal(r.received.length, 1);
+    assert.deepEqual(r.received[0]!.weights, weights(1));
+    assert.equal(metrics.counts.received, 1);
+  });
+});
