@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { type CachedDataset, readCacheFile, writeCacheFile } from '../../src/data/cache-file.js';
+import { loadCifar10 } from '../../src/data/cifar10.js';
+import { DataError } from '../../src/errors.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'flatmesh-cache-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function sample(train: number, test: number): CachedDataset {
+  const part = (n: number, off: number) => ({
+    pixels: Uint8Array.from({ length: n * 12 }, (_, i) => (i * 7 + off) & 0xff),
+    labels: Uint8Array.from({ length: n }, (_, i) => (i + off) % 3),
+  });
+  return { name: 'toy', shape: [2, 2, 3], classes: 3, train: part(train, 0), test: part(test, 1) };
+}
+
+describe('data cache file', () => {
+  it('round-trips pixels, labels and header', () => {
+    const p = join(tmp, 'a.fmds');
+    const ds = sample(5, 2);
+    writeCacheFile(p, ds);
+    const back = readCacheFile(p);
+    assert.equal(back.name, 'toy');
+    assert.deepEqual(back.shape, [2, 2, 3]);
+    assert.equal(back.classes, 3);
+    assert.deepEqual(back.train.pixels, ds.train.pixels);
+    assert.deepEqual(back.train.labels, ds.train.labels);
+    assert.deepEqual(back.test.pixels, ds.test.pixels);
+    assert.deepEqual(back.test.labels, ds.test.labels);
+  });
+
+  it('detects any flipped byte and a truncated file', () => {
+    const p = join(tmp, 'b.fmds');
+    writeCacheFile(p, sample(4, 3));
+    const bytes = readFileSync(p);
+    for (const at of [20, 60, bytes.length - 40, bytes.length - 1]) {
+      const bad = Buffer.from(bytes);
+      bad[at] ^= 0x10;
+      writeFileSync(p, bad);
+      assert.throws(
+        () => readCacheFile(p),
+        (e: unknown) => e instanceof DataError && /checksum|header|version/.test(e.message),
+        `byte ${at}`,
+      );
+    }
+    writeFileSync(p, bytes.subarray(0, bytes.length - 5));
+    assert.throws(() => readCacheFile(p), DataError);
+    writeFileSync(p, Buffer.from('not a cache'));
+    assert.throws(() => readCacheFile(p), /not a flatmesh data cache/);
+  });
+
+  it('refuses parts whose pixel count does not match the labels', () => {
+    const ds = sample(2, 1);
+    assert.throws(() =>
+      writeCacheFile(join(tmp, 'c.fmds'), {
+        ...ds,
+        train: { ...ds.train, labels: new Uint8Array(3) },
+      }),
+    );
+  });
+
+  it('tells the user to run the fetch when CIFAR-10 is not cached', () => {
+    assert.throws(
+      () => loadCifar10({ dataDir: join(tmp, 'nothing') }),
+      (e: unknown) => e instanceof DataError && e.message.includes('flatmesh data fetch cifar10'),
+    );
+  });
+});
