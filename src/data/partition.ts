@@ -5,8 +5,9 @@
  * - `iid`: a seeded permutation cut into near-equal parts (sizes differ by at most one).
  * - `dirichlet:<alpha>`: label skew as in Hsu et al. 2019 and FedSAM's splits: node i's class mix
  *   is q_i ~ Dirichlet(alpha * p), p the overall class frequencies; every node gets the same
- *   number of samples (floor or ceil of N / nodes), each drawn from the classes by q_i, falling
- *   back to the classes that still have samples once a node's preferred ones run out. Small alpha
+ *   number of samples (floor or ceil of N / nodes), each drawn from the classes by q_i; once all
+ *   of a node's drawn classes are used up, its mix is re-drawn from Dirichlet(alpha * r), r the
+ *   frequencies of what is left. Small alpha
  *   gives one or two classes per node, large alpha (1000) nearly the global mix. alpha = 0 is
  *   exactly one class per node: with nodes >= classes node i gets class i mod classes, and the
  *   nodes sharing a class split it evenly; with fewer nodes than classes node i gets the classes
@@ -187,16 +188,25 @@ function dirichlet(
   const parts: number[][] = Array.from({ length: nodes }, () => []);
   const remaining = pools.map((p) => p.length);
   for (const i of slots) {
-    const qi = q[i]!;
     let total = 0;
-    for (let c = 0; c < classes; c++) if (remaining[c]! > 0) total += qi[c]!;
-    const weights = total > 0 ? qi : remaining; // node's own classes exhausted: follow what is left
-    if (total <= 0) total = remaining.reduce((a, b) => a + b, 0);
+    for (let c = 0; c < classes; c++) if (remaining[c]! > 0) total += q[i]![c]!;
+    if (!(total > 1e-6)) {
+      // The classes this node drew are used up (what is left of its mix is below 1e-6, often
+      // denormal-small): re-draw its mix over the classes left, weighted by what is left. Spreading the leftovers evenly instead would hand the one class that no
+      // node drew to every node and undo the skew.
+      const left = remaining.reduce((a, b) => a + b, 0);
+      q[i] = sampleDirichlet(
+        remaining.map((r) => (alpha * r) / left),
+        drawRng,
+      );
+      total = 1;
+    }
+    const qi = q[i]!;
     let u = fillRng.float() * total;
     let c = 0;
     for (; c < classes; c++) {
       if (remaining[c]! <= 0) continue;
-      u -= weights[c]!;
+      u -= qi[c]!;
       if (u < 0) break;
     }
     if (c === classes) c = remaining.findLastIndex((r) => r > 0); // float round-off at the end

@@ -39,7 +39,7 @@ describe('data cache file', () => {
     const bytes = readFileSync(p);
     for (const at of [20, 60, bytes.length - 40, bytes.length - 1]) {
       const bad = Buffer.from(bytes);
-      bad[at] ^= 0x10;
+      bad[at] = bad[at]! ^ 0x10;
       writeFileSync(p, bad);
       assert.throws(
         () => readCacheFile(p),

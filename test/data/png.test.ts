@@ -108,7 +108,7 @@ describe('decodePng', () => {
     notPng[1] = 0;
     assert.throws(() => decodePng(notPng), /signature/);
     const flipped = Buffer.from(good);
-    flipped[good.length - 20] ^= 0x01; // inside IDAT
+    flipped[good.length - 20] = flipped[good.length - 20]! ^ 0x01; // inside IDAT
     assert.throws(
       () => decodePng(flipped),
       (e: unknown) => e instanceof DataError && /CRC/.test(e.message),
