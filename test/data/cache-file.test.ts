@@ -70,3 +70,20 @@ describe('data cache file', () => {
     );
   });
 });
+
+describe('fetchCifar10', () => {
+  it('lists every source that failed, with why, when none works', async () => {
+    const { fetchCifar10 } = await import('../../src/data/cifar10.js');
+    await assert.rejects(
+      fetchCifar10({
+        dataDir: join(tmp, 'fetch'),
+        sources: ['http://127.0.0.1:9/cifar.tar.gz'],
+        connectTimeoutMs: 2000,
+      }),
+      (e: unknown) =>
+        e instanceof DataError &&
+        /any source/.test(e.message) &&
+        e.message.includes('127.0.0.1:9/cifar.tar.gz'),
+    );
+  });
+});
