@@ -45,7 +45,7 @@ function diagonalize(a: Float64Array, n: number, wantVectors: boolean) {
   const d = new Float64Array(n);
   const e = new Float64Array(n);
   if (n === 0) return { d, v };
-  tridiagonalize(v, d, e, n);
+  tridiagonalize(v, d, e, n, wantVectors);
   qlImplicit(v, d, e, n, wantVectors);
   return { d, v };
 }
@@ -54,7 +54,13 @@ function diagonalize(a: Float64Array, n: number, wantVectors: boolean) {
  * Householder reduction of the symmetric matrix in `v` to tridiagonal form: on return `d` is the
  * diagonal, `e[1..n-1]` the subdiagonal and `v` the accumulated orthogonal transformation.
  */
-function tridiagonalize(v: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
+function tridiagonalize(
+  v: Float64Array,
+  d: Float64Array,
+  e: Float64Array,
+  n: number,
+  accumulate: boolean,
+): void {
   for (let j = 0; j < n; j++) d[j] = v[(n - 1) * n + j]!;
   for (let i = n - 1; i > 0; i--) {
     let scale = 0;
@@ -108,6 +114,13 @@ function tridiagonalize(v: Float64Array, d: Float64Array, e: Float64Array, n: nu
       }
     }
     d[i] = h;
+  }
+  if (!accumulate) {
+    // The reduction leaves the tridiagonal's diagonal on v's diagonal; skip building the
+    // transformation (two thirds of the work) when only eigenvalues are wanted.
+    for (let j = 0; j < n; j++) d[j] = v[j * n + j]!;
+    e[0] = 0;
+    return;
   }
   // Accumulate the transformations.
   for (let i = 0; i < n - 1; i++) {

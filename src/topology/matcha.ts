@@ -21,6 +21,7 @@ import {
   inverseFromCholesky,
   logDetFromCholesky,
   solveDense,
+  symmetricEigen,
   symmetricEigenvalues,
 } from './linalg.js';
 import { graphMatchings } from './matching.js';
@@ -175,8 +176,9 @@ function knapsackBound(g: readonly number[], total: number): number {
 
 interface Point {
   readonly x: Float64Array; // p_0..p_{M-1}, t
-  readonly binv: Float64Array; // inverse of B(p, t)
-  readonly value: number; // barrier objective -s t + phi
+  readonly chol: Float64Array; // Cholesky factor of B(p, t)
+  /** The barrier phi alone; the objective is -s t + phi, compared as differences (see center). */
+  readonly phi: number;
 }
 
 /**
@@ -214,17 +216,25 @@ class BarrierSolver {
     const l2start = lambda2Of(n, this.matchings, Array.from(x.subarray(0, m)));
     x[m] = l2start / 2;
     let s = this.terms / Math.max(l2start, 1e-3);
-    let pt = this.evaluate(x, s);
+    let pt = this.evaluate(x);
     if (!pt) throw new Error('internal: MATCHA barrier start point is infeasible');
     let best = { p: Array.from(x.subarray(0, m)), lambda2: -Infinity, upper: Infinity };
-    for (let outer = 0; outer < 40; outer++) {
-      pt = this.center(pt, s);
+    let stalls = 0;
+    for (let outer = 0; outer < 30; outer++) {
+      const centred = this.center(pt, s);
+      pt = centred.point;
       const cert = this.certificate(pt);
+      const before = best.upper - best.lambda2;
       if (cert.lambda2 > best.lambda2) best = { ...cert, upper: Math.min(best.upper, cert.upper) };
       else best.upper = Math.min(best.upper, cert.upper);
-      if (best.upper - best.lambda2 <= PROBABILITY_GAP_TOLERANCE) break;
+      const gap = best.upper - best.lambda2;
+      if (gap <= PROBABILITY_GAP_TOLERANCE) break;
+      // Past some s the Newton systems are too ill-conditioned to make progress: stop with the
+      // best certified pair rather than iterate on rounding noise.
+      if (!centred.converged || gap > 0.5 * before) stalls++;
+      if (stalls >= 2) break;
       s *= 8;
-      pt = this.evaluate(pt.x, s) ?? pt;
+      pt = this.evaluate(pt.x) ?? pt;
     }
     return {
       probabilities: best.p,
@@ -234,8 +244,8 @@ class BarrierSolver {
     };
   }
 
-  /** Barrier value and B^-1 at x, or undefined when x is not strictly feasible. */
-  private evaluate(x: Float64Array, s: number): Point | undefined {
+  /** Barrier value at x (with the Cholesky factor of B), or undefined when x is not strictly feasible. */
+  private evaluate(x: Float64Array): Point | undefined {
     const { m, n } = this;
     let phi = 0;
     let sum = 0;
@@ -265,16 +275,17 @@ class BarrierSolver {
     const chol = cholesky(b, n);
     if (!chol) return undefined;
     phi -= logDetFromCholesky(chol, n);
-    return { x: Float64Array.from(x), binv: inverseFromCholesky(chol, n), value: -s * t + phi };
+    return { x: Float64Array.from(x), chol, phi };
   }
 
   /** Damped Newton's method on -s t + phi until the Newton decrement is tiny. */
-  private center(start: Point, s: number): Point {
+  private center(start: Point, s: number): { point: Point; converged: boolean } {
     const { m, n, ea, eb, ej } = this;
     const dim = m + 1;
     let pt = start;
-    for (let iter = 0; iter < 100; iter++) {
-      const { x, binv } = pt;
+    for (let iter = 0; iter < 50; iter++) {
+      const { x } = pt;
+      const binv = inverseFromCholesky(pt.chol, n);
       const grad = new Float64Array(dim);
       const hess = new Float64Array(dim * dim);
       const nE = ea.length;
@@ -321,39 +332,80 @@ class BarrierSolver {
       let dec = 0;
       for (let i = 0; i < dim; i++) dec -= grad[i]! * step[i]!;
       this.steps++;
-      if (!(dec > 0) || dec / 2 < 1e-12) break;
+      if (!(dec > 0) || dec / 2 < 1e-7) return { point: pt, converged: true };
       // Backtracking: stay strictly feasible, then require sufficient decrease.
       let h = 1;
       let next: Point | undefined;
       for (let k = 0; k < 60; k++, h *= 0.5) {
         const y = new Float64Array(dim);
         for (let i = 0; i < dim; i++) y[i] = x[i]! + h * step[i]!;
-        next = this.evaluate(y, s);
-        if (next && next.value <= pt.value - 0.25 * h * dec) break;
+        next = this.evaluate(y);
+        // The change of -s t + phi, formed from differences: -s t alone is huge at large s and
+        // subtracting two such values would drown the decrease in rounding noise.
+        if (next && -s * (y[m]! - x[m]!) + (next.phi - pt.phi) <= -0.25 * h * dec) break;
         next = undefined;
       }
-      if (!next) break;
+      // No decrease found: at large s rounding noise sets a floor on the decrement; a point that
+      // close to the centre is as good as centred (its objective is within dec / 2 of it).
+      if (!next) return { point: pt, converged: dec < 1e-4 };
       pt = next;
     }
-    return pt;
+    return { point: pt, converged: false };
   }
 
-  /** lambda_2 at the point's p and the knapsack upper bound from Z = A^+ / tr(A^+). */
+  /**
+   * Lower bound: lambda_2 at the point's p (tidied). Upper bound: the knapsack bound of
+   * Z = sum_i c_i v_i v_i^T / sum_i c_i over the eigenvectors v_2..v_k of L(p), with the barrier's
+   * weights c_i = 1 / (lambda_i - t); k = n - 1 is the barrier's own dual A^+ / tr(A^+), and
+   * smaller k drop the far eigenvalues whose complementarity slack would loosen the bound. The
+   * minimum over k is taken; every k gives a valid bound.
+   */
   private certificate(pt: Point): { p: number[]; lambda2: number; upper: number } {
     const { m, n, ea, eb, ej } = this;
-    const binv = pt.binv;
+    const raw = Array.from(pt.x.subarray(0, m));
+    const t = pt.x[m]!;
+    const { values, vectors } = symmetricEigen(expectedLaplacian(n, this.matchings, raw), n);
+    // The barrier's own dual A^+ / tr(A^+), computed from B^-1: the smoothest of the bounds.
+    const binv = inverseFromCholesky(pt.chol, n);
     let tr = -1;
     for (let i = 0; i < n; i++) tr += binv[i * n + i]!;
-    const g = new Array<number>(m).fill(0);
+    const gInv = new Array<number>(m).fill(0);
     for (let e = 0; e < ea.length; e++) {
       const a = ea[e]!;
       const c = eb[e]!;
-      g[ej[e]!]! += (binv[a * n + a]! + binv[c * n + c]! - 2 * binv[a * n + c]!) / tr;
+      gInv[ej[e]!]! += (binv[a * n + a]! + binv[c * n + c]! - 2 * binv[a * n + c]!) / tr;
+    }
+    let upper = knapsackBound(gInv, this.total);
+    const g = new Float64Array(m);
+    let csum = 0;
+    for (let i = 1; i < n; i++) {
+      const gap = values[i]! - t;
+      if (!(gap > 0)) continue;
+      const v = vectors.subarray(i * n, (i + 1) * n);
+      // Project onto 1^perp (a repeated zero eigenvalue may mix in the all-ones direction).
+      let mean = 0;
+      for (let k = 0; k < n; k++) mean += v[k]!;
+      mean /= n;
+      let norm2 = 0;
+      for (let k = 0; k < n; k++) norm2 += (v[k]! - mean) ** 2;
+      if (!(norm2 > 1e-12)) continue;
+      const c = 1 / gap;
+      csum += c;
+      for (let e = 0; e < ea.length; e++) {
+        const d = v[ea[e]!]! - v[eb[e]!]!;
+        g[ej[e]!]! += (c * d * d) / norm2;
+      }
+      upper = Math.min(
+        upper,
+        knapsackBound(
+          Array.from(g, (x) => x / csum),
+          this.total,
+        ),
+      );
     }
     // Tidy the barrier's interior point: p_j that are numerically 0 become exactly 0 when that
     // costs nothing measurable, then p is scaled up onto the budget (or the box); lambda_2 is
     // nondecreasing in every p_j, so the scaling never lowers it.
-    const raw = Array.from(pt.x.subarray(0, m));
     const snapped = raw.map((v) => (v < 1e-6 ? 0 : v));
     const rawL2 = lambda2Of(n, this.matchings, fill(raw, this.total));
     const snapL2 = lambda2Of(n, this.matchings, fill(snapped, this.total));
@@ -361,7 +413,7 @@ class BarrierSolver {
     return {
       p: fill(useSnapped ? snapped : raw, this.total),
       lambda2: useSnapped ? snapL2 : rawL2,
-      upper: knapsackBound(g, this.total),
+      upper,
     };
   }
 }
