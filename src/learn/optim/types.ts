@@ -36,7 +36,9 @@ export interface LocalOptimizer {
   step(loss: () => tf.Scalar, lr: number): number;
   /**
    * The same step without reading the loss back: returns the loss at `w` as a scalar tensor the
-   * caller owns (and must dispose). A trainer sums these on the device and reads once per round.
+   * caller owns (and must dispose). LocalTrainer uses this and reads all losses of a round in one
+   * sync. Measured on wasm (MLP 784-200-200-10, batch 32) the per-step read of `step` cost nothing
+   * measurable (wasm and cpu are synchronous backends); it matters on asynchronous backends (webgl).
    */
   stepTensor(loss: () => tf.Scalar, lr: number): tf.Scalar;
   /** Optimizer state (momentum buffers by parameter name), copied. Empty when momentum is 0. */
