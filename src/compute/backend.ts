@@ -168,7 +168,10 @@ function silenceCpuBanner(): void {
 function describe(e: unknown): string {
   if (e instanceof Error) {
     const code = (e as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND') return `${firstLine(e.message)} (package not installed)`;
+    if (code === 'ERR_MODULE_NOT_FOUND') {
+      const pkg = /'([^']+)'/.exec(e.message)?.[1] ?? 'package';
+      return `${pkg} is not installed`;
+    }
     return firstLine(e.message);
   }
   return String(e);
