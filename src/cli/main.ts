@@ -1,1 +1,286 @@
-console.log('flatmesh');
+#!/usr/bin/env node
+/**
+ * The flatmesh command. It only parses arguments and calls the command functions in src/cli/*,
+ * then maps errors to exit codes (typed errors carry their own; anything else is 1).
+ *
+ *   flatmesh launch --nodes 8 --rounds 40
+ *   flatmesh sim --config exp.yaml --set faults.loss.p=0.3
+ *   flatmesh topology inspect topologies/matcha-er-8.json --budget 0.5 --json
+ */
+import '../net/polyfill.js';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { z } from 'zod';
+import { experimentSchema } from '../config/schema.js';
+import { isFlatmeshError, UsageError } from '../errors.js';
+import { dataFetch, dataInspect } from './data.js';
+import { launchCommand, nodeCommand, simCommand } from './run.js';
+import { topologyDraw, topologyGen, topologyInspect } from './topology.js';
+
+const USAGE = `flatmesh: peer-to-peer decentralized learning over libp2p
+
+usage: flatmesh <command> [options]
+
+  launch     run N node processes on this machine (--config F --nodes N --rounds R --topology G --out DIR --seed S --set path=value --quiet --json)
+  sim        the same experiment in one process over the in-memory transport (same options)
+  node       one node process (--config F --id I --dir D [--roster R] [--listen ADDR] [--run-id ID])
+  topology   inspect FILE [--budget Cb] [--json] | draw FILE [--budget Cb] --out F.svg | gen KIND --n N [--p P --k K --radius R --beta B --rows R --cols C] [--seed S]
+  data       inspect --dataset D --partition P --nodes N [--seed S] [--json] | fetch DATASET [--data-dir DIR]
+  doctor     backend, versions and a throughput probe [--json]
+  config     schema (JSON schema of experiment files) | show [--config F] [--set path=value] (the resolved experiment)
+`;
+
+const experimentOptions = {
+  config: { type: 'string', short: 'c' },
+  set: { type: 'string', multiple: true },
+  nodes: { type: 'string', short: 'n' },
+  rounds: { type: 'string', short: 'r' },
+  seed: { type: 'string' },
+  topology: { type: 'string', short: 't' },
+  out: { type: 'string', short: 'o' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+} as const;
+
+function int(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n))
+    throw new UsageError(`--${name} must be an integer (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+function num(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n))
+    throw new UsageError(`--${name} must be a number (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+function parse<T extends OptionsConfig>(argv: string[], options: T) {
+  try {
+    return parseArgs({
+      args: argv,
+      options,
+      allowPositionals: true as const,
+      strict: true as const,
+    });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
+  }
+}
+
+function required<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw new UsageError(`missing ${what}\n\n${USAGE}`);
+  return v;
+}
+
+export async function main(
+  argv: string[],
+  signal?: AbortSignal,
+): Promise<{ code: number; out: string }> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'launch':
+    case 'sim': {
+      const { values: v } = parse(rest, experimentOptions);
+      const flags = {
+        ...(v.config && { config: v.config }),
+        ...(v.set && { set: v.set }),
+        nodes: int('nodes', v.nodes),
+        rounds: int('rounds', v.rounds),
+        seed: int('seed', v.seed),
+        ...(v.topology && { topology: v.topology }),
+        ...(v.out && { out: v.out }),
+        ...(v.json && { json: true }),
+        ...(v.quiet && { quiet: true }),
+      };
+      const out =
+        cmd === 'launch' ? await launchCommand(flags, signal) : await simCommand(flags, signal);
+      return { code: 0, out };
+    }
+    case 'node': {
+      const { values: v } = parse(rest, {
+        config: { type: 'string' },
+        id: { type: 'string' },
+        dir: { type: 'string' },
+        roster: { type: 'string' },
+        listen: { type: 'string' },
+        'run-id': { type: 'string' },
+      });
+      const code = await nodeCommand({
+        config: required(v.config, '--config'),
+        id: required(int('id', v.id), '--id'),
+        dir: required(v.dir, '--dir'),
+        ...(v.roster && { roster: v.roster }),
+        ...(v.listen && { listen: v.listen }),
+        ...(v['run-id'] && { runId: v['run-id'] }),
+      });
+      return { code, out: '' };
+    }
+    case 'topology': {
+      const [sub, ...args] = rest;
+      const { values: v, positionals: p } = parse(args, {
+        budget: { type: 'string' },
+        json: { type: 'boolean' },
+        out: { type: 'string', short: 'o' },
+        n: { type: 'string' },
+        p: { type: 'string' },
+        k: { type: 'string' },
+        radius: { type: 'string' },
+        beta: { type: 'string' },
+        rows: { type: 'string' },
+        cols: { type: 'string' },
+        seed: { type: 'string' },
+        name: { type: 'string' },
+      });
+      const budget = num('budget', v.budget);
+      switch (sub) {
+        case 'inspect':
+          return {
+            code: 0,
+            out: await topologyInspect({
+              file: required(p[0], 'FILE'),
+              ...(budget !== undefined && { budget }),
+              ...(v.json && { json: true }),
+            }),
+          };
+        case 'draw': {
+          const out = await topologyDraw({
+            file: required(p[0], 'FILE'),
+            ...(budget !== undefined && { budget }),
+            ...(v.out && { out: v.out }),
+          });
+          return { code: 0, out };
+        }
+        case 'gen': {
+          const params = Object.fromEntries(
+            (['p', 'k', 'radius', 'beta', 'rows', 'cols'] as const)
+              .map((k) => [k, num(k, v[k])] as const)
+              .filter(([, x]) => x !== undefined),
+          );
+          const out = await topologyGen({
+            kind: required(p[0], 'KIND'),
+            n: required(int('n', v.n), '--n'),
+            ...params,
+            ...(v.seed !== undefined && { seed: int('seed', v.seed)! }),
+            ...(v.name && { name: v.name }),
+          });
+          return { code: 0, out };
+        }
+        default:
+          throw new UsageError(`unknown topology command ${JSON.stringify(sub ?? '')}\n\n${USAGE}`);
+      }
+    }
+    case 'data': {
+      const [sub, ...args] = rest;
+      const { values: v, positionals: p } = parse(args, {
+        dataset: { type: 'string' },
+        partition: { type: 'string' },
+        nodes: { type: 'string' },
+        seed: { type: 'string' },
+        json: { type: 'boolean' },
+        'data-dir': { type: 'string' },
+      });
+      if (sub === 'inspect') {
+        return {
+          code: 0,
+          out: await dataInspect({
+            dataset: v.dataset ?? 'digits',
+            partition: v.partition ?? 'dirichlet:0.5',
+            nodes: int('nodes', v.nodes) ?? 8,
+            ...(v.seed !== undefined && { seed: int('seed', v.seed)! }),
+            ...(v.json && { json: true }),
+            ...(v['data-dir'] && { dataDir: v['data-dir'] }),
+          }),
+        };
+      }
+      if (sub === 'fetch') {
+        return {
+          code: 0,
+          out: await dataFetch({
+            dataset: required(p[0], 'DATASET'),
+            ...(v['data-dir'] && { dataDir: v['data-dir'] }),
+            ...(signal && { signal }),
+          }),
+        };
+      }
+      throw new UsageError(`unknown data command ${JSON.stringify(sub ?? '')}\n\n${USAGE}`);
+    }
+    case 'doctor': {
+      const { values: v } = parse(rest, { json: { type: 'boolean' } });
+      const { doctor } = await import('./doctor.js');
+      return { code: 0, out: await doctor({ ...(v.json && { json: true }) }) };
+    }
+    case 'config': {
+      const [sub, ...args] = rest;
+      if (sub === 'schema')
+        return {
+          code: 0,
+          out: `${JSON.stringify(z.toJSONSchema(experimentSchema, { io: 'input' }), null, 2)}\n`,
+        };
+      if (sub === 'show') {
+        const { values: v } = parse(args, {
+          config: { type: 'string', short: 'c' },
+          set: { type: 'string', multiple: true },
+        });
+        const { loadExperiment } = await import('../config/index.js');
+        const cfg = loadExperiment({
+          ...(v.config && { file: v.config }),
+          ...(v.set && { set: v.set }),
+        });
+        return { code: 0, out: `${JSON.stringify(cfg, null, 2)}\n` };
+      }
+      throw new UsageError(`unknown config command ${JSON.stringify(sub ?? '')}\n\n${USAGE}`);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      return { code: 0, out: USAGE };
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
+  }
+}
+
+async function cli(): Promise<void> {
+  const ac = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    process.stderr.write('\nstopping (Ctrl-C again to force)...\n');
+    ac.abort();
+  };
+  // `flatmesh node` handles its own signals (it must stop its runtime cleanly).
+  if (process.argv[2] !== 'node') {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  try {
+    const { code, out } = await main(process.argv.slice(2), ac.signal);
+    if (out) process.stdout.write(out);
+    process.exit(ac.signal.aborted && code === 0 ? 130 : code);
+  } catch (e) {
+    if (isFlatmeshError(e)) {
+      process.stderr.write(`flatmesh: ${e.message}\n`);
+      if (process.send && process.argv[2] === 'node') {
+        process.send({
+          type: 'error',
+          id: Number(process.env.FLATMESH_NODE_ID ?? -1),
+          name: e.name,
+          message: e.message,
+        });
+      }
+      process.exit(e.exitCode);
+    }
+    process.stderr.write(`flatmesh: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(1);
+  }
+}
+
+// Run only when executed directly (tests import `main`).
+const invoked = process.argv[1] ?? '';
+if (/cli[\\/]main\.(ts|js)$/.test(invoked)) void cli();

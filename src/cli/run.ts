@@ -1,0 +1,105 @@
+/**
+ * The run commands: `launch` (real processes), `node` (one process, e.g. on another machine),
+ * `sim` (in-process simulator). Plain async functions taking an options object; main.ts only parses
+ * arguments into them.
+ */
+import { readFileSync } from 'node:fs';
+import { loadExperiment } from '../config/index.js';
+import { parseExperiment } from '../config/load.js';
+import { launch } from '../run/launcher.js';
+import { runNodeProcess } from '../run/node-process.js';
+import { simulate } from '../run/simulate.js';
+import type { RunSummary } from '../run/summary.js';
+
+export interface ExperimentFlags {
+  config?: string;
+  set?: string[];
+  nodes?: number;
+  rounds?: number;
+  seed?: number;
+  topology?: string;
+  out?: string;
+}
+
+function experimentFrom(f: ExperimentFlags) {
+  return loadExperiment({
+    ...(f.config && { file: f.config }),
+    ...(f.set && { set: f.set }),
+    overrides: {
+      nodes: f.nodes,
+      'run.rounds': f.rounds,
+      'run.seed': f.seed,
+      'topology.graph': f.topology,
+      'run.out': f.out,
+    },
+  });
+}
+
+export function formatSummary(s: RunSummary, out?: string): string {
+  const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+  const m = s.messages;
+  return [
+    `${s.completed ? 'completed' : 'INCOMPLETE'}: ${s.nodes} nodes x ${s.rounds} rounds in ${s.wallSeconds.toFixed(1)} s (${s.mode})`,
+    `mean accuracy ${pct(s.meanAccuracy)} | mean SWA accuracy ${pct(s.meanSwaAccuracy)} | average model ${pct(s.accuracyOfAverageModel)}`,
+    `messages: sent ${m.sent}, delivered ${m.delivered}, dropped ${m.dropped}, failed ${m.failed}, missing ${m.missing}, late ${m.late}, rejected ${m.rejected}` +
+      (s.restarts > 0 ? ` | restarts ${s.restarts}` : ''),
+    ...(out ? [`summary: ${out}/summary.json`] : []),
+  ].join('\n');
+}
+
+export async function launchCommand(
+  opts: ExperimentFlags & { quiet?: boolean; json?: boolean },
+  signal?: AbortSignal,
+): Promise<string> {
+  const cfg = experimentFrom(opts);
+  let outDir = '';
+  const summary = await launch(cfg, {
+    ...(opts.out && { out: opts.out }),
+    progress: !opts.quiet,
+    ...(signal && { signal }),
+  });
+  outDir = opts.out ?? cfg.run.out ?? `runs/${summary.runId}`;
+  return opts.json
+    ? `${JSON.stringify(summary, null, 2)}\n`
+    : `${formatSummary(summary, outDir)}\n`;
+}
+
+export async function simCommand(
+  opts: ExperimentFlags & { json?: boolean },
+  signal?: AbortSignal,
+): Promise<string> {
+  const cfg = experimentFrom(opts);
+  const summary = await simulate(cfg, {
+    ...(opts.out && { out: opts.out }),
+    ...(signal && { signal }),
+  });
+  return opts.json
+    ? `${JSON.stringify(summary, null, 2)}\n`
+    : `${formatSummary(summary, opts.out)}\n`;
+}
+
+export interface NodeCommandOptions {
+  /** The resolved experiment (config.json written by the launcher, or any experiment file). */
+  config: string;
+  id: number;
+  dir: string;
+  roster?: string;
+  listen?: string;
+  runId?: string;
+}
+
+export async function nodeCommand(opts: NodeCommandOptions): Promise<number> {
+  const cfg = opts.config.endsWith('.json')
+    ? parseExperiment(JSON.parse(readFileSync(opts.config, 'utf8')))
+    : loadExperiment({ file: opts.config });
+  const runId = opts.runId ?? cfg.run.id ?? `run-s${cfg.run.seed}`;
+  return runNodeProcess({
+    cfg,
+    runId,
+    id: opts.id,
+    dir: opts.dir,
+    ...(opts.roster && { roster: opts.roster }),
+    ...(opts.listen && { listen: opts.listen }),
+    log: (msg) => process.stderr.write(`[node ${opts.id}] ${msg}\n`),
+  });
+}

@@ -1,0 +1,150 @@
+/**
+ * One node as its own process: `flatmesh node`. It loads the experiment, its identity from its node
+ * directory, starts a libp2p host, learns the roster (from a file, or from the launcher over IPC
+ * after reporting its listen address), then runs the NodeRuntime and exits. It stops cleanly on
+ * SIGTERM/SIGINT and exits at once if its launcher dies (IPC 'disconnect'): no orphans.
+ *
+ *   flatmesh node --config run/config.json --id 3 --dir run/nodes/3 --roster run/roster.json
+ */
+import '../net/polyfill.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initBackend } from '../compute/backend.js';
+import type { Experiment } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import { faultyTransport } from '../faults/transport.js';
+import { loadOrCreateIdentity, parseRoster, type Roster } from '../net/libp2p/host.js';
+import { libp2pTransport } from '../net/libp2p/transport.js';
+import { buildNode, prepareRun } from '../node/build.js';
+import { fanout, jsonlSink, NodeCounters } from '../node/metrics.js';
+import type { NodeRuntime } from '../node/runtime.js';
+import { type ChildMessage, isParentMessage } from './ipc.js';
+
+export interface NodeProcessOptions {
+  cfg: Experiment;
+  runId: string;
+  id: number;
+  dir: string;
+  /** Roster file; without it the roster comes from the launcher over IPC. */
+  roster?: string;
+  /** Listen address (default: from the roster, else /ip4/127.0.0.1/tcp/0). */
+  listen?: string;
+  log?: (msg: string) => void;
+}
+
+export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> {
+  const { cfg, id, dir, runId } = opts;
+  const send = (m: ChildMessage) => process.send?.(m);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  // The launcher is gone: nothing will collect our results, and we must not outlive it.
+  process.once('disconnect', () => process.exit(70));
+  process.on('message', (m) => {
+    if (isParentMessage(m) && m.type === 'stop') stop.abort();
+  });
+
+  await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
+  const ctx = await prepareRun(cfg, runId);
+  const identity = await loadOrCreateIdentity(dir);
+  const fileRoster = opts.roster
+    ? parseRoster(JSON.parse(readFileSync(opts.roster, 'utf8')))
+    : undefined;
+  const mine = fileRoster?.nodes.find((n) => n.id === id);
+  if (fileRoster && !mine) throw new ConfigError('roster', `has no node ${id}`);
+  if (mine && mine.peerId !== identity.peerId) {
+    throw new ConfigError(
+      'roster',
+      `node ${id} is ${mine.peerId} but ${dir} holds the key of ${identity.peerId}`,
+    );
+  }
+  const listen = opts.listen ?? mine?.addrs[0]?.replace(/\/p2p\/.*$/, '') ?? '/ip4/127.0.0.1/tcp/0';
+
+  const counters = new NodeCounters();
+  let runtime: NodeRuntime | undefined;
+  const inner = libp2pTransport({
+    self: id,
+    runId,
+    signature: ctx.signature,
+    size: ctx.size,
+    layout: ctx.layout,
+    codec: cfg.gossip.codec,
+    privateKey: identity.privateKey,
+    listen: [listen],
+    ...(fileRoster && { roster: fileRoster }),
+  })({
+    metrics: counters,
+    events: { onControl: (m) => runtime?.onControl(m) },
+    ...(opts.log && { log: opts.log }),
+  });
+  await inner.start();
+  try {
+    let roster = fileRoster;
+    if (!roster) {
+      const got = waitForRoster(stop.signal);
+      send({ type: 'listening', id, peerId: inner.peerId, addrs: inner.addresses() });
+      roster = await got;
+      await inner.setRoster(roster);
+    }
+    if (stop.signal.aborted) return 130;
+    const transport = faultyTransport(inner, {
+      plan: ctx.faults,
+      mode: cfg.faults.loss.mode,
+      onFault: (k) => counters.fault(k),
+    });
+    const node = buildNode(ctx, id, {
+      transport,
+      counters,
+      sink: fanout(jsonlSink(join(dir, 'metrics.jsonl')), {
+        record: (record) => send({ type: 'round', id, record }),
+      }),
+      dir,
+      ...(opts.log && { log: opts.log }),
+    });
+    runtime = node.runtime;
+    // Dial the base graph's neighbours up front so round 0 does not pay for connection setup.
+    const peers = ctx.graph.edges.flatMap(([a, b]) => (a === id ? [b] : b === id ? [a] : []));
+    await inner
+      .connect(peers, { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(10_000)]) })
+      .catch(() => []);
+    const r = await node.runtime.run(stop.signal);
+    send({
+      type: 'done',
+      id,
+      outcome: {
+        id,
+        accuracy: r.accuracy,
+        swaAccuracy: r.swaAccuracy,
+        roundsCompleted: r.roundsCompleted,
+        lastRound: r.lastRound,
+        roundsLostToRestarts: r.roundsSkipped,
+        messages: r.messages,
+        bytesSent: r.bytesSent,
+        bytesReceived: r.bytesReceived,
+        faults: r.faults,
+      },
+    });
+    node.dispose();
+    return stop.signal.aborted ? 130 : 0;
+  } finally {
+    await inner.stop();
+  }
+}
+
+function waitForRoster(signal: AbortSignal): Promise<Roster> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: unknown) => {
+      if (isParentMessage(m) && m.type === 'roster') {
+        process.off('message', onMsg);
+        try {
+          resolve(parseRoster(m.roster));
+        } catch (e) {
+          reject(e);
+        }
+      }
+    };
+    process.on('message', onMsg);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
