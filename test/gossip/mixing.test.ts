@@ -48,7 +48,9 @@ function gossipRound(
 describe('gossip mixing', () => {
   it('Laplacian mixing keeps the average exactly when every message arrives', () => {
     const rng = Rng.from(1);
-    let xs = Array.from({ length: 8 }, () => Float32Array.from({ length: 4 }, () => rng.normal()));
+    let xs: Float32Array[] = Array.from({ length: 8 }, () =>
+      Float32Array.from({ length: 4 }, () => rng.normal()),
+    );
     const m0 = mean(xs);
     let masses = xs.map(() => 1);
     for (let r = 0; r < 50; r++) ({ xs, masses } = gossipRound(xs, masses, 'laplacian', 0, rng));
@@ -69,7 +71,7 @@ describe('gossip mixing', () => {
     const truth = mean(init);
     const run = (rule: 'laplacian' | 'push-sum') => {
       const rng = Rng.from(3, rule === 'laplacian' ? 0 : 0); // same loss pattern for both rules
-      let xs = init.map((x) => new Float32Array(x));
+      let xs: Float32Array[] = init.map((x) => new Float32Array(x));
       let masses = xs.map(() => 1);
       for (let r = 0; r < 200; r++) ({ xs, masses } = gossipRound(xs, masses, rule, 0.3, rng));
       const m = mean(xs);
