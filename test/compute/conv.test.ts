@@ -1,5 +1,7 @@
+import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/compute/backend.js';
 import { compareWasmToCpu, randomTensor } from './helpers.js';
 
 interface ConvCase {
@@ -8,11 +10,36 @@ interface ConvCase {
   filter: [number, number, number, number]; // fh, fw, Cin, Cout
   stride: number;
   pad: 'same' | 'valid';
+  /** Batch 1 for the large shapes: the cpu reference's filter gradient is a slow scalar loop. */
+  batch?: number;
 }
 
 // The model zoo's convs (cnn-small at 8x8x1 and 28x28x1, cnn-fedavg at 32x32x3), plus strided and
 // uneven cases that exercise the general (dilated, cropped) path of the filter gradient.
 const CASES: ConvCase[] = [
+  // src/learn's cnn-small: conv3x3(16, same) -> pool -> conv3x3(32, same) -> pool, at 28x28 and 8x8.
+  {
+    what: 'learn cnn-small 28x28 conv1',
+    input: [28, 28, 1],
+    filter: [3, 3, 1, 16],
+    stride: 1,
+    pad: 'same',
+  },
+  {
+    what: 'learn cnn-small 28x28 conv2',
+    input: [14, 14, 16],
+    filter: [3, 3, 16, 32],
+    stride: 1,
+    pad: 'same',
+  },
+  {
+    what: 'learn cnn-small 8x8 conv2',
+    input: [4, 4, 16],
+    filter: [3, 3, 16, 32],
+    stride: 1,
+    pad: 'same',
+  },
+  // The brief's larger cnn-small (5x5, 32/64 filters).
   {
     what: 'cnn-small 28x28 conv1',
     input: [28, 28, 1],
@@ -26,6 +53,7 @@ const CASES: ConvCase[] = [
     filter: [5, 5, 32, 64],
     stride: 1,
     pad: 'same',
+    batch: 1,
   },
   { what: 'cnn-small 8x8 conv1', input: [8, 8, 1], filter: [5, 5, 1, 32], stride: 1, pad: 'same' },
   {
@@ -35,13 +63,21 @@ const CASES: ConvCase[] = [
     stride: 1,
     pad: 'same',
   },
-  { what: 'cnn-fedavg conv1', input: [32, 32, 3], filter: [5, 5, 3, 64], stride: 1, pad: 'valid' },
+  {
+    what: 'cnn-fedavg conv1',
+    input: [32, 32, 3],
+    filter: [5, 5, 3, 64],
+    stride: 1,
+    pad: 'valid',
+    batch: 1,
+  },
   {
     what: 'cnn-fedavg conv2',
     input: [14, 14, 64],
     filter: [5, 5, 64, 64],
     stride: 1,
     pad: 'valid',
+    batch: 1,
   },
   { what: 'stride 2 same', input: [9, 9, 3], filter: [3, 3, 3, 4], stride: 2, pad: 'same' },
   {
@@ -57,7 +93,7 @@ const CASES: ConvCase[] = [
 describe('wasm Conv2D gradients (patched) match the cpu backend', () => {
   for (const c of CASES) {
     it(`${c.what}: forward, dx and dfilter`, async () => {
-      const batch = 2;
+      const batch = c.batch ?? 2;
       await compareWasmToCpu(c.what, () => {
         const x = randomTensor(10, `${c.what} x`, [batch, ...c.input]) as tf.Tensor4D;
         const f = randomTensor(10, `${c.what} f`, c.filter).mul(0.2) as tf.Tensor4D;
@@ -73,9 +109,9 @@ describe('wasm Conv2D gradients (patched) match the cpu backend', () => {
 
   it('fused conv2d (bias, relu) gradients, as a layer would use them', async () => {
     await compareWasmToCpu('fused conv', () => {
-      const x = randomTensor(11, 'x', [2, 14, 14, 32]) as tf.Tensor4D;
-      const f = randomTensor(11, 'f', [5, 5, 32, 64]).mul(0.1) as tf.Tensor4D;
-      const b = randomTensor(11, 'b', [64]);
+      const x = randomTensor(11, 'x', [2, 14, 14, 16]) as tf.Tensor4D;
+      const f = randomTensor(11, 'f', [3, 3, 16, 32]).mul(0.1) as tf.Tensor4D;
+      const b = randomTensor(11, 'b', [32]);
       const conv = (xx: tf.Tensor, ff: tf.Tensor, bb: tf.Tensor) =>
         tf.fused.conv2d({
           x: xx as tf.Tensor4D,
@@ -85,7 +121,7 @@ describe('wasm Conv2D gradients (patched) match the cpu backend', () => {
           bias: bb,
           activation: 'relu',
         });
-      const dy = randomTensor(11, 'dy', [2, 14, 14, 64]);
+      const dy = randomTensor(11, 'dy', [2, 14, 14, 32]);
       const [dx, df, db] = tf.grads(conv)([x, f, b], dy);
       return [conv(x, f, b), dx!, df!, db!];
     });
@@ -109,34 +145,43 @@ describe('wasm Conv2D gradients (patched) match the cpu backend', () => {
     });
   }
 
-  it('a whole cnn-small loss and its parameter gradients (28x28x1, batch 4)', async () => {
-    await compareWasmToCpu('cnn-small', () => {
-      const x = randomTensor(13, 'x', [4, 28, 28, 1]) as tf.Tensor4D;
-      const labels = tf.oneHot(tf.tensor1d([3, 1, 4, 1], 'int32'), 10);
-      const p = [
-        randomTensor(13, 'c1', [5, 5, 1, 32]).mul(0.2),
-        randomTensor(13, 'c1b', [32]).mul(0.1),
-        randomTensor(13, 'c2', [5, 5, 32, 64]).mul(0.035),
-        randomTensor(13, 'c2b', [64]).mul(0.1),
-        randomTensor(13, 'd1', [3136, 128]).mul(0.018),
-        randomTensor(13, 'd1b', [128]).mul(0.1),
-        randomTensor(13, 'd2', [128, 10]).mul(0.09),
-        randomTensor(13, 'd2b', [10]).mul(0.1),
-      ];
-      const loss = (...q: tf.Tensor[]) => {
-        let h: tf.Tensor4D = tf.relu(
-          tf.add<tf.Tensor4D>(tf.conv2d(x, q[0] as tf.Tensor4D, 1, 'same'), q[1]!),
-        );
-        h = tf.maxPool(h, 2, 2, 'valid');
-        h = tf.relu(tf.add<tf.Tensor4D>(tf.conv2d(h, q[2] as tf.Tensor4D, 1, 'same'), q[3]!));
-        h = tf.maxPool(h, 2, 2, 'valid');
-        const flat = tf.reshape(h, [4, 3136]);
-        const z = tf.relu(tf.add(tf.matMul(flat, q[4]!), q[5]!));
-        const logits = tf.add(tf.matMul(z, q[6]!), q[7]!);
-        return tf.losses.softmaxCrossEntropy(labels, logits);
-      };
-      const { value, grads } = tf.valueAndGrads(loss)(p);
-      return [value, ...grads];
+  for (const [h, c, pad, size, stride] of [
+    [7, 16, 'same', 2, 2],
+    [9, 8, 'same', 3, 1],
+    [8, 4, 'valid', 3, 2],
+  ] as const) {
+    it(`maxPool ${size}x${size}/${stride} ${pad} (odd and overlapping windows) on ${h}x${h}x${c}`, async () => {
+      await compareWasmToCpu(`maxpool ${h} ${c} ${pad}`, () => {
+        const x = randomTensor(14, `mp ${h} ${c} ${pad}`, [3, h, h, c]) as tf.Tensor4D;
+        const pool = (xx: tf.Tensor) => tf.maxPool(xx as tf.Tensor4D, size, stride, pad);
+        const y = pool(x);
+        const dy = randomTensor(14, `mp dy ${h} ${c} ${pad}`, y.shape);
+        return [y, tf.grad(pool)(x, dy)];
+      });
     });
+  }
+
+  it('patched kernels free their intermediates in the backend', async () => {
+    await initBackend({ prefer: 'wasm', quiet: true });
+    const x = randomTensor(15, 'x', [2, 14, 14, 16]) as tf.Tensor4D;
+    const f = randomTensor(15, 'f', [3, 3, 16, 32]) as tf.Tensor4D;
+    const w = randomTensor(15, 'w', [64, 10]);
+    const a = randomTensor(15, 'a', [5, 64]);
+    const step = () =>
+      tf.tidy(() => {
+        const conv = (xx: tf.Tensor, ff: tf.Tensor) =>
+          tf.maxPool(tf.conv2d(xx as tf.Tensor4D, ff as tf.Tensor4D, 1, 'same'), 2, 2, 'same');
+        const [dx, df] = tf.grads(conv)([x, f]);
+        const [da, dw] = tf.grads((aa: tf.Tensor, ww: tf.Tensor) => tf.matMul(aa, ww))([a, w]);
+        return tf.addN([dx!.sum(), df!.sum(), da!.sum(), dw!.sum()]).dataSync()[0];
+      });
+    step();
+    const backend = tf.engine().backend;
+    const ids = backend.numDataIds();
+    const tensors = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) step();
+    assert.equal(backend.numDataIds(), ids, 'backend data ids grew');
+    assert.equal(tf.memory().numTensors, tensors, 'tensors leaked');
+    tf.dispose([x, f, w, a]);
   });
 });
