@@ -107,6 +107,53 @@ export function decodeWeights(
   }
 }
 
+/**
+ * Index of the first element that decodes to NaN or +-Infinity, or -1: checked on the encoded
+ * bytes (exponent bits for f32/f16, the per-tensor scales for int8, whose q * scale is finite
+ * whenever the scale is), which is several times cheaper than scanning decoded floats.
+ * Expects a payload of the right size (as decodeWeights checks).
+ */
+export function firstNonFinite(
+  codec: Codec,
+  bytes: Uint8Array,
+  n: number,
+  layout: readonly number[],
+): number {
+  switch (codec) {
+    case 'f32': {
+      if (LITTLE && bytes.byteOffset % 4 === 0) {
+        const u = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+        for (let i = 0; i < n; i++) if ((u[i]! & 0x7f800000) === 0x7f800000) return i;
+        return -1;
+      }
+      for (let i = 0; i < n; i++)
+        if ((bytes[4 * i + 3]! & 0x7f) === 0x7f && bytes[4 * i + 2]! & 0x80) return i;
+      return -1;
+    }
+    case 'f16': {
+      if (LITTLE && bytes.byteOffset % 2 === 0) {
+        const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+        for (let i = 0; i < n; i++) if ((h[i]! & 0x7c00) === 0x7c00) return i;
+        return -1;
+      }
+      for (let i = 0; i < n; i++) if ((bytes[2 * i + 1]! & 0x7c) === 0x7c) return i;
+      return -1;
+    }
+    case 'int8': {
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      let found = -1;
+      eachTensor(layout, n, (t, start, end) => {
+        if (found < 0 && end > start && !Number.isFinite(dv.getFloat32(4 * t, true))) found = start;
+      });
+      return found;
+    }
+    default: {
+      const never: never = codec;
+      throw new RangeError(`unknown codec ${String(never)}`);
+    }
+  }
+}
+
 function tensorCount(layout: readonly number[]): number {
   return layout.length === 0 ? 1 : layout.length;
 }

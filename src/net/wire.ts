@@ -18,7 +18,13 @@
  */
 import * as zlib from 'node:zlib';
 import { ConfigError, WireError } from '../errors.js';
-import { type Codec, decodeWeights, encodedSize, encodeWeights } from '../gossip/codecs.js';
+import {
+  type Codec,
+  decodeWeights,
+  encodedSize,
+  encodeWeights,
+  firstNonFinite,
+} from '../gossip/codecs.js';
 
 export const FRAME_MAGIC = 0x54574d46; // 'FMWT' read as little-endian u32
 export const FRAME_VERSION = 1;
@@ -147,12 +153,9 @@ export function decodeFrame(bytes: Uint8Array, expect: FrameExpectations): Decod
   }
   const mass = dv.getFloat64(40, true);
   if (!Number.isFinite(mass)) throw new WireError('non-finite', `push-sum mass is ${mass}`);
+  const bad = firstNonFinite(codec, payload, count, expect.layout);
+  if (bad >= 0) throw new WireError('non-finite', `element ${bad} is NaN or infinite`);
   const weights = decodeWeights(codec, payload, count, expect.layout);
-  for (let i = 0; i < weights.length; i++) {
-    // `x - x` is NaN for NaN and +-Infinity, 0 otherwise: one compare per element.
-    const x = weights[i]!;
-    if (x - x !== 0) throw new WireError('non-finite', `element ${i} is ${x}`);
-  }
   return {
     round: dv.getUint32(16, true),
     sender: dv.getUint32(20, true),

@@ -275,7 +275,9 @@ class Libp2pTransportImpl implements Libp2pTransport {
     try {
       signal.throwIfAborted();
       const conn = await host.dial(peerIdFromString(id), { signal });
-      stream = await conn.newStream(WEIGHTS_PROTOCOL, { signal });
+      // Optimistic protocol selection: the protocol id travels with the frame instead of costing a
+      // round trip of its own (a rostered peer always speaks it; if not, the receipt never comes).
+      stream = await conn.newStream(WEIGHTS_PROTOCOL, { signal, negotiateFully: false });
       const receipt = readReceipt(stream);
       // Sinking the single encoded frame ends our write side; then wait for the receipt.
       await stream.sink([lp.encode.single(frame, { maxDataLength: this.maxBytes })]);

@@ -1,0 +1,318 @@
+/**
+ * Weight exchange throughput between two node processes on loopback, next to raw TCP between two
+ * Node processes measured in the same run. `npm run bench -- net [--seconds 3] [--sizes 50000,...]`
+ *
+ * Prints one JSON line per measurement:
+ *   {"suite":"net","kind":"raw-tcp","mbPerS":...}
+ *   {"suite":"net","kind":"libp2p","codec":"f32","floats":400000,"frameMB":1.6,"framesPerS":...,
+ *    "mbPerS":...  (f32-equivalent payload: floats * 4 per frame), "wireMBPerS":..., "ratioToRawTcp":...}
+ *
+ * The parent spawns a receiver and a sender child (node --import tsx this file, role in argv) and
+ * talks to them over IPC. Children exit when the parent dies ('disconnect').
+ */
+import '../../src/net/polyfill.js';
+import { fork } from 'node:child_process';
+import { createServer, connect as tcpConnect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import type { Roster } from '../../src/net/libp2p/host.js';
+import { type Libp2pTransport, libp2pTransport } from '../../src/net/libp2p/transport.js';
+import type { Codec } from '../../src/net/transport.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const RUN = 'bench-net';
+const SIGNATURE = '00000000feedbeef';
+const CODECS: readonly Codec[] = ['f32', 'f16', 'int8'];
+
+type Msg = Record<string, unknown> & { op: string };
+
+function layoutFor(floats: number): number[] {
+  // A few tensors, like a small MLP: int8 gets one scale per tensor.
+  const a = Math.floor(floats * 0.6);
+  const b = Math.floor(floats * 0.3);
+  return [a, b, floats - a - b];
+}
+
+export async function run(args: string[]): Promise<void> {
+  const opt = (name: string, def: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 && args[i + 1] ? args[i + 1]! : def;
+  };
+  const seconds = Number(opt('seconds', '3'));
+  const sizes = opt('sizes', '50000,400000,1600000').split(',').map(Number);
+
+  const recv = spawnChild('receiver');
+  const send = spawnChild('sender');
+  try {
+    // (1) raw TCP, length-prefixed buffers of the largest model size.
+    // The reference ('raw-tcp') assembles every frame into a fresh buffer, as a receiver that
+    // hands frames on must; 'raw-tcp-discard' only counts bytes (an upper bound: kernel copies).
+    const tcpBytes = 4 * Math.max(...sizes);
+    let rawMBps = 0;
+    for (const assemble of [true, false]) {
+      const { port } = (await recv.ask({ op: 'tcp-listen', assemble })) as { port: number };
+      const tcp = (await send.ask({ op: 'tcp-send', port, bytes: tcpBytes, seconds })) as {
+        mbPerS: number;
+      };
+      if (assemble) rawMBps = tcp.mbPerS;
+      emit({
+        kind: assemble ? 'raw-tcp' : 'raw-tcp-discard',
+        frameMB: round(tcpBytes / 1e6),
+        mbPerS: round(tcp.mbPerS),
+      });
+    }
+
+    // (2) libp2p transports per size and codec.
+    for (const floats of sizes) {
+      for (const codec of CODECS) {
+        const init = { floats, codec };
+        const r = (await recv.ask({ op: 'p2p-start', ...init })) as {
+          peerId: string;
+          addrs: string[];
+        };
+        const s = (await send.ask({ op: 'p2p-start', ...init })) as {
+          peerId: string;
+          addrs: string[];
+        };
+        const roster: Roster = {
+          runId: RUN,
+          nodes: [
+            { id: 0, peerId: s.peerId, addrs: s.addrs },
+            { id: 1, peerId: r.peerId, addrs: r.addrs },
+          ],
+        };
+        await recv.ask({ op: 'p2p-roster', roster });
+        await send.ask({ op: 'p2p-roster', roster });
+        const collecting = recv.ask({ op: 'p2p-collect', seconds });
+        const out = (await send.ask({ op: 'p2p-send', seconds })) as {
+          frames: number;
+          wireBytes: number;
+          elapsed: number;
+          failed: number;
+        };
+        const got = (await collecting) as { frames: number; bad: number };
+        const fps = out.frames / out.elapsed;
+        const mbPerS = (fps * floats * 4) / 1e6;
+        emit({
+          kind: 'libp2p',
+          codec,
+          floats,
+          frameMB: round((floats * 4) / 1e6),
+          framesPerS: round(fps),
+          mbPerS: round(mbPerS),
+          wireMBPerS: round(out.wireBytes / out.elapsed / 1e6),
+          ratioToRawTcp: round(mbPerS / rawMBps),
+          received: got.frames,
+          failed: out.failed,
+          corrupted: got.bad,
+        });
+        await recv.ask({ op: 'p2p-stop' });
+        await send.ask({ op: 'p2p-stop' });
+      }
+    }
+  } finally {
+    await Promise.all([recv.close(), send.close()]);
+  }
+}
+
+function emit(o: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ suite: 'net', ...o })}\n`);
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+function spawnChild(role: string) {
+  const child = fork(SELF, ['--bench-child', role], {
+    execArgv: [
+      '--import',
+      'tsx',
+      ...(process.env.FLATMESH_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+    ],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let seq = 0;
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  child.on('message', (m: Msg) => {
+    const w = waiting.get(m.id as number);
+    waiting.delete(m.id as number);
+    if (m.error) w?.reject(new Error(`${role}: ${String(m.error)}`));
+    else w?.resolve(m.result);
+  });
+  child.on('exit', (code) => {
+    for (const w of waiting.values()) w.reject(new Error(`${role} exited with ${code}`));
+    waiting.clear();
+  });
+  return {
+    ask(msg: Msg): Promise<unknown> {
+      const id = ++seq;
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        child.send({ ...msg, id });
+      });
+    },
+    /** Ask the child to exit (so --cpu-prof can write its profile); kill it if it does not. */
+    close: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.send({ op: 'exit', id: 0 });
+      const timer = setTimeout(() => child.kill(), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+// ---- child side ------------------------------------------------------------------------------
+
+async function child(role: string): Promise<void> {
+  // Die with the parent.
+  process.on('disconnect', () => process.exit(0));
+  let transport: Libp2pTransport | undefined;
+  let floats = 0;
+  let key: PrivateKey | undefined;
+  const handlers: Record<string, (m: Msg) => Promise<unknown>> = {
+    'tcp-listen': async (m) => {
+      const assemble = m.assemble === true;
+      const server = createServer((sock) => {
+        // Parse u32 length prefixes and assemble each frame into a fresh buffer (what any receiver
+        // that hands the frame on must do), then answer with a one-byte receipt.
+        let frame: Buffer | undefined;
+        let have = 0;
+        const header = Buffer.alloc(4);
+        let hfill = 0;
+        sock.on('data', (buf: Buffer) => {
+          let off = 0;
+          while (off < buf.length) {
+            if (!frame) {
+              const take = Math.min(4 - hfill, buf.length - off);
+              buf.copy(header, hfill, off, off + take);
+              hfill += take;
+              off += take;
+              if (hfill === 4) {
+                frame = Buffer.allocUnsafe(header.readUInt32LE(0));
+                have = 0;
+                hfill = 0;
+              }
+            } else {
+              const take = Math.min(frame.length - have, buf.length - off);
+              if (assemble) buf.copy(frame, have, off, off + take);
+              have += take;
+              off += take;
+              if (have === frame.length) {
+                frame = undefined;
+                sock.write('k');
+              }
+            }
+          }
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const addr = server.address();
+      return { port: typeof addr === 'object' && addr ? addr.port : 0 };
+    },
+    'tcp-send': async (m) => {
+      const bytes = m.bytes as number;
+      const payload = Buffer.alloc(bytes + 4, 7);
+      payload.writeUInt32LE(bytes, 0);
+      const sock = tcpConnect(m.port as number, '127.0.0.1');
+      await new Promise<void>((r) => sock.once('connect', r));
+      let acks = 0;
+      let wake: (() => void) | undefined;
+      sock.on('data', (b: Buffer) => {
+        acks += b.length;
+        wake?.();
+      });
+      const end = Date.now() + (m.seconds as number) * 1000;
+      const t0 = performance.now();
+      let frames = 0;
+      while (Date.now() < end) {
+        sock.write(payload);
+        frames++;
+        while (acks < frames) await new Promise<void>((r) => (wake = r));
+      }
+      const elapsed = (performance.now() - t0) / 1000;
+      sock.destroy();
+      return { mbPerS: (frames * bytes) / elapsed / 1e6 };
+    },
+    'p2p-start': async (m) => {
+      floats = m.floats as number;
+      key ??= (await generateKeyPair('Ed25519')) as unknown as PrivateKey;
+      transport = libp2pTransport({
+        self: role === 'sender' ? 0 : 1,
+        runId: RUN,
+        signature: SIGNATURE,
+        size: floats,
+        layout: layoutFor(floats),
+        codec: m.codec as Codec,
+        privateKey: key,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        maxBufferedBytes: 1 << 30,
+      })({});
+      await transport.start();
+      return { peerId: transport.peerId, addrs: transport.addresses() };
+    },
+    'p2p-roster': async (m) => {
+      await transport!.setRoster(m.roster as Roster);
+      if (role === 'sender') await transport!.connect([1]);
+      return {};
+    },
+    'p2p-send': async (m) => {
+      const w = new Float32Array(floats);
+      for (let i = 0; i < floats; i++) w[i] = Math.sin(i) * 0.1;
+      // Warm up (JIT, yamux window growth) outside the timed part.
+      for (let r = 1; r <= 3; r++) await transport!.send(1, r, w);
+      const end = Date.now() + (m.seconds as number) * 1000;
+      const t0 = performance.now();
+      let frames = 0;
+      let wireBytes = 0;
+      let failed = 0;
+      for (let r = 4; Date.now() < end; r++) {
+        const out = await transport!.send(1, r, w);
+        if (out.status === 'delivered') {
+          frames++;
+          wireBytes += out.bytes;
+        } else failed++;
+      }
+      const elapsed = (performance.now() - t0) / 1000;
+      await transport!.send(1, 0xfffffff0, w); // tells the receiver to stop collecting
+      return { frames, wireBytes, elapsed, failed };
+    },
+    'p2p-collect': async () => {
+      let frames = 0;
+      let bad = 0;
+      for (let r = 1; ; r++) {
+        // Collect each round; the sender's last frame uses a far round, buffered as 'future'
+        // beyond the window and counted rejected, so the loop ends on a long gap instead.
+        const res = await transport!.collect(r, [0], 2000);
+        if (res.received.length === 0) break;
+        const w = res.received[0]!.weights;
+        if (Math.abs(w[1]! - Math.sin(1) * 0.1) > 1e-3) bad++;
+        frames++;
+      }
+      return { frames, bad };
+    },
+    'p2p-stop': async () => {
+      await transport?.stop();
+      transport = undefined;
+      return {};
+    },
+  };
+  process.on('message', (m: Msg) => {
+    if (m.op === 'exit') {
+      void Promise.resolve(transport?.stop()).finally(() => process.exit(0));
+      return;
+    }
+    const h = handlers[m.op];
+    if (!h) return process.send?.({ id: m.id, error: `unknown op ${m.op}` });
+    h(m).then(
+      (result) => process.send?.({ id: m.id, result }),
+      (e: unknown) => process.send?.({ id: m.id, error: String(e) }),
+    );
+  });
+}
+
+const roleIndex = process.argv.indexOf('--bench-child');
+if (roleIndex >= 0) void child(process.argv[roleIndex + 1] ?? 'receiver');
