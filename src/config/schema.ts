@@ -94,7 +94,8 @@ const modelSchema = z
 const trainSchema = z
   .object({
     optimizer: oneOf(['sgd', 'sam', 'asam'] as const).default('asam'),
-    lr: num(0, 10).default(0.05),
+    /** Base learning rate (the default suits the embedded digits data; the paper used 0.01-0.05). */
+    lr: num(0, 10).default(0.2),
     momentum: num(0, 0.999).default(0),
     weightDecay: num(0, 1).default(4e-4),
     /** SAM/ASAM neighbourhood radius (FedASAM: 0.7, FedSAM: 0.1). */

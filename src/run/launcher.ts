@@ -40,6 +40,29 @@ function cliEntry(): string {
   return join(here, '..', '..', 'cli', here.endsWith('.ts') ? 'main.ts' : 'main.js');
 }
 
+/**
+ * Node flags children inherit: loaders (tsx when running from source) and source maps, never the
+ * test runner's or inspector's flags.
+ */
+export function childExecArgv(argv: readonly string[] = process.execArgv): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (
+      ['--import', '--loader', '--experimental-loader', '--require', '-r'].includes(a) &&
+      i + 1 < argv.length
+    ) {
+      out.push(a, argv[++i]!);
+    } else if (
+      /^--(import|loader|experimental-loader|require)=/.test(a) ||
+      a === '--enable-source-maps'
+    ) {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
 export function launchRunId(cfg: Experiment): string {
   if (cfg.run.id) return cfg.run.id;
   const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
@@ -146,7 +169,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     if (slot.listenAddr) args.push('--listen', slot.listenAddr);
     const child = fork(cliEntry(), args, {
       stdio: ['ignore', log, log, 'ipc'],
-      execArgv: process.execArgv,
+      execArgv: childExecArgv(),
       env: { ...process.env, FLATMESH_NODE_ID: String(slot.id) },
     });
     slot.child = child;
