@@ -1,0 +1,668 @@
+/**
+ * Sweeps: `flatmesh sweep`. A sweep file names a base experiment, a grid of experiment fields and
+ * a list of seeds; every cell of the grid (the cartesian product, first key slowest) runs once per
+ * seed, in the simulator or as real processes. Each run lands in
+ * `OUT/cells/<cell-key>/seed-<s>/` and is only moved there (one directory rename) once its
+ * summary.json is complete, so an interrupted sweep re-run with `resume` redoes exactly the runs
+ * that had not finished. `OUT/table.csv` and `OUT/table.json` give one row per cell with, for each
+ * figure, the mean over seeds, the sample standard deviation and a 95% confidence interval: in
+ * this field single-seed differences mislead.
+ *
+ *   # sweep.yaml
+ *   base: { nodes: 8, data: { dataset: digits }, run: { rounds: 20 } }   # or a file path
+ *   grid: { faults.loss.p: [0, 0.3], gossip.mixing: [laplacian, push-sum] }
+ *   seeds: [1, 2, 3]
+ *   mode: sim                       # or processes
+ *   out: runs/loss-sweep
+ *
+ *   const plan = loadSweep('sweep.yaml');            // validates every cell before anything runs
+ *   const result = await runSweep(plan, { resume: true });
+ *   console.log(formatTable(result.table));
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { parseExperiment, readExperimentFile } from '../config/load.js';
+import type { Experiment } from '../config/schema.js';
+import { parsePartitionSpec } from '../data/partition.js';
+import { ConfigError, ConfigErrors, isFlatmeshError, UsageError } from '../errors.js';
+import { resolveGraph } from '../node/build.js';
+import { packagePath } from '../paths.js';
+import { type Describe, describe } from './stats.js';
+import type { RunSummary } from './summary.js';
+
+// ---------------------------------------------------------------------------------------------
+// The sweep file
+
+const seedSchema = z
+  .number({ error: 'must be an integer between 0 and 2147483647' })
+  .int({ error: 'must be an integer between 0 and 2147483647' })
+  .gte(0, { error: 'must be an integer between 0 and 2147483647' })
+  .lte(2 ** 31 - 1, { error: 'must be an integer between 0 and 2147483647' });
+
+export const sweepFileSchema = z
+  .object({
+    /** The base experiment: an experiment object, or the path of an experiment file (relative to the sweep file). Default: the schema defaults. */
+    base: z
+      .union([z.string().min(1), z.record(z.string(), z.unknown())], {
+        error: 'must be an experiment mapping or the path of an experiment file',
+      })
+      .default({}),
+    /** Experiment field path -> the values it takes. Default: no grid (one cell, the base). */
+    grid: z
+      .record(
+        z.string().min(1),
+        z.array(z.unknown(), { error: 'must be a list of values' }).min(1, {
+          error: 'must list at least one value',
+        }),
+      )
+      .default({}),
+    /** Seeds: an axis of their own (`run.seed` of every run). Default [1, 2, 3]. */
+    seeds: z
+      .array(seedSchema)
+      .min(1, { error: 'must list at least one seed' })
+      .refine((s) => new Set(s).size === s.length, { error: 'must not repeat a seed' })
+      .default([1, 2, 3]),
+    /** `sim`: the in-process simulator; `processes`: one real process per node. Default sim. */
+    mode: z
+      .enum(['sim', 'processes'], { error: "must be one of 'sim', 'processes'" })
+      .default('sim'),
+    /** Output directory. Default: runs/sweep-<sweep file name>. */
+    out: z.string().min(1).optional(),
+  })
+  .strict();
+
+export type SweepFile = z.output<typeof sweepFileSchema>;
+export type SweepMode = SweepFile['mode'];
+
+/** Grid keys that are not axes: the seed has its own list, id and out are set per run. */
+const RESERVED_KEYS: Record<string, string> = {
+  'run.seed': 'seeds are an axis of their own: list them under seeds',
+  'run.id': 'is set per run by the sweep',
+  'run.out': 'is set per run by the sweep (use the sweep out)',
+};
+
+export interface SweepCell {
+  /** Position in the stable cell order. */
+  index: number;
+  /** Directory name: a short readable slug of the values and a hash of the cell's experiment. */
+  key: string;
+  /** Grid key -> this cell's value, in grid order. */
+  values: Record<string, unknown>;
+  /** The validated experiment of this cell (run.seed is replaced per run). */
+  experiment: Experiment;
+}
+
+export interface SweepPlan {
+  /** The sweep file, if the plan came from one. */
+  source?: string;
+  out: string;
+  mode: SweepMode;
+  seeds: number[];
+  gridKeys: string[];
+  cells: SweepCell[];
+}
+
+/** Read and validate a sweep file (YAML or JSON). Every cell is checked before anything runs. */
+export function loadSweep(file: string): SweepPlan {
+  const raw = readExperimentFile(file);
+  return planSweep(raw, {
+    source: file,
+    baseDir: dirname(resolve(file)),
+    defaultOut: join('runs', `sweep-${basename(file, extname(file))}`),
+  });
+}
+
+/**
+ * Validate a sweep object and expand its grid. Throws ConfigErrors naming every problem: sweep
+ * fields by path (`seeds[1]`), grid keys as `grid["faults.loss.p"]`, whole cells by their values.
+ */
+export function planSweep(
+  input: unknown,
+  opts: { source?: string; baseDir?: string; defaultOut?: string } = {},
+): SweepPlan {
+  const r = sweepFileSchema.safeParse(input ?? {}, { reportInput: true });
+  if (!r.success) {
+    throw new ConfigErrors(
+      r.error.issues.map((i) =>
+        i.code === 'unrecognized_keys'
+          ? new ConfigError(
+              `${sweepPath(i.path) === '(sweep)' ? '' : `${sweepPath(i.path)}.`}${i.keys.join(', ')}`,
+              'unknown field of a sweep file (base, grid, seeds, mode, out)',
+            )
+          : new ConfigError(sweepPath(i.path), i.message, (i as { input?: unknown }).input),
+      ),
+    );
+  }
+  const file = r.data;
+  const base = resolveBase(file.base, opts.baseDir);
+  const problems: ConfigError[] = [];
+  const baseProblems = problemsOf(() => parseExperiment(base));
+  if (baseProblems.length > 0)
+    throw new ConfigErrors(baseProblems.map((m) => new ConfigError('base', m)));
+
+  const gridKeys = Object.keys(file.grid);
+  // Each key on its own first, so a typo is reported once, against the key that has it.
+  for (const key of gridKeys) {
+    const where = `grid[${JSON.stringify(key)}]`;
+    const reserved = RESERVED_KEYS[key];
+    if (reserved) {
+      problems.push(new ConfigError(where, reserved));
+      continue;
+    }
+    const values = file.grid[key]!;
+    const byMessage = new Map<string, number[]>();
+    values.forEach((v, i) => {
+      for (const m of problemsOf(() => parseExperiment(withValues(base, [[key, v]], where))))
+        byMessage.set(m, [...(byMessage.get(m) ?? []), i]);
+    });
+    for (const [m, idx] of byMessage)
+      problems.push(
+        new ConfigError(idx.length === values.length ? where : `${where}[${idx[0]}]`, m),
+      );
+  }
+  if (problems.length > 0) throw new ConfigErrors(problems);
+
+  const cells: SweepCell[] = [];
+  const graphsChecked = new Set<string>();
+  for (const combo of cartesian(gridKeys.map((k) => file.grid[k]!))) {
+    const entries = gridKeys.map((k, i): [string, unknown] => [k, combo[i]]);
+    const values = Object.fromEntries(entries);
+    const where = `cell {${entries.map(([k, v]) => `${k}: ${formatValue(v)}`).join(', ')}}`;
+    let experiment: Experiment;
+    try {
+      experiment = parseExperiment(withValues(base, entries, where));
+    } catch (e) {
+      for (const m of errorProblems(e)) problems.push(new ConfigError(where, m));
+      continue;
+    }
+    // Checks the schema cannot make: the partition spec and the graph (for every seed, since a
+    // random generator draws its graph from the seed).
+    const semantic = [
+      () => parsePartitionSpec(experiment.data.partition, 'data.partition'),
+      ...file.seeds.map((seed) => () => {
+        const k = `${experiment.topology.graph}|${experiment.nodes}|${seed}`;
+        if (graphsChecked.has(k)) return;
+        resolveGraph(experiment.topology.graph, experiment.nodes, seed);
+        graphsChecked.add(k);
+      }),
+    ];
+    for (const check of semantic) {
+      for (const m of problemsOf(check)) {
+        const msg = /^(topology\.|data\.|nodes:)/.test(m)
+          ? m
+          : `topology.graph ${experiment.topology.graph}: ${m}`;
+        if (!problems.some((p) => p.path === where && p.problem === msg))
+          problems.push(new ConfigError(where, msg));
+      }
+    }
+    cells.push({ index: cells.length, key: cellKey(values, experiment), values, experiment });
+  }
+  if (problems.length > 0) throw new ConfigErrors(problems);
+
+  return {
+    ...(opts.source && { source: opts.source }),
+    out: file.out ?? opts.defaultOut ?? join('runs', 'sweep'),
+    mode: file.mode,
+    seeds: file.seeds,
+    gridKeys,
+    cells,
+  };
+}
+
+function resolveBase(base: SweepFile['base'], baseDir?: string): Record<string, unknown> {
+  if (typeof base !== 'string') return structuredClone(base);
+  const candidates = isAbsolute(base)
+    ? [base]
+    : [
+        ...(baseDir ? [join(baseDir, base)] : []),
+        resolve(base),
+        packagePath('scripts', 'presets', base),
+      ];
+  const file = candidates.find((c) => existsSync(c));
+  if (!file) throw new ConfigError('base', 'experiment file not found', base);
+  const raw = readExperimentFile(file) ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new ConfigError('base', `${file} must hold a mapping of experiment fields`);
+  return raw as Record<string, unknown>;
+}
+
+function withValues(
+  base: Record<string, unknown>,
+  entries: readonly [string, unknown][],
+  where: string,
+): Record<string, unknown> {
+  const obj = structuredClone(base);
+  for (const [path, value] of entries) setPath(obj, path, value, where);
+  return obj;
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown, where: string): void {
+  const keys = path.split('.');
+  if (keys.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype'))
+    throw new ConfigError(where, 'is not a valid experiment field path');
+  let cur: Record<string, unknown> = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = cur[k];
+    if (next === undefined || next === null) cur[k] = {};
+    else if (typeof next !== 'object' || Array.isArray(next))
+      throw new ConfigError(where, `${k} is not a mapping, so ${path} is not an experiment field`);
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[keys[keys.length - 1]!] = structuredClone(value);
+}
+
+/** The messages of the config problems `fn` throws (none if it does not throw). */
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+    return [];
+  } catch (e) {
+    return errorProblems(e);
+  }
+}
+
+function errorProblems(e: unknown): string[] {
+  if (e instanceof ConfigErrors) return e.problems.map((p) => p.message);
+  if (isFlatmeshError(e)) return [e.message];
+  throw e;
+}
+
+function sweepPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(sweep)';
+  let s = '';
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else if (s === 'grid') s += `[${JSON.stringify(String(p))}]`;
+    else s += s === '' ? String(p) : `.${String(p)}`;
+  }
+  return s;
+}
+
+function* cartesian(axes: readonly (readonly unknown[])[]): Generator<unknown[]> {
+  const idx = axes.map(() => 0);
+  if (axes.some((a) => a.length === 0)) return;
+  for (;;) {
+    yield idx.map((i, a) => axes[a]![i]);
+    // The last axis varies fastest, so the first grid key is the slowest-varying column.
+    let a = axes.length - 1;
+    while (a >= 0 && ++idx[a]! === axes[a]!.length) idx[a--] = 0;
+    if (a < 0) return;
+  }
+}
+
+export function formatValue(v: unknown): string {
+  return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+}
+
+/** Canonical JSON (sorted keys) for hashing. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * `loss.p-0.3_mixing-push-sum-1a2b3c4d`: the values, readable, then 8 hex digits of a hash of the
+ * cell's whole experiment without seed, id and out, so a changed base never reuses old runs.
+ */
+export function cellKey(values: Record<string, unknown>, experiment: Experiment): string {
+  const parts = Object.entries(values).map(([k, v]) => {
+    const segs = k.split('.');
+    const last = segs[segs.length - 1]!;
+    const name = last.length <= 2 && segs.length > 1 ? segs.slice(-2).join('.') : last;
+    return `${name}-${slug(formatValue(v))}`;
+  });
+  const text = (parts.join('_') || 'base').slice(0, 60).replace(/[-_.]+$/, '');
+  const { seed: _s, id: _i, out: _o, ...run } = experiment.run;
+  const hash = createHash('sha256')
+    .update(canonical({ ...experiment, run }))
+    .digest('hex')
+    .slice(0, 8);
+  return `${text}-${hash}`;
+}
+
+function slug(s: string): string {
+  return (
+    s
+      .replace(/[^A-Za-z0-9.]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 24) || 'x'
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+/** Runs one experiment, writing everything into `dir` (summary.json last). */
+export type SweepRunner = (
+  cfg: Experiment,
+  dir: string,
+  signal?: AbortSignal,
+) => Promise<RunSummary>;
+
+export interface SweepRun {
+  cell: SweepCell;
+  seed: number;
+  /** Final directory: OUT/cells/<cell key>/seed-<s>. */
+  dir: string;
+}
+
+export type SweepEvent =
+  | { type: 'skip'; run: SweepRun }
+  | { type: 'start'; run: SweepRun; index: number; total: number }
+  | { type: 'done'; run: SweepRun; summary: RunSummary; seconds: number }
+  | { type: 'fail'; run: SweepRun; error: unknown };
+
+export interface RunSweepOptions {
+  /** Continue a sweep whose out already holds finished runs (they are kept). Default false. */
+  resume?: boolean;
+  /** Select runs: comma-separated `gridkey=value` or `seed=N` terms (same key: any of; different keys: all of), or a substring of the cell key. */
+  only?: string;
+  /** Default: the simulator or the launcher, after the plan's mode. */
+  runner?: SweepRunner;
+  /** Every run skipped, started, finished or failed. */
+  onEvent?: (e: SweepEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface SweepFailure {
+  cell: string;
+  seed: number;
+  error: string;
+}
+
+export interface SweepResult {
+  table: SweepTable;
+  /** Runs done by this call. */
+  ran: number;
+  /** Selected runs found finished and skipped. */
+  skipped: number;
+  failures: SweepFailure[];
+}
+
+export function runDir(out: string, cell: SweepCell, seed: number): string {
+  return join(out, 'cells', cell.key, `seed-${seed}`);
+}
+
+/** A run is done when its directory holds a complete summary.json. */
+export function readDoneSummary(dir: string): RunSummary | undefined {
+  const file = join(dir, 'summary.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
+  } catch {
+    return undefined;
+  }
+}
+
+export function defaultRunner(mode: SweepMode): SweepRunner {
+  switch (mode) {
+    case 'sim':
+      return async (cfg, dir, signal) => {
+        const { simulate } = await import('./simulate.js');
+        return simulate(cfg, { out: dir, ...(signal && { signal }) });
+      };
+    case 'processes':
+      return async (cfg, dir, signal) => {
+        const { launch } = await import('./launcher.js');
+        return launch(cfg, { out: dir, progress: false, ...(signal && { signal }) });
+      };
+    default: {
+      const never: never = mode;
+      throw new ConfigError('mode', "must be one of 'sim', 'processes'", never);
+    }
+  }
+}
+
+/** The experiment of one run: the cell's, with the seed, a stable run id and the final out. */
+export function runExperiment(run: SweepRun): Experiment {
+  const hash = run.cell.key.slice(-8);
+  return {
+    ...run.cell.experiment,
+    run: {
+      ...run.cell.experiment.run,
+      seed: run.seed,
+      id: `sweep-${hash}-s${run.seed}`,
+      out: run.dir,
+    },
+  };
+}
+
+export async function runSweep(plan: SweepPlan, opts: RunSweepOptions = {}): Promise<SweepResult> {
+  const selected = selectRuns(plan, opts.only);
+  const done = selected.filter((r) => readDoneSummary(r.dir));
+  if (done.length > 0 && !opts.resume) {
+    throw new UsageError(
+      `${plan.out} already holds ${done.length} finished run(s) of this sweep; pass --resume to continue it (finished runs are kept), or choose another out`,
+    );
+  }
+  mkdirSync(plan.out, { recursive: true });
+  writeAtomic(join(plan.out, 'sweep.json'), `${JSON.stringify(describePlan(plan), null, 2)}\n`);
+  const runner = opts.runner ?? defaultRunner(plan.mode);
+  const todo = selected.filter((r) => !readDoneSummary(r.dir));
+  for (const r of selected) if (readDoneSummary(r.dir)) opts.onEvent?.({ type: 'skip', run: r });
+
+  const failures: SweepFailure[] = [];
+  let ran = 0;
+  const writeTables = () => {
+    const table = buildTable(plan);
+    writeAtomic(join(plan.out, 'table.json'), `${JSON.stringify(table, null, 2)}\n`);
+    writeAtomic(join(plan.out, 'table.csv'), tableCsv(table));
+    return table;
+  };
+  for (const [i, r] of todo.entries()) {
+    opts.signal?.throwIfAborted();
+    // Work in a side directory; the finished run is moved into place in one rename, so its
+    // summary.json either exists complete or not at all.
+    const partial = `${r.dir}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    mkdirSync(partial, { recursive: true });
+    opts.onEvent?.({ type: 'start', run: r, index: i, total: todo.length });
+    const t0 = performance.now();
+    try {
+      const summary = await runner(runExperiment(r), partial, opts.signal);
+      if (!existsSync(join(partial, 'summary.json')))
+        writeAtomic(join(partial, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+      rmSync(r.dir, { recursive: true, force: true });
+      renameSync(partial, r.dir);
+      ran++;
+      opts.onEvent?.({
+        type: 'done',
+        run: r,
+        summary,
+        seconds: (performance.now() - t0) / 1000,
+      });
+      writeTables();
+    } catch (e) {
+      opts.onEvent?.({ type: 'fail', run: r, error: e });
+      // Stop at once on an interruption and on failures every other run would repeat too.
+      if (opts.signal?.aborted || !isFlatmeshError(e) || e.exitCode === 2 || e.exitCode === 3) {
+        writeTables();
+        throw e;
+      }
+      failures.push({ cell: r.cell.key, seed: r.seed, error: e.message });
+    }
+  }
+  const table = writeTables();
+  return { table, ran, skipped: selected.length - todo.length, failures };
+}
+
+function selectRuns(plan: SweepPlan, only?: string): SweepRun[] {
+  const all = plan.cells.flatMap((cell) =>
+    plan.seeds.map((seed) => ({ cell, seed, dir: runDir(plan.out, cell, seed) })),
+  );
+  if (!only?.trim()) return all;
+  const byKey = new Map<string, string[]>();
+  const substrings: string[] = [];
+  for (const term of only
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)) {
+    const eq = term.indexOf('=');
+    if (eq < 0) {
+      substrings.push(term);
+      continue;
+    }
+    const key = term.slice(0, eq).trim();
+    if (key !== 'seed' && !plan.gridKeys.includes(key))
+      throw new ConfigError(
+        '--only',
+        `${key} is not a grid key (grid keys: ${plan.gridKeys.join(', ') || 'none'}; or seed)`,
+        term,
+      );
+    byKey.set(key, [...(byKey.get(key) ?? []), term.slice(eq + 1).trim()]);
+  }
+  const picked = all.filter(
+    (r) =>
+      substrings.every((s) => r.cell.key.includes(s)) &&
+      [...byKey].every(([k, vs]) =>
+        vs.includes(k === 'seed' ? String(r.seed) : formatValue(r.cell.values[k])),
+      ),
+  );
+  if (picked.length === 0) throw new ConfigError('--only', 'selects no run of this sweep', only);
+  return picked;
+}
+
+function describePlan(plan: SweepPlan) {
+  return {
+    ...(plan.source && { source: plan.source }),
+    out: plan.out,
+    mode: plan.mode,
+    seeds: plan.seeds,
+    gridKeys: plan.gridKeys,
+    cells: plan.cells.map((c) => ({ key: c.key, values: c.values })),
+  };
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+export const SWEEP_METRICS = [
+  { name: 'meanAccuracy', label: 'accuracy %', get: (s: RunSummary) => s.meanAccuracy },
+  { name: 'meanSwaAccuracy', label: 'SWA acc. %', get: (s: RunSummary) => s.meanSwaAccuracy },
+  {
+    name: 'accuracyOfAverageModel',
+    label: 'avg model %',
+    get: (s: RunSummary) => s.accuracyOfAverageModel,
+  },
+  {
+    name: 'finalDisagreement',
+    label: 'disagreement',
+    get: (s: RunSummary) => s.finalDisagreement,
+  },
+  { name: 'messages.dropped', label: 'dropped', get: (s: RunSummary) => s.messages.dropped },
+] as const;
+
+export type SweepMetric = (typeof SWEEP_METRICS)[number]['name'];
+
+export interface SweepRow {
+  cell: string;
+  values: Record<string, unknown>;
+  /** Seeds whose run is finished. */
+  seeds: number[];
+  runs: number;
+  /** Finished runs in which some node that should have finished did not. */
+  incomplete: number;
+  stats: Record<SweepMetric, Describe>;
+}
+
+export interface SweepTable {
+  out: string;
+  mode: SweepMode;
+  gridKeys: string[];
+  seeds: number[];
+  metrics: SweepMetric[];
+  rows: SweepRow[];
+}
+
+/** The table of a sweep from the runs finished on disk (any call, any `only`). */
+export function buildTable(plan: SweepPlan): SweepTable {
+  const rows = plan.cells.map((cell): SweepRow => {
+    const runs = plan.seeds
+      .map((seed) => ({ seed, summary: readDoneSummary(runDir(plan.out, cell, seed)) }))
+      .filter((r): r is { seed: number; summary: RunSummary } => r.summary !== undefined);
+    const stats = Object.fromEntries(
+      SWEEP_METRICS.map((m) => [m.name, describe(runs.map((r) => m.get(r.summary)))]),
+    ) as Record<SweepMetric, Describe>;
+    return {
+      cell: cell.key,
+      values: cell.values,
+      seeds: runs.map((r) => r.seed),
+      runs: runs.length,
+      incomplete: runs.filter((r) => !r.summary.completed).length,
+      stats,
+    };
+  });
+  return {
+    out: plan.out,
+    mode: plan.mode,
+    gridKeys: plan.gridKeys,
+    seeds: plan.seeds,
+    metrics: SWEEP_METRICS.map((m) => m.name),
+    rows,
+  };
+}
+
+const STAT_FIELDS = ['mean', 'std', 'ci95', 'min', 'max', 'n'] as const;
+
+export function tableCsv(t: SweepTable): string {
+  const header = [
+    'cell',
+    ...t.gridKeys,
+    'runs',
+    'incomplete',
+    ...t.metrics.flatMap((m) => STAT_FIELDS.map((f) => `${m}.${f}`)),
+  ];
+  const lines = t.rows.map((r) => [
+    r.cell,
+    ...t.gridKeys.map((k) => formatValue(r.values[k])),
+    String(r.runs),
+    String(r.incomplete),
+    ...t.metrics.flatMap((m) => STAT_FIELDS.map((f) => String(r.stats[m][f] ?? ''))),
+  ]);
+  return `${[header, ...lines].map((l) => l.map(csvField).join(',')).join('\n')}\n`;
+}
+
+function csvField(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** A readable table: one line per cell, each figure as mean ± 95% CI half-width over seeds. */
+export function formatTable(t: SweepTable): string {
+  const fmt = (m: SweepMetric, d: Describe): string => {
+    if (d.mean === null) return '-';
+    const pct = m !== 'finalDisagreement' && m !== 'messages.dropped';
+    const f = (v: number) =>
+      pct ? (100 * v).toFixed(1) : m === 'messages.dropped' ? v.toFixed(1) : v.toPrecision(3);
+    return d.ci95 === null ? f(d.mean) : `${f(d.mean)} ± ${f(d.ci95)}`;
+  };
+  const header = [
+    ...t.gridKeys,
+    'runs',
+    ...SWEEP_METRICS.filter((m) => t.metrics.includes(m.name)).map((m) => m.label),
+  ];
+  const rows = t.rows.map((r) => [
+    ...t.gridKeys.map((k) => formatValue(r.values[k])),
+    `${r.runs}/${t.seeds.length}${r.incomplete > 0 ? ` (${r.incomplete} incomplete)` : ''}`,
+    ...t.metrics.map((m) => fmt(m, r.stats[m])),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cols: string[]) =>
+    cols
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
