@@ -22,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseExperiment, readExperimentFile } from '../config/load.js';
 import type { Experiment } from '../config/schema.js';
@@ -197,7 +198,12 @@ export function planSweep(
           problems.push(new ConfigError(where, msg));
       }
     }
-    cells.push({ index: cells.length, key: cellKey(values, experiment), values, experiment });
+    cells.push({
+      index: cells.length,
+      key: cellKey(values, experiment, file.mode),
+      values,
+      experiment,
+    });
   }
   if (problems.length > 0) throw new ConfigErrors(problems);
 
@@ -309,9 +315,14 @@ function canonical(v: unknown): string {
 
 /**
  * `loss.p-0.3_mixing-push-sum-1a2b3c4d`: the values, readable, then 8 hex digits of a hash of the
- * cell's whole experiment without seed, id and out, so a changed base never reuses old runs.
+ * cell's whole experiment without seed, id and out (and of the mode), so a changed base or mode
+ * never reuses old runs.
  */
-export function cellKey(values: Record<string, unknown>, experiment: Experiment): string {
+export function cellKey(
+  values: Record<string, unknown>,
+  experiment: Experiment,
+  mode: SweepMode = 'sim',
+): string {
   const parts = Object.entries(values).map(([k, v]) => {
     const segs = k.split('.');
     const last = segs[segs.length - 1]!;
@@ -321,7 +332,7 @@ export function cellKey(values: Record<string, unknown>, experiment: Experiment)
   const text = (parts.join('_') || 'base').slice(0, 60).replace(/[-_.]+$/, '');
   const { seed: _s, id: _i, out: _o, ...run } = experiment.run;
   const hash = createHash('sha256')
-    .update(canonical({ ...experiment, run }))
+    .update(canonical({ ...experiment, run, mode }))
     .digest('hex')
     .slice(0, 8);
   return `${text}-${hash}`;
@@ -522,11 +533,21 @@ function selectRuns(plan: SweepPlan, only?: string): SweepRun[] {
     (r) =>
       substrings.every((s) => r.cell.key.includes(s)) &&
       [...byKey].every(([k, vs]) =>
-        vs.includes(k === 'seed' ? String(r.seed) : formatValue(r.cell.values[k])),
+        vs.some((v) => sameValue(v, k === 'seed' ? r.seed : r.cell.values[k])),
       ),
   );
   if (picked.length === 0) throw new ConfigError('--only', 'selects no run of this sweep', only);
   return picked;
+}
+
+/** `0.30` selects 0.3, `ring` selects 'ring', `[16]` selects [16]. */
+function sameValue(term: string, value: unknown): boolean {
+  if (term === formatValue(value)) return true;
+  try {
+    return canonical(parseYaml(term)) === canonical(value);
+  } catch {
+    return false;
+  }
 }
 
 function describePlan(plan: SweepPlan) {
@@ -576,6 +597,8 @@ export interface SweepRow {
   /** Finished runs in which some node that should have finished did not. */
   incomplete: number;
   stats: Record<SweepMetric, Describe>;
+  /** Each finished run's figures, by seed (what the statistics are computed from). */
+  perSeed: ({ seed: number } & Record<SweepMetric, number | null>)[];
 }
 
 export interface SweepTable {
@@ -603,6 +626,13 @@ export function buildTable(plan: SweepPlan): SweepTable {
       runs: runs.length,
       incomplete: runs.filter((r) => !r.summary.completed).length,
       stats,
+      perSeed: runs.map((r) => ({
+        seed: r.seed,
+        ...(Object.fromEntries(SWEEP_METRICS.map((m) => [m.name, m.get(r.summary)])) as Record<
+          SweepMetric,
+          number | null
+        >),
+      })),
     };
   });
   return {

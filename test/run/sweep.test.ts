@@ -334,6 +334,13 @@ describe('a sweep of real simulator runs', () => {
             .meanAccuracy,
       );
       assert.deepEqual(row.stats.meanAccuracy, stats(accs));
+      assert.deepEqual(
+        row.perSeed.map((p: { seed: number; meanAccuracy: number }) => [p.seed, p.meanAccuracy]),
+        [
+          [1, accs[0]],
+          [2, accs[1]],
+        ],
+      );
       const line = csv[i + 1]!.split(',');
       assert.equal(Number(line[header.indexOf('meanAccuracy.ci95')]), stats(accs).ci95);
     }
@@ -428,7 +435,7 @@ describe('sweep bookkeeping', () => {
       out,
     });
     const calls: string[] = [];
-    await runSweep(plan, { only: 'faults.loss.p=0.3,seed=2,seed=3', runner: fakeRunner(calls) });
+    await runSweep(plan, { only: 'faults.loss.p=0.30,seed=2,seed=3', runner: fakeRunner(calls) });
     assert.deepEqual(calls, ['0.3/2', '0.3/3']);
     const t = JSON.parse(readFileSync(join(out, 'table.json'), 'utf8'));
     assert.deepEqual(
