@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { initBackend } from '../compute/backend.js';
 import type { Experiment } from '../config/schema.js';
 import { faultyTransport } from '../faults/transport.js';
+import { readFlat } from '../learn/index.js';
 import { memoryNetwork, memoryTransport } from '../net/memory.js';
 import type { Transport } from '../net/transport.js';
 import { type BuiltNode, buildNode, prepareRun } from '../node/build.js';
@@ -30,6 +31,11 @@ export interface SimulateOptions {
   out?: string;
   /** Called with every node's round record, in completion order. */
   onRound?: (r: RoundRecord) => void;
+  /**
+   * Called after every node's round with its weights after mixing (a fresh copy, the model the
+   * record of that round describes), e.g. to measure the distance between groups of nodes per round.
+   */
+  onWeights?: (node: number, round: number, x: Float32Array) => void;
   signal?: AbortSignal;
 }
 
@@ -69,6 +75,10 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
     const sinks: MetricsSink[] = [];
     if (opts.out) sinks.push(jsonlSink(join(opts.out, 'nodes', String(id), 'metrics.jsonl')));
     if (opts.onRound) sinks.push({ record: opts.onRound });
+    const onWeights = opts.onWeights;
+    // The runtime writes the mixed weights into the model before it emits the round's record, so
+    // reading the model inside the sink gives exactly that round's weights.
+    if (onWeights) sinks.push({ record: (r) => onWeights(r.node, r.round, readFlat(node.model)) });
     const node = buildNode(ctx, id, { transport, counters: c, sink: fanout(...sinks) });
     nodes.push(node);
     runtimes.push(node.runtime);
