@@ -107,19 +107,40 @@ function parseGenerator(spec: string, n: number): [string, { n: number } & Recor
   return [kind, params];
 }
 
-export async function prepareRun(cfg: Experiment, runId: string): Promise<RunContext> {
+export interface PrepareOptions {
+  /**
+   * Keep only this node's training shard in memory (a node process needs nothing else): the full
+   * training set is dropped after partitioning, so a node holds its shard, not 60k images.
+   */
+  only?: number;
+}
+
+export async function prepareRun(
+  cfg: Experiment,
+  runId: string,
+  opts: PrepareOptions = {},
+): Promise<RunContext> {
   const seed = cfg.run.seed;
-  const data = await loadDataset(datasetSpec(cfg), {
+  const loaded = await loadDataset(datasetSpec(cfg), {
     seed,
     ...(cfg.data.dir ? { dataDir: cfg.data.dir } : {}),
   });
-  const partition = partitionDataset(
-    data.train.y,
-    data.train.classes,
+  let data = loaded;
+  let partition = partitionDataset(
+    loaded.train.y,
+    loaded.train.classes,
     cfg.nodes,
     parsePartitionSpec(cfg.data.partition),
     seed,
+    loaded.train.groups,
   );
+  if (opts.only !== undefined) {
+    const mine = partition[opts.only];
+    if (!mine) throw new ConfigError('id', `must be less than nodes (${cfg.nodes})`, opts.only);
+    data = { ...loaded, train: subset(loaded.train, mine) };
+    const local = Int32Array.from({ length: mine.length }, (_, i) => i);
+    partition = partition.map((p, i) => (i === opts.only ? local : new Int32Array(0)));
+  }
   const test =
     cfg.eval.limit > 0 && cfg.eval.limit < data.test.count
       ? subset(

@@ -91,6 +91,9 @@ export interface RoundRecord {
   faults: Record<string, number>;
   /** Push-sum mass, when push-sum mixing is used. */
   mass?: number;
+  /** Resident memory of the process (MB) and live tensors, to catch leaks across rounds. */
+  rssMB: number;
+  numTensors: number;
 }
 
 /** Transport counters, tallied per round. */

@@ -14,6 +14,7 @@
  * from their heartbeats, so it never stalls them and never mixes weights from a round long past.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as tf from '@tensorflow/tfjs';
 import type { Experiment } from '../config/schema.js';
 import type { Dataset } from '../data/types.js';
 import { corruptWeights } from '../faults/byzantine.js';
@@ -300,6 +301,8 @@ export class NodeRuntime {
       disagreement,
       ...tallies,
       ...(cfg.gossip.mixing === 'push-sum' && { mass: this.mass }),
+      rssMB: Math.round(process.memoryUsage.rss() / 1e6),
+      numTensors: tf.memory().numTensors,
     };
     this.d.sink.record(record);
     await this.d.transport

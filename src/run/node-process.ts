@@ -46,7 +46,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   });
 
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
-  const ctx = await prepareRun(cfg, runId);
+  const ctx = await prepareRun(cfg, runId, { only: id });
   const identity = await loadOrCreateIdentity(dir);
   const fileRoster = opts.roster
     ? parseRoster(JSON.parse(readFileSync(opts.roster, 'utf8')))
