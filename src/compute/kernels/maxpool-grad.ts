@@ -49,6 +49,21 @@ export function maxPoolGradKernel(backendName: string): tf.KernelConfig {
     const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
     const { effectiveFilterHeight: efh, effectiveFilterWidth: efw } = info;
     const { top: pt, left: pl } = info.padInfo;
+    // Fast path: 2x2 windows, stride 2, every window inside the input (the zoo's pools); four
+    // unrolled comparisons per channel instead of the general window loop (~3x faster).
+    if (
+      efh === 2 &&
+      efw === 2 &&
+      sh === 2 &&
+      sw === 2 &&
+      pt === 0 &&
+      pl === 0 &&
+      2 * OH <= H &&
+      2 * OW <= W
+    ) {
+      maxPool2x2Grad(x, g, dx, batchSize, H, W, C, OH, OW);
+      return out;
+    }
     const maxVal = new Float32Array(C);
     const maxIdx = new Int32Array(C);
     for (let b = 0; b < batchSize; b++) {
@@ -91,4 +106,55 @@ export function maxPoolGradKernel(backendName: string): tf.KernelConfig {
     backendName,
     kernelFunc: kernelFunc as unknown as tf.KernelFunc,
   };
+}
+
+/** dx for 2x2/2 windows fully inside the input; ties go to the first maximum in row-major order. */
+function maxPool2x2Grad(
+  x: Float32Array,
+  g: Float32Array,
+  dx: Float32Array,
+  batch: number,
+  H: number,
+  W: number,
+  C: number,
+  OH: number,
+  OW: number,
+): void {
+  const rowStride = W * C;
+  for (let b = 0; b < batch; b++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const rowBase = (b * H + 2 * oh) * rowStride;
+      const gRow = (b * OH + oh) * OW * C;
+      for (let ow = 0; ow < OW; ow++) {
+        const p00 = rowBase + 2 * ow * C;
+        const p01 = p00 + C;
+        const p10 = p00 + rowStride;
+        const p11 = p10 + C;
+        const gBase = gRow + ow * C;
+        for (let ch = 0; ch < C; ch++) {
+          // -Infinity start and strict '>' as the cpu backend: NaNs never win.
+          let m = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          let v = x[p00 + ch]!;
+          if (v > m) {
+            m = v;
+            at = p00 + ch;
+          }
+          v = x[p01 + ch]!;
+          if (v > m) {
+            m = v;
+            at = p01 + ch;
+          }
+          v = x[p10 + ch]!;
+          if (v > m) {
+            m = v;
+            at = p10 + ch;
+          }
+          v = x[p11 + ch]!;
+          if (v > m) at = p11 + ch;
+          if (at >= 0) dx[at] = g[gBase + ch]!;
+        }
+      }
+    }
+  }
 }

@@ -14,11 +14,14 @@
  *   (XNNPACK) instead of the backend's scalar loop.
  * - `maxpool-grad`: a correct MaxPoolGrad (the shipped one loses the gradient of windows whose
  *   maximum is negative).
+ * - `sum-leading-axes`: Sum over leading axes (bias gradients) in one pass instead of
+ *   transpose-then-reduce.
  */
 import * as tf from '@tensorflow/tfjs';
 import { conv2dBackpropFilterKernel, conv2dBackpropInputKernel } from './conv2d-backprop.js';
 import { explicitTransposeMatMul } from './matmul.js';
 import { maxPoolGradKernel } from './maxpool-grad.js';
+import { sumLeadingAxesKernel } from './sum-leading.js';
 
 const BACKEND = 'wasm';
 
@@ -27,6 +30,7 @@ export const WASM_PATCHES = [
   'conv2d-backprop-filter',
   'conv2d-backprop-input',
   'maxpool-grad',
+  'sum-leading-axes',
 ] as const;
 export type WasmPatch = (typeof WASM_PATCHES)[number];
 
@@ -70,9 +74,12 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
     if (applied.has(patch)) continue;
     switch (patch) {
       case 'matmul-explicit-transpose':
-        for (const name of ['BatchMatMul', '_FusedMatMul']) {
-          replace(explicitTransposeMatMul(kernel(name), kernel('Transpose').kernelFunc));
-        }
+        replace(
+          explicitTransposeMatMul(kernel('BatchMatMul'), kernel('Transpose').kernelFunc, {
+            swap: true,
+          }),
+        );
+        replace(explicitTransposeMatMul(kernel('_FusedMatMul'), kernel('Transpose').kernelFunc));
         break;
       case 'conv2d-backprop-filter':
         replace(conv2dBackpropFilterKernel(convKernels(), BACKEND));
@@ -82,6 +89,9 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
         break;
       case 'maxpool-grad':
         replace(maxPoolGradKernel(BACKEND));
+        break;
+      case 'sum-leading-axes':
+        replace(sumLeadingAxesKernel(kernel('Sum')));
         break;
       default: {
         const never: never = patch;
@@ -111,6 +121,9 @@ export function removeWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): W
         break;
       case 'maxpool-grad':
         restore('MaxPoolGrad');
+        break;
+      case 'sum-leading-axes':
+        restore('Sum');
         break;
       default: {
         const never: never = patch;
