@@ -109,8 +109,9 @@ export function decodeWeights(
 
 /**
  * Index of the first element that decodes to NaN or +-Infinity, or -1: checked on the encoded
- * bytes (exponent bits for f32/f16, the per-tensor scales for int8, whose q * scale is finite
- * whenever the scale is), which is several times cheaper than scanning decoded floats.
+ * bytes (exponent bits for f32/f16, the per-tensor scales for int8, scanning a tensor's bytes only
+ * when its scale is so large that q * scale can overflow float32), which is several times cheaper
+ * than scanning decoded floats.
  * Expects a payload of the right size (as decodeWeights checks).
  */
 export function firstNonFinite(
@@ -141,9 +142,24 @@ export function firstNonFinite(
     }
     case 'int8': {
       const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const q = new Int8Array(bytes.buffer, bytes.byteOffset + 4 * tensorCount(layout), n);
       let found = -1;
       eachTensor(layout, n, (t, start, end) => {
-        if (found < 0 && end > start && !Number.isFinite(dv.getFloat32(4 * t, true))) found = start;
+        if (found >= 0 || end <= start) return;
+        const scale = dv.getFloat32(4 * t, true);
+        if (!Number.isFinite(scale)) {
+          found = start;
+          return;
+        }
+        // The decoder stores q * scale as float32: a finite scale above ~2.7e36 overflows to
+        // +-Infinity for large |q|. |q| <= 128, so the tensor is safe whenever 128 * scale is.
+        if (Number.isFinite(Math.fround(128 * scale))) return;
+        for (let i = start; i < end; i++) {
+          if (!Number.isFinite(Math.fround(q[i]! * scale))) {
+            found = i;
+            return;
+          }
+        }
       });
       return found;
     }
