@@ -22,7 +22,7 @@ export async function exchange(
   round: number,
   neighbours: readonly number[],
   payload: Float32Array,
-  opts: { mass: number; deadlineMs: number; signal: AbortSignal },
+  opts: { mass: number; deadlineMs: number; signal: AbortSignal; log?: (msg: string) => void },
 ): Promise<ExchangeResult> {
   const t0 = performance.now();
   let sendsDone = t0;
@@ -42,7 +42,10 @@ export async function exchange(
     counters.count('sent', to);
     if (outcome.status === 'delivered') counters.count('delivered', to);
     else if (outcome.status === 'dropped') counters.count('dropped', to);
-    else counters.count('failed', to);
+    else {
+      counters.count('failed', to);
+      opts.log?.(`round ${round}: send to ${to} failed: ${outcome.reason}`);
+    }
   }
   for (const m of collected.received) counters.count('received', m.from);
   for (const j of collected.missing) counters.count('missing', j);

@@ -220,6 +220,7 @@ export class NodeRuntime {
       mass: share,
       deadlineMs: cfg.gossip.deadlineMs,
       signal,
+      ...(this.d.log && { log: this.d.log }),
     });
 
     // 4. Mix.
