@@ -343,7 +343,7 @@ function slug(s: string): string {
     s
       .replace(/[^A-Za-z0-9.]+/g, '-')
       .replace(/^-+|-+$/g, '')
-      .slice(0, 24) || 'x'
+      .slice(0, 24) || 'empty'
   );
 }
 
