@@ -41,6 +41,7 @@ export async function run(args: string[]): Promise<void> {
   };
   const seconds = Number(opt('seconds', '3'));
   const sizes = opt('sizes', '50000,400000,1600000').split(',').map(Number);
+  const codecs = opt('codecs', CODECS.join(',')).split(',') as Codec[];
 
   const recv = spawnChild('receiver');
   const send = spawnChild('sender');
@@ -65,7 +66,7 @@ export async function run(args: string[]): Promise<void> {
 
     // (2) libp2p transports per size and codec.
     for (const floats of sizes) {
-      for (const codec of CODECS) {
+      for (const codec of codecs) {
         const init = { floats, codec };
         const r = (await recv.ask({ op: 'p2p-start', ...init })) as {
           peerId: string;
@@ -90,8 +91,9 @@ export async function run(args: string[]): Promise<void> {
           wireBytes: number;
           elapsed: number;
           failed: number;
+          cpuMs: number;
         };
-        const got = (await collecting) as { frames: number; bad: number };
+        const got = (await collecting) as { frames: number; bad: number; cpuMs: number };
         const fps = out.frames / out.elapsed;
         const mbPerS = (fps * floats * 4) / 1e6;
         emit({
@@ -103,6 +105,9 @@ export async function run(args: string[]): Promise<void> {
           mbPerS: round(mbPerS),
           wireMBPerS: round(out.wireBytes / out.elapsed / 1e6),
           ratioToRawTcp: round(mbPerS / rawMBps),
+          // CPU time (user + system) per frame: less sensitive to machine load than wall rates.
+          senderCpuMsPerFrame: round(out.cpuMs / Math.max(1, out.frames)),
+          receiverCpuMsPerFrame: round(got.cpuMs / Math.max(1, got.frames)),
           received: got.frames,
           failed: out.failed,
           corrupted: got.bad,
@@ -118,6 +123,11 @@ export async function run(args: string[]): Promise<void> {
 
 function emit(o: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ suite: 'net', ...o })}\n`);
+}
+
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
 }
 
 function round(x: number): number {
@@ -266,6 +276,7 @@ async function child(role: string): Promise<void> {
       for (let r = 1; r <= 3; r++) await transport!.send(1, r, w);
       const end = Date.now() + (m.seconds as number) * 1000;
       const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       let frames = 0;
       let wireBytes = 0;
       let failed = 0;
@@ -277,12 +288,15 @@ async function child(role: string): Promise<void> {
         } else failed++;
       }
       const elapsed = (performance.now() - t0) / 1000;
+      const cpuMs = cpuSince(cpu0);
       await transport!.send(1, 0xfffffff0, w); // tells the receiver to stop collecting
-      return { frames, wireBytes, elapsed, failed };
+      return { frames, wireBytes, elapsed, failed, cpuMs };
     },
     'p2p-collect': async () => {
       let frames = 0;
       let bad = 0;
+      let cpu0: NodeJS.CpuUsage | undefined;
+      let cpuMs = 0;
       for (let r = 1; ; r++) {
         // Collect each round; the sender's last frame uses a far round, buffered as 'future'
         // beyond the window and counted rejected, so the loop ends on a long gap instead.
@@ -290,9 +304,14 @@ async function child(role: string): Promise<void> {
         if (res.received.length === 0) break;
         const w = res.received[0]!.weights;
         if (Math.abs(w[1]! - Math.sin(1) * 0.1) > 1e-3) bad++;
-        frames++;
+        // The sender's three warm-up frames are rounds 1-3: count CPU from the first timed one.
+        if (r === 3) cpu0 = process.cpuUsage();
+        else if (r > 3 && cpu0) {
+          frames++;
+          cpuMs = cpuSince(cpu0);
+        }
       }
-      return { frames, bad };
+      return { frames, bad, cpuMs };
     },
     'p2p-stop': async () => {
       await transport?.stop();

@@ -89,10 +89,14 @@ export class Inbox {
 
   /**
    * The whole receive path for one frame from the peer `from` (as the transport authenticated it;
-   * undefined when the peer is not in the roster). Never throws: a bad frame is counted by reason.
+   * undefined when the peer is not in the roster), whole or as the chunks it arrived in. Never
+   * throws: a bad frame is counted by reason.
    * Returns the reject reason, 'late', or 'accepted'.
    */
-  acceptFrame(bytes: Uint8Array, from: number | undefined): RejectReason | 'late' | 'accepted' {
+  acceptFrame(
+    bytes: Uint8Array | readonly Uint8Array[],
+    from: number | undefined,
+  ): RejectReason | 'late' | 'accepted' {
     if (from === undefined || (this.roster && !this.roster.has(from))) {
       return this.reject(from, 'unknown-sender', 'peer is not in the roster');
     }

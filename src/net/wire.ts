@@ -7,6 +7,7 @@
  *   const bytes = encodeFrame({ runId, round, sender: 3, signature, mass: 1 }, w, 'f16', layout);
  *   const f = decodeFrame(bytes, { runId, signature, size: w.length, layout, maxBytes });
  *   f.weights; // fresh Float32Array owned by the caller
+ *   decodeFrame([chunk1, chunk2], expect);  // a frame as the stream chunks it arrived in
  *
  * Header (56 bytes, little-endian):
  *   0  u32 magic 'FMWT'      4  u8 version (1)     5  u8 codec (0 f32, 1 f16, 2 int8)
@@ -16,6 +17,7 @@
  *   48 u32 CRC32 of the payload                    52 u32 reserved (0)
  *   56 payload
  */
+import { endianness } from 'node:os';
 import * as zlib from 'node:zlib';
 import { ConfigError, WireError } from '../errors.js';
 import {
@@ -29,6 +31,8 @@ import {
 export const FRAME_MAGIC = 0x54574d46; // 'FMWT' read as little-endian u32
 export const FRAME_VERSION = 1;
 export const HEADER_BYTES = 56;
+
+const LITTLE = endianness() === 'LE';
 
 const CODEC_IDS: Record<Codec, number> = { f32: 0, f16: 1, int8: 2 };
 const CODEC_BY_ID: readonly Codec[] = ['f32', 'f16', 'int8'];
@@ -100,15 +104,28 @@ export function encodeFrame(
   return frame;
 }
 
-/** Validate and decode one frame; throws WireError naming the first check that failed. */
-export function decodeFrame(bytes: Uint8Array, expect: FrameExpectations): DecodedFrame {
-  if (bytes.length > expect.maxBytes) {
-    throw new WireError('oversized', `frame of ${bytes.length} bytes exceeds ${expect.maxBytes}`);
+/**
+ * Validate and decode one frame; throws WireError naming the first check that failed. The frame
+ * may be given as the list of chunks it arrived in (a stream reader's slices): the payload is then
+ * copied once, straight into the buffer that becomes the decoded weights (f32), and validated
+ * there before it is returned.
+ */
+export function decodeFrame(
+  frame: Uint8Array | readonly Uint8Array[],
+  expect: FrameExpectations,
+): DecodedFrame {
+  const parts: readonly Uint8Array[] = frame instanceof Uint8Array ? [frame] : frame;
+  let total = 0;
+  for (const p of parts) total += p.length;
+  if (total > expect.maxBytes) {
+    throw new WireError('oversized', `frame of ${total} bytes exceeds ${expect.maxBytes}`);
   }
-  if (bytes.length < HEADER_BYTES) {
-    throw new WireError('truncated', `frame of ${bytes.length} bytes is shorter than the header`);
+  if (total < HEADER_BYTES) {
+    throw new WireError('truncated', `frame of ${total} bytes is shorter than the header`);
   }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  const first = parts[0]!;
+  const head = first.length >= HEADER_BYTES ? first : gather(parts, 0, HEADER_BYTES);
+  const dv = new DataView(head.buffer, head.byteOffset, HEADER_BYTES);
   if (dv.getUint32(0, true) !== FRAME_MAGIC)
     throw new WireError('bad-magic', 'not a weights frame');
   const version = dv.getUint8(4);
@@ -117,10 +134,10 @@ export function decodeFrame(bytes: Uint8Array, expect: FrameExpectations): Decod
   }
   const codec = CODEC_BY_ID[dv.getUint8(5)];
   if (codec === undefined) throw new WireError('unknown-codec', `codec id ${dv.getUint8(5)}`);
-  if (!sameBytes(bytes, 8, runIdHash(expect.runId))) {
+  if (!sameBytes(head, 8, runIdHash(expect.runId))) {
     throw new WireError('wrong-run', 'frame belongs to another run');
   }
-  if (!sameBytes(bytes, 32, signatureBytes(expect.signature))) {
+  if (!sameBytes(head, 32, signatureBytes(expect.signature))) {
     throw new WireError('wrong-signature', 'frame carries a different model signature');
   }
   const count = dv.getUint32(24, true);
@@ -135,35 +152,69 @@ export function decodeFrame(bytes: Uint8Array, expect: FrameExpectations): Decod
       `${codec} payload declared ${payloadBytes} bytes, needs ${want}`,
     );
   }
-  if (bytes.length < HEADER_BYTES + payloadBytes) {
+  if (total < HEADER_BYTES + payloadBytes) {
     throw new WireError(
       'truncated',
-      `frame has ${bytes.length - HEADER_BYTES} of ${payloadBytes} payload bytes`,
+      `frame has ${total - HEADER_BYTES} of ${payloadBytes} payload bytes`,
     );
   }
-  if (bytes.length > HEADER_BYTES + payloadBytes) {
-    throw new WireError(
-      'wrong-length',
-      `${bytes.length - HEADER_BYTES - payloadBytes} trailing bytes`,
-    );
+  if (total > HEADER_BYTES + payloadBytes) {
+    throw new WireError('wrong-length', `${total - HEADER_BYTES - payloadBytes} trailing bytes`);
   }
-  const payload = bytes.subarray(HEADER_BYTES);
-  if (crc32(payload) !== dv.getUint32(48, true)) {
+  const crc = dv.getUint32(48, true);
+  // One contiguous frame: validate the payload in place (decodeWeights copies it out). A chunked
+  // one: copy the payload once into a fresh buffer (for f32 on a little-endian host, the decoded
+  // weights themselves) and validate that copy before anyone sees it.
+  let payload: Uint8Array;
+  let direct: Float32Array | undefined;
+  if (parts.length === 1) payload = first.subarray(HEADER_BYTES);
+  else {
+    if (codec === 'f32' && LITTLE) {
+      direct = new Float32Array(count);
+      payload = new Uint8Array(direct.buffer);
+    } else payload = new Uint8Array(payloadBytes);
+    copyRange(parts, HEADER_BYTES, payload);
+  }
+  if (crc32(payload) !== crc) {
     throw new WireError('bad-checksum', 'payload CRC32 does not match the header');
   }
   const mass = dv.getFloat64(40, true);
   if (!Number.isFinite(mass)) throw new WireError('non-finite', `push-sum mass is ${mass}`);
   const bad = firstNonFinite(codec, payload, count, expect.layout);
   if (bad >= 0) throw new WireError('non-finite', `element ${bad} is NaN or infinite`);
-  const weights = decodeWeights(codec, payload, count, expect.layout);
+  const weights = direct ?? decodeWeights(codec, payload, count, expect.layout);
   return {
     round: dv.getUint32(16, true),
     sender: dv.getUint32(20, true),
     codec,
     mass,
     weights,
-    bytes: bytes.length,
+    bytes: total,
   };
+}
+
+/** Bytes [start, start + n) of a chunked frame, copied into one array. */
+function gather(parts: readonly Uint8Array[], start: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  copyRange(parts, start, out);
+  return out;
+}
+
+/** Copy the chunked frame's bytes from offset `start` on into `out` (exactly out.length bytes). */
+function copyRange(parts: readonly Uint8Array[], start: number, out: Uint8Array): void {
+  let skip = start;
+  let at = 0;
+  for (const p of parts) {
+    if (at >= out.length) break;
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    const take = Math.min(p.length - skip, out.length - at);
+    out.set(skip === 0 && take === p.length ? p : p.subarray(skip, skip + take), at);
+    at += take;
+    skip = 0;
+  }
 }
 
 /** Peek at the sender index of a frame whose header is at least present (for diagnostics). */

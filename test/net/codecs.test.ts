@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Codec, decodeWeights, encodedSize, encodeWeights } from '../../src/gossip/codecs.js';
+import {
+  type Codec,
+  decodeWeights,
+  encodedSize,
+  encodeWeights,
+  firstNonFinite,
+} from '../../src/gossip/codecs.js';
 import { LAYOUT, weights } from './helpers.js';
 
 const roundTrip = (codec: Codec, w: Float32Array, layout: readonly number[]) =>
@@ -81,6 +87,26 @@ describe('weight codecs', () => {
     assert.ok(Number.isNaN(back[0]) && Number.isNaN(back[1]));
     // The other tensor keeps its own finite scale.
     assert.ok(Math.abs(back[2]! - 2) <= 3 / 127 / 2 && Math.abs(back[3]! - 3) < 1e-6);
+  });
+
+  it('int8 validation flags a finite scale whose q * scale overflows float32', () => {
+    // A forged payload: two tensors, the second with scale 1e37 (finite) times q.
+    const layout = [2, 3];
+    const bytes = new Uint8Array(encodedSize('int8', 5, layout));
+    const dv = new DataView(bytes.buffer);
+    dv.setFloat32(0, 0.5, true);
+    dv.setFloat32(4, 1e37, true);
+    const q = new Int8Array(bytes.buffer, 8, 5);
+    q.set([127, -127, 10, -40, 5]);
+    // 10 * 1e37 = 1e38 fits; -40 * 1e37 does not (float32 max is 3.4e38): element 3 is the first that decodes to -Infinity.
+    assert.equal(firstNonFinite('int8', bytes, 5, layout), 3);
+    assert.equal(decodeWeights('int8', bytes, 5, layout)[3], Number.NEGATIVE_INFINITY);
+    q[3] = -3;
+    assert.equal(firstNonFinite('int8', bytes, 5, layout), -1);
+    // An honest encoding of values near the float32 limit stays finite.
+    const big = new Float32Array([3.4e38, -3.4e38, 1, 0, -1]);
+    const enc = encodeWeights('int8', big, layout);
+    assert.equal(firstNonFinite('int8', enc, 5, layout), -1);
   });
 
   it('decoding returns a fresh array and checks the byte count', () => {

@@ -62,3 +62,28 @@ export async function sendRawFrame(
     stream?.abort(new Error('done'));
   }
 }
+
+/**
+ * Write several length-prefixed frames back to back on ONE weights-protocol stream (as a node's
+ * long-lived channel does) and return the receipt bytes read until the receiver closes the stream.
+ */
+export async function sendRawFrames(
+  fromHost: Host,
+  toAddr: string,
+  frames: readonly Uint8Array[],
+  opts: { timeoutMs?: number } = {},
+): Promise<number[]> {
+  const signal = AbortSignal.timeout(opts.timeoutMs ?? 10_000);
+  const stream = await fromHost.dialProtocol(multiaddr(toAddr), WEIGHTS_PROTOCOL, { signal });
+  try {
+    const receipts: number[] = [];
+    const reading = (async () => {
+      for await (const chunk of stream.source) receipts.push(...chunk.subarray());
+    })().catch(() => undefined);
+    await stream.sink(frames.map((f) => lp.encode.single(f, { maxDataLength: 1 << 30 })));
+    await reading;
+    return receipts;
+  } finally {
+    stream.abort(new Error('done'));
+  }
+}

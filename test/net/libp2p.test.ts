@@ -130,6 +130,80 @@ describe('libp2p host', () => {
   });
 });
 
+describe('libp2p weights channels', () => {
+  it('shares one encode per round across neighbours and re-encodes for another mass', async () => {
+    const c = await startCluster(3);
+    try {
+      const w = weights(5);
+      const [a, b] = await Promise.all([
+        c.transports[0]!.send(1, 1, w, { mass: 0.5 }),
+        c.transports[0]!.send(2, 1, w, { mass: 0.25 }),
+      ]);
+      assert.equal(a.status, 'delivered');
+      assert.equal(b.status, 'delivered');
+      assert.equal((await c.transports[0]!.send(1, 2, w, { mass: 0.5 })).status, 'delivered');
+      const r1 = await c.transports[1]!.collect(1, [0], 10_000);
+      const r2 = await c.transports[2]!.collect(1, [0], 10_000);
+      const r1b = await c.transports[1]!.collect(2, [0], 10_000);
+      assert.deepEqual(
+        [r1.received[0]!.mass, r2.received[0]!.mass, r1b.received[0]!.mass],
+        [0.5, 0.25, 0.5],
+      );
+      for (const r of [r1, r2, r1b]) assert.deepEqual(r.received[0]!.weights, weights(5));
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('reopens the stream to a peer that restarted and delivers again', async () => {
+    const dir0 = join(tmp, `node-${dirs++}`);
+    const dir1 = join(tmp, `node-${dirs++}`);
+    const make = async (self: number, dir: string, metrics = countingMetrics()) => {
+      const { privateKey } = await loadOrCreateIdentity(dir);
+      const t = libp2pTransport({
+        self,
+        runId: RUN_ID,
+        signature: SIGNATURE,
+        size: SIZE,
+        layout: LAYOUT,
+        codec: 'f16',
+        privateKey,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        sendTimeoutMs: 3_000,
+      })({ metrics });
+      await t.start();
+      return t;
+    };
+    const roster = (ts: Libp2pTransport[]): Roster => ({
+      runId: RUN_ID,
+      nodes: ts.map((t, id) => ({ id, peerId: t.peerId, addrs: t.addresses() })),
+    });
+    const t0 = await make(0, dir0);
+    let t1 = await make(1, dir1);
+    try {
+      await Promise.all([t0.setRoster(roster([t0, t1])), t1.setRoster(roster([t0, t1]))]);
+      for (const round of [1, 2, 3]) {
+        assert.equal((await t0.send(1, round, weights(round))).status, 'delivered');
+        const r = await t1.collect(round, [0], 10_000);
+        assert.ok(r.received[0]!.weights.every((x, i) => Math.abs(x - weights(round)[i]!) < 1e-2));
+      }
+      await t1.stop();
+      assert.equal((await t0.send(1, 4, weights(4))).status, 'failed');
+      // The same identity comes back on a new port (as a node restarted from its checkpoint).
+      const m1 = countingMetrics();
+      t1 = await make(1, dir1, m1);
+      await Promise.all([t0.setRoster(roster([t0, t1])), t1.setRoster(roster([t0, t1]))]);
+      assert.equal((await t0.send(1, 5, weights(5))).status, 'delivered');
+      const r = await t1.collect(5, [0], 10_000);
+      assert.equal(r.ended, 'complete');
+      assert.equal(m1.counts.received, 1);
+    } finally {
+      await t0.stop();
+      await t1.stop();
+    }
+  });
+});
+
 process.on('exit', () => {
   void rm(tmp, { recursive: true, force: true });
 });

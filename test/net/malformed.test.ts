@@ -19,7 +19,16 @@ import {
 import { type Libp2pTransport, libp2pTransport } from '../../src/net/libp2p/transport.js';
 import { countingMetrics } from '../../src/net/metrics.js';
 import { encodeFrame, HEADER_BYTES } from '../../src/net/wire.js';
-import { LAYOUT, RUN_ID, SIGNATURE, SIZE, sendRawFrame, until, weights } from './helpers.js';
+import {
+  LAYOUT,
+  RUN_ID,
+  SIGNATURE,
+  SIZE,
+  sendRawFrame,
+  sendRawFrames,
+  until,
+  weights,
+} from './helpers.js';
 
 /** Unsigned LEB128, the length prefix it-length-prefixed uses. */
 function varint(n: number): number[] {
@@ -153,5 +162,25 @@ describe('a live node under malformed frames', () => {
     assert.equal(r.received.length, 1);
     assert.deepEqual(r.received[0]!.weights, weights(1));
     assert.equal(metrics.counts.received, 1);
+  });
+  it('answers every frame of one stream in order and a rejected frame does not end the stream', async () => {
+    const before = { ...metrics.counts.rejected };
+    const nan = weights(2);
+    nan[3] = Number.NEGATIVE_INFINITY;
+    const receipts = await sendRawFrames(attacker, to, [
+      frame({ round: 2 }, weights(2)),
+      frame({ round: 3 }, nan),
+      frame({ round: 3, signature: 'ffffffffffffffff' }),
+      frame({ round: 3 }, weights(3)),
+      frame({ round: 4 }, weights(4)),
+    ]);
+    assert.deepEqual(receipts, [0x01, 0x02, 0x02, 0x01, 0x01]);
+    assert.equal(metrics.counts.rejected['non-finite'], (before['non-finite'] ?? 0) + 1);
+    assert.equal(metrics.counts.rejected['wrong-signature'], (before['wrong-signature'] ?? 0) + 1);
+    for (const round of [2, 3, 4]) {
+      const r = await victim.collect(round, [1], 10_000);
+      assert.equal(r.ended, 'complete');
+      assert.deepEqual(r.received[0]!.weights, weights(round));
+    }
   });
 });

@@ -1,7 +1,14 @@
 /**
- * The libp2p transport: weights over `/flatmesh/weights/1.0.0` (one length-prefixed frame per
- * stream, answered by a one-byte receipt), heartbeats over gossipsub `flatmesh/<runId>/control`,
- * admission by roster. The receive side is the shared Inbox, as in the in-memory transport.
+ * The libp2p transport: weights over `/flatmesh/weights/1.0.0`, heartbeats over gossipsub
+ * `flatmesh/<runId>/control`, admission by roster. The receive side is the shared Inbox, as in the
+ * in-memory transport.
+ *
+ * Weights protocol: a stream carries one or more length-prefixed frames (unsigned varint prefix);
+ * the receiver answers each, in order, with a one-byte receipt once it validated the frame. This
+ * node keeps one long-lived stream per peer (channel.ts), so a send is a write and a receipt, not
+ * a stream open + protocol selection + close; a peer that writes one frame per stream and closes
+ * (the protocol's first form) is served by the same handler. A round's weights are encoded once
+ * and the frame is shared by every neighbour of that round.
  *
  *   const { privateKey } = await loadOrCreateIdentity(nodeDir);
  *   const t = libp2pTransport({ self: 0, runId, signature, size, layout, codec: 'f32', privateKey,
@@ -11,15 +18,15 @@
  *   await t.send(1, round, weights);  await t.collect(round, [1, 2], 5000, signal);
  *
  * Every network wait has a deadline (AbortSignal.timeout combined with the stop signal and the
- * caller's signal); a failed stream is aborted in `finally`; send() returns 'failed' instead of
+ * caller's signal; an incoming frame has one from its first byte to its last); a failed stream is
+ * aborted; send() returns 'failed' instead of
  * throwing on network faults; a bad frame is counted by reason and never reaches the model.
  */
 import '../polyfill.js';
-import type { PeerId, PrivateKey, Stream, StreamHandler } from '@libp2p/interface';
+import type { PeerId, PrivateKey, StreamHandler } from '@libp2p/interface';
 import { TopicValidatorResult } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import * as lp from 'it-length-prefixed';
 import { TransportError, WireError } from '../../errors.js';
 import { controlTopic, decodeControl, encodeControl } from '../control.js';
 import { Inbox } from '../inbox.js';
@@ -33,6 +40,8 @@ import type {
   TransportMetrics,
 } from '../transport.js';
 import { encodeFrame, maxFrameSize } from '../wire.js';
+import { OutboundChannel } from './channel.js';
+import { ByteQueue, readFrames } from './framing.js';
 import { createHost, type Host, type Roster, rosterGate } from './host.js';
 
 export const WEIGHTS_PROTOCOL = '/flatmesh/weights/1.0.0';
@@ -65,7 +74,7 @@ export interface Libp2pTransportInit {
   readonly maxFrameBytes?: number;
   /** Deadline for one send (dial + stream + frame + receipt). Default 30 s. */
   readonly sendTimeoutMs?: number;
-  /** Deadline for reading one incoming frame. Default 30 s. */
+  /** Deadline for reading one incoming frame (first byte to last). Default 30 s. */
   readonly receiveTimeoutMs?: number;
   /** Rounds ahead buffered by the inbox (default 4). */
   readonly window?: number;
@@ -105,6 +114,12 @@ class Libp2pTransportImpl implements Libp2pTransport {
   private inbox: Inbox;
   private stopController = new AbortController();
   private readonly topic: string;
+  /** Long-lived outbound weights stream per peer index (a promise while it opens). */
+  private readonly channels = new Map<number, Promise<OutboundChannel>>();
+  /** The last frame encoded, reused for every neighbour of the same round (one encode per round). */
+  private lastFrame:
+    | { weights: Float32Array; round: number; mass: number; frame: Uint8Array }
+    | undefined;
 
   constructor(
     private readonly init: Libp2pTransportInit,
@@ -185,6 +200,14 @@ class Libp2pTransportImpl implements Libp2pTransport {
     this.host = undefined;
     this.stopController.abort(new TransportError('transport stopped'));
     this.inbox.close();
+    const channels = [...this.channels.values()];
+    this.channels.clear();
+    this.lastFrame = undefined;
+    for (const p of channels)
+      p.then(
+        (ch) => ch.abort(new TransportError('transport stopped')),
+        () => {},
+      );
     await host.stop();
   }
 
@@ -260,44 +283,85 @@ class Libp2pTransportImpl implements Libp2pTransport {
     if (!host) return this.fail(to, 0, 'transport is not started');
     const id = this.gate.peerIdOf(to);
     if (!id) return this.fail(to, 0, `node ${to} is not in the roster`);
+    const frame = this.encode(round, weights, opts.mass ?? 1);
+    const signal = this.deadline(this.sendTimeout(), opts.signal);
+    let channel: OutboundChannel | undefined;
+    try {
+      signal.throwIfAborted();
+      channel = await this.channel(host, to, id, signal);
+      const code = await channel.send(frame, signal);
+      if (code === RECEIPT_REJECTED) {
+        // The stream is intact (the receiver answered in order): keep it for the next frame.
+        return this.fail(to, frame.length, 'receiver rejected the frame');
+      }
+      if (code !== RECEIPT_OK) throw new TransportError('stream closed without a receipt');
+      this.components.metrics?.frameSent(to, frame.length);
+      return { status: 'delivered', bytes: frame.length };
+    } catch (e) {
+      // Part of a frame may be written and its receipt still in flight: never reuse this stream.
+      if (channel) this.dropChannel(to, channel, new TransportError(`send to ${to} failed`));
+      return this.fail(to, frame.length, errMessage(e));
+    }
+  }
+
+  /**
+   * The frame for (round, weights, mass), encoded once and shared: the node sends the same vector
+   * to every neighbour of a round, and encode + CRC of a 6.4 MB model costs milliseconds. Callers
+   * must not change `weights` while its round's sends are pending (the runtime never does).
+   */
+  private encode(round: number, weights: Float32Array, mass: number): Uint8Array {
+    const last = this.lastFrame;
+    if (last && last.weights === weights && last.round === round && Object.is(last.mass, mass)) {
+      return last.frame;
+    }
     const { runId, signature, codec, layout } = this.init;
     const frame = encodeFrame(
-      { runId, round, sender: this.self, signature, mass: opts.mass ?? 1 },
+      { runId, round, sender: this.self, signature, mass },
       weights,
       codec,
       layout,
     );
-    const signal = this.deadline(this.sendTimeout(), opts.signal);
-    let stream: Stream | undefined;
-    let ok = false;
-    const onAbort = () => stream?.abort(new TransportError(`send to ${to} timed out or aborted`));
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      signal.throwIfAborted();
-      const conn = await host.dial(peerIdFromString(id), { signal });
-      // Optimistic protocol selection: the protocol id travels with the frame instead of costing a
-      // round trip of its own (a rostered peer always speaks it; if not, the receipt never comes).
-      stream = await conn.newStream(WEIGHTS_PROTOCOL, { signal, negotiateFully: false });
-      const receipt = readReceipt(stream);
-      // Sinking the single encoded frame ends our write side; then wait for the receipt.
-      await stream.sink([lp.encode.single(frame, { maxDataLength: this.maxBytes })]);
-      const code = await receipt;
-      if (code === RECEIPT_REJECTED) throw new TransportError('receiver rejected the frame');
-      if (code !== RECEIPT_OK) throw new TransportError('stream closed without a receipt');
-      ok = true;
-      this.components.metrics?.frameSent(to, frame.length);
-      return { status: 'delivered', bytes: frame.length };
-    } catch (e) {
-      return this.fail(to, frame.length, errMessage(e));
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      if (stream) {
-        if (ok)
-          await stream
-            .close({ signal })
-            .catch(() => stream?.abort(new TransportError('close failed')));
-        else stream.abort(new TransportError('send failed'));
-      }
+    this.lastFrame = { weights, round, mass, frame };
+    return frame;
+  }
+
+  /** The open channel to `to`, or a new one (dial if needed, one stream, optimistic select). */
+  private async channel(
+    host: Host,
+    to: number,
+    peerId: string,
+    signal: AbortSignal,
+  ): Promise<OutboundChannel> {
+    const current = this.channels.get(to);
+    if (current) {
+      const ch = await current.catch(() => undefined);
+      if (ch?.usable) return ch;
+      if (this.channels.get(to) === current) this.channels.delete(to);
+    }
+    const opening = (async () => {
+      const conn = await host.dial(peerIdFromString(peerId), { signal });
+      // Optimistic protocol selection: the protocol id travels with the first frame instead of
+      // costing a round trip of its own (a rostered peer always speaks it; if not, no receipt).
+      const stream = await conn.newStream(WEIGHTS_PROTOCOL, { signal, negotiateFully: false });
+      return new OutboundChannel(stream);
+    })();
+    this.channels.set(to, opening);
+    opening.catch(() => {
+      if (this.channels.get(to) === opening) this.channels.delete(to);
+    });
+    return opening;
+  }
+
+  private dropChannel(to: number, channel: OutboundChannel, err: Error): void {
+    channel.abort(err);
+    const current = this.channels.get(to);
+    if (current) {
+      void current.then(
+        (ch) => {
+          if (ch === channel && this.channels.get(to) === current) this.channels.delete(to);
+        },
+        () => {},
+      );
     }
   }
 
@@ -320,38 +384,50 @@ class Libp2pTransportImpl implements Libp2pTransport {
     }
   }
 
-  /** One incoming weights stream: read one frame under a deadline, validate, write a receipt. */
+  /**
+   * One incoming weights stream: read frames until the peer closes it, each under its own deadline
+   * (the stream idles between rounds), validate each through the inbox and answer it with a receipt
+   * in order. A framing error (bad prefix, stream ended inside a frame, deadline) ends the stream.
+   */
   private onStream: StreamHandler = async ({ stream, connection }) => {
-    const inbox = this.inbox;
     const from = this.gate.indexOf(connection.remotePeer.toString());
-    const signal = this.deadline(this.init.receiveTimeoutMs ?? 30_000);
-    const onAbort = () => stream.abort(new TransportError('receive timed out or node stopped'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    let ok = false;
+    const stop = this.stopController.signal;
+    const onStop = () => stream.abort(new TransportError('node stopped'));
+    stop.addEventListener('abort', onStop, { once: true });
+    const receipts = new ByteQueue();
+    const sinking = stream.sink(receipts).then(
+      () => true,
+      () => false,
+    );
+    let clean = false;
     try {
       if (from === undefined && this.gate.roster()) {
-        inbox.reject(undefined, 'unknown-sender', `stream from ${connection.remotePeer}`);
+        this.inbox.reject(undefined, 'unknown-sender', `stream from ${connection.remotePeer}`);
         return;
       }
-      const frames = lp.decode(stream.source, { maxDataLength: this.maxBytes });
-      const first = await frames.next();
-      if (first.done) {
-        inbox.reject(from, 'truncated', 'stream ended before a frame');
+      let frames = 0;
+      for await (const parts of readFrames(stream.source, {
+        maxBytes: this.maxBytes,
+        frameTimeoutMs: this.init.receiveTimeoutMs ?? 30_000,
+        onTimeout: () => stream.abort(new TransportError('frame read timed out')),
+      })) {
+        frames++;
+        const verdict = this.inbox.acceptFrame(parts, from);
+        const accepted = verdict === 'accepted' || verdict === 'late';
+        receipts.push(Uint8Array.of(accepted ? RECEIPT_OK : RECEIPT_REJECTED));
+      }
+      if (frames === 0) {
+        this.inbox.reject(from, 'truncated', 'stream ended before a frame');
         return;
       }
-      const verdict = inbox.acceptFrame(first.value.subarray(), from);
-      const accepted = verdict === 'accepted' || verdict === 'late';
-      await stream.sink([Uint8Array.of(accepted ? RECEIPT_OK : RECEIPT_REJECTED)]);
-      ok = true;
+      clean = true;
     } catch (e) {
-      if (!signal.aborted) inbox.reject(from, framingReason(e), errMessage(e));
+      if (!stop.aborted) this.inbox.reject(from, framingReason(e), errMessage(e));
     } finally {
-      signal.removeEventListener('abort', onAbort);
-      if (ok)
-        await stream
-          .close({ signal })
-          .catch(() => stream.abort(new TransportError('close failed')));
-      else stream.abort(new TransportError('frame rejected'));
+      stop.removeEventListener('abort', onStop);
+      receipts.end();
+      // Clean end: the receipts drain, then our write side closes. Otherwise reset the stream.
+      if (!clean || !(await sinking)) stream.abort(new TransportError('weights stream failed'));
     }
   };
 
@@ -372,16 +448,9 @@ class Libp2pTransportImpl implements Libp2pTransport {
   }
 }
 
-/** Read the receiver's one-byte receipt (undefined if the stream ends without one). */
-async function readReceipt(stream: Stream): Promise<number | undefined> {
-  for await (const chunk of stream.source) {
-    if (chunk.length > 0) return chunk.get(0);
-  }
-  return undefined;
-}
-
-/** Map it-length-prefixed's framing errors to reject reasons. */
+/** Map framing errors (ours, or it-length-prefixed's names) to reject reasons. */
 function framingReason(e: unknown): WireError['reason'] {
+  if (e instanceof WireError) return e.reason;
   const name = (e as { name?: string } | undefined)?.name;
   switch (name) {
     case 'InvalidDataLengthError':

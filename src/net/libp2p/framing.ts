@@ -1,0 +1,165 @@
+/**
+ * Length-prefixed frames on a long-lived libp2p stream, without joining received chunks: the
+ * reader yields each frame as the list of chunk slices it arrived in (decodeFrame copies them once,
+ * straight into the receiver's weight buffer), and a byte queue feeds a stream's sink with frames
+ * as they are sent. The prefix is an unsigned LEB128 varint, the same as it-length-prefixed's, so
+ * a peer that writes one `lp.encode.single` frame per stream is read the same way.
+ *
+ *   for await (const parts of readFrames(stream.source, { maxBytes, frameTimeoutMs, onTimeout })) {
+ *     inbox.acceptFrame(parts, from);
+ *   }
+ *   const q = new ByteQueue();  void stream.sink(q);  q.push(lengthPrefix(frame.length), frame);
+ */
+import type { Uint8ArrayList } from 'uint8arraylist';
+import { WireError } from '../../errors.js';
+
+/** Unsigned LEB128 encoding of `n` (the frame's length prefix). */
+export function lengthPrefix(n: number): Uint8Array {
+  const out: number[] = [];
+  let v = n;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return Uint8Array.from(out);
+}
+
+/** A varint prefix longer than this cannot describe a frame we would accept (<= 2^35). */
+const MAX_PREFIX_BYTES = 5;
+
+export interface ReadFramesOptions {
+  /** Largest frame accepted (a longer prefix throws WireError 'oversized' before any payload). */
+  readonly maxBytes: number;
+  /**
+   * Deadline for one frame, from its first prefix byte to its last byte (the stream may idle
+   * between frames for as long as the connection lives). Default: none.
+   */
+  readonly frameTimeoutMs?: number;
+  /** Called when a frame misses its deadline (abort the stream here: that ends the reader). */
+  readonly onTimeout?: () => void;
+}
+
+/**
+ * Frames of `source`, each as the slices of the received chunks it spans (no copy). Throws
+ * WireError 'oversized' for a prefix above maxBytes and 'truncated' when the stream ends inside a
+ * frame. A zero-length frame yields an empty list (decodeFrame rejects it as truncated).
+ */
+export async function* readFrames(
+  source: AsyncIterable<Uint8ArrayList | Uint8Array>,
+  opts: ReadFramesOptions,
+): AsyncGenerator<Uint8Array[]> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const startTimer = () => {
+    if (opts.frameTimeoutMs !== undefined && opts.onTimeout && timer === undefined) {
+      timer = setTimeout(opts.onTimeout, opts.frameTimeoutMs);
+    }
+  };
+  const stopTimer = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+  // Prefix state (need < 0) or payload state (need = frame length).
+  let need = -1;
+  let len = 0;
+  let scale = 1;
+  let prefixBytes = 0;
+  let parts: Uint8Array[] = [];
+  let have = 0;
+  try {
+    for await (const chunk of source) {
+      for (const buf of chunk instanceof Uint8Array ? [chunk] : chunk) {
+        let off = 0;
+        while (off < buf.length) {
+          if (need < 0) {
+            if (prefixBytes === 0) startTimer();
+            const b = buf[off++]!;
+            len += (b & 0x7f) * scale;
+            scale *= 0x80;
+            prefixBytes++;
+            if (b & 0x80) {
+              if (prefixBytes >= MAX_PREFIX_BYTES) {
+                throw new WireError('oversized', 'frame length prefix is too long');
+              }
+              continue;
+            }
+            if (len > opts.maxBytes) {
+              throw new WireError('oversized', `frame of ${len} bytes exceeds ${opts.maxBytes}`);
+            }
+            need = len;
+            len = 0;
+            scale = 1;
+            prefixBytes = 0;
+            parts = [];
+            have = 0;
+            if (need === 0) {
+              stopTimer();
+              need = -1;
+              yield [];
+            }
+            continue;
+          }
+          const take = Math.min(need - have, buf.length - off);
+          parts.push(off === 0 && take === buf.length ? buf : buf.subarray(off, off + take));
+          off += take;
+          have += take;
+          if (have === need) {
+            stopTimer();
+            need = -1;
+            const frame = parts;
+            parts = [];
+            yield frame;
+          }
+        }
+      }
+    }
+    if (need >= 0 || prefixBytes > 0) {
+      throw new WireError(
+        'truncated',
+        need >= 0
+          ? `stream ended after ${have} of ${need} frame bytes`
+          : 'stream ended inside a length prefix',
+      );
+    }
+  } finally {
+    stopTimer();
+  }
+}
+
+/**
+ * An unbounded FIFO of byte chunks read by one consumer (a stream's sink). push() never blocks:
+ * the caller bounds what it queues (the transport queues one frame per peer per round and awaits
+ * its receipt).
+ */
+export class ByteQueue implements AsyncIterable<Uint8Array> {
+  private readonly items: Uint8Array[] = [];
+  private wake: (() => void) | undefined;
+  private ended = false;
+
+  push(...chunks: Uint8Array[]): void {
+    if (this.ended) return;
+    this.items.push(...chunks);
+    this.wake?.();
+  }
+
+  /** No more chunks: the consumer finishes after draining what is queued. */
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const next = this.items.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (this.ended) return;
+      await new Promise<void>((r) => {
+        this.wake = r;
+      });
+      this.wake = undefined;
+    }
+  }
+}
