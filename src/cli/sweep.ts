@@ -1,5 +1,5 @@
 /**
- * `flatmesh sweep --config FILE [--resume] [--only KEY=VALUE,...] [--json]`: run a grid of
+ * `flatmesh sweep --config FILE|PRESET [--resume] [--only KEY=VALUE,...] [--json]`: run a grid of
  * experiments over several seeds (see src/run/sweep.ts for the sweep file) and print the table of
  * cells, each figure as mean ± 95% CI over seeds. Progress goes to stderr, the table to the
  * returned text; main.ts only parses arguments into the options.
@@ -17,7 +17,7 @@ import {
 } from '../run/sweep.js';
 
 export interface SweepCommandOptions {
-  /** The sweep file (YAML or JSON). */
+  /** The sweep file (YAML or JSON), or the name of a shipped preset (`loss-sweep`, `byzantine`). */
   config: string;
   /** Continue a sweep whose out already holds finished runs; they are kept. Default false. */
   resume?: boolean;

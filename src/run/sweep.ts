@@ -105,8 +105,15 @@ export interface SweepPlan {
   cells: SweepCell[];
 }
 
-/** Read and validate a sweep file (YAML or JSON). Every cell is checked before anything runs. */
-export function loadSweep(file: string): SweepPlan {
+/**
+ * Read and validate a sweep file (YAML or JSON). Every cell is checked before anything runs. A
+ * bare name that is not a file names a shipped preset: `loss-sweep` is
+ * scripts/presets/loss-sweep.yaml.
+ */
+export function loadSweep(name: string): SweepPlan {
+  const preset = [name, `${name}.yaml`].map((n) => packagePath('scripts', 'presets', n));
+  const file =
+    existsSync(name) || /[\\/]/.test(name) ? name : (preset.find((p) => existsSync(p)) ?? name);
   const raw = readExperimentFile(file);
   return planSweep(raw, {
     source: file,

@@ -195,6 +195,11 @@ describe('sweep presets', () => {
 
   it('loss-sweep.yaml is 2 x 2 cells x 3 seeds', () => {
     const plan = loadSweep(join(dir, 'loss-sweep.yaml'));
+    assert.deepEqual(
+      loadSweep('loss-sweep').cells.map((c) => c.key),
+      plan.cells.map((c) => c.key),
+      'a bare name finds the shipped preset',
+    );
     assert.equal(plan.cells.length, 4);
     assert.deepEqual(plan.seeds, [1, 2, 3]);
     assert.deepEqual(plan.gridKeys, ['faults.loss.p', 'gossip.mixing']);
