@@ -162,7 +162,7 @@ export function planSweep(
     const values = file.grid[key]!;
     const byMessage = new Map<string, number[]>();
     values.forEach((v, i) => {
-      for (const m of problemsOf(() => parseExperiment(withValues(base, [[key, v]], where))))
+      for (const m of problemsOf(() => parseExperiment(withValues(base, [[key, v]]))))
         byMessage.set(m, [...(byMessage.get(m) ?? []), i]);
     });
     for (const [m, idx] of byMessage)
@@ -180,7 +180,7 @@ export function planSweep(
     const where = `cell {${entries.map(([k, v]) => `${k}: ${formatValue(v)}`).join(', ')}}`;
     let experiment: Experiment;
     try {
-      experiment = parseExperiment(withValues(base, entries, where));
+      experiment = parseExperiment(withValues(base, entries));
     } catch (e) {
       for (const m of errorProblems(e)) problems.push(new ConfigError(where, m));
       continue;
@@ -244,23 +244,22 @@ function resolveBase(base: SweepFile['base'], baseDir?: string): Record<string, 
 function withValues(
   base: Record<string, unknown>,
   entries: readonly [string, unknown][],
-  where: string,
 ): Record<string, unknown> {
   const obj = structuredClone(base);
-  for (const [path, value] of entries) setPath(obj, path, value, where);
+  for (const [path, value] of entries) setPath(obj, path, value);
   return obj;
 }
 
-function setPath(obj: Record<string, unknown>, path: string, value: unknown, where: string): void {
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split('.');
   if (keys.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype'))
-    throw new ConfigError(where, 'is not a valid experiment field path');
+    throw new ConfigError(path, 'is not a valid experiment field path');
   let cur: Record<string, unknown> = obj;
   for (const k of keys.slice(0, -1)) {
     const next = cur[k];
     if (next === undefined || next === null) cur[k] = {};
     else if (typeof next !== 'object' || Array.isArray(next))
-      throw new ConfigError(where, `${k} is not a mapping, so ${path} is not an experiment field`);
+      throw new ConfigError(path, `${k} is not a mapping, so this is not an experiment field`);
     cur = cur[k] as Record<string, unknown>;
   }
   cur[keys[keys.length - 1]!] = structuredClone(value);

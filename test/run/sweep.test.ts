@@ -244,6 +244,12 @@ describe('sweep validation', () => {
       msgs.join('\n'),
     );
     assert.ok(msgs.some((m) => m.startsWith('grid["run.seed"]: seeds are an axis')));
+    assert.deepEqual(
+      problems(() => planSweep({ base: tinyBase, grid: { 'nodes.count': [4] } })),
+      [
+        'grid["nodes.count"]: nodes.count: nodes is not a mapping, so this is not an experiment field',
+      ],
+    );
     const graph = problems(() =>
       planSweep({ base: tinyBase, grid: { 'topology.graph': ['ring', 'rnig'] } }),
     );
