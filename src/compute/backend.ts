@@ -111,6 +111,7 @@ async function loadAuto(quiet: boolean): Promise<BackendInfo> {
 }
 
 async function load(name: BackendName, quiet: boolean, reason: string): Promise<BackendInfo> {
+  const listeners = processListeners();
   await withQuietConsole(quiet, async () => {
     switch (name) {
       case 'node':
@@ -131,6 +132,7 @@ async function load(name: BackendName, quiet: boolean, reason: string): Promise<
     if (!ok) throw new Error(`tf.setBackend('${TF_NAME[name]}') failed to initialize`);
     await tf.ready();
   });
+  if (name === 'wasm') dropAddedListeners(listeners);
   if (name === 'cpu') silenceCpuBanner();
   const patches = name === 'wasm' ? applyWasmPatches() : [];
   return {
@@ -140,6 +142,33 @@ async function load(name: BackendName, quiet: boolean, reason: string): Promise<
     tfjsVersion: tf.version.tfjs,
     patches: [...patches],
   };
+}
+
+const PROCESS_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
+type ProcessEvent = (typeof PROCESS_EVENTS)[number];
+type Listener = (...args: unknown[]) => void;
+/** The two `process` methods used here, typed once for both events. */
+const proc = process as unknown as {
+  listeners(e: ProcessEvent): Listener[];
+  removeListener(e: ProcessEvent, l: Listener): void;
+};
+
+function processListeners(): Map<ProcessEvent, Set<Listener>> {
+  return new Map(PROCESS_EVENTS.map((e) => [e, new Set(proc.listeners(e))]));
+}
+
+/**
+ * The wasm backend's emscripten glue installs process-wide `uncaughtException` and
+ * `unhandledRejection` handlers that rethrow. They turn every unhandled rejection of the whole
+ * program into a crash whose report is a screenful of minified glue code, and they bypass the CLI's
+ * own error handling. tfjs never uses emscripten's exit path they exist for, so remove them.
+ */
+function dropAddedListeners(before: Map<ProcessEvent, Set<Listener>>): void {
+  for (const e of PROCESS_EVENTS) {
+    for (const l of proc.listeners(e)) {
+      if (!before.get(e)?.has(l)) proc.removeListener(e, l);
+    }
+  }
 }
 
 async function withQuietConsole<T>(quiet: boolean, f: () => Promise<T>): Promise<T> {

@@ -7,6 +7,10 @@ import { WASM_PATCHES } from '../../src/compute/kernels/wasm-patches.js';
 import { BackendError, ConfigError } from '../../src/errors.js';
 
 const nodeInstalled = packageVersion('@tensorflow/tfjs-node') !== undefined;
+const handlerCounts = () => [
+  process.listeners('uncaughtException').length,
+  process.listeners('unhandledRejection').length,
+];
 
 describe('initBackend', () => {
   afterEach(() => {
@@ -14,6 +18,9 @@ describe('initBackend', () => {
   });
 
   it('picks the fastest backend that loads and says why', async () => {
+    // This is the file's first backend load: the wasm glue's process-wide rethrowing error
+    // handlers must not stay installed after it.
+    const handlersBefore = handlerCounts();
     const info = await initBackend({ quiet: true });
     assert.equal(info.name, nodeInstalled ? 'node' : 'wasm');
     assert.equal(tf.getBackend(), info.tfBackend);
@@ -25,6 +32,11 @@ describe('initBackend', () => {
       assert.ok(tf.getKernel('Conv2DBackpropFilter', 'wasm'), 'filter gradient registered');
     }
     assert.equal(backendInfo(), info);
+    assert.deepEqual(
+      handlerCounts(),
+      handlersBefore,
+      'backend loading left process-wide error handlers behind',
+    );
   });
 
   it('is idempotent and switches only when another backend is asked for', async () => {
