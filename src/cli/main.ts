@@ -14,6 +14,7 @@ import { experimentSchema } from '../config/schema.js';
 import { isFlatmeshError, UsageError } from '../errors.js';
 import { dataFetch, dataInspect } from './data.js';
 import { launchCommand, nodeCommand, simCommand } from './run.js';
+import { sweepCommand } from './sweep.js';
 import { topologyDraw, topologyGen, topologyInspect } from './topology.js';
 
 const USAGE = `flatmesh: peer-to-peer decentralized learning over libp2p
@@ -26,6 +27,7 @@ usage: flatmesh <command> [options]
   topology   inspect FILE [--budget Cb] [--json] | draw FILE [--budget Cb] --out F.svg | gen KIND --n N [--p P --k K --radius R --beta B --rows R --cols C] [--seed S]
   data       inspect --dataset D --partition P --nodes N [--seed S] [--json] | fetch DATASET [--data-dir DIR]
   doctor     backend, versions and a throughput probe [--json]
+  sweep      a grid of experiments x seeds, resumable; table with 95% CIs (--config F|PRESET [--resume] [--only key=value,seed=N] [--json] [--quiet])
   config     schema (JSON schema of experiment files) | show [--config F] [--set path=value] (the resolved experiment)
 `;
 
@@ -99,6 +101,26 @@ export async function main(
       };
       const out =
         cmd === 'launch' ? await launchCommand(flags, signal) : await simCommand(flags, signal);
+      return { code: 0, out };
+    }
+    case 'sweep': {
+      const { values: v } = parse(rest, {
+        config: { type: 'string', short: 'c' },
+        resume: { type: 'boolean' },
+        only: { type: 'string' },
+        json: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+      });
+      const out = await sweepCommand(
+        {
+          config: required(v.config, '--config (the sweep file or a preset name)'),
+          ...(v.resume && { resume: true }),
+          ...(v.only && { only: v.only }),
+          ...(v.json && { json: true }),
+          ...(v.quiet && { quiet: true }),
+        },
+        signal,
+      );
       return { code: 0, out };
     }
     case 'node': {

@@ -94,7 +94,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   const progress = new Progress(
     cfg.nodes,
     cfg.run.rounds,
-    opts.progress === false ? undefined : process.stderr,
+    opts.progress === false ? null : process.stderr,
   );
 
   const stop = new AbortController();

@@ -19,7 +19,8 @@ export class Progress {
   constructor(
     private readonly nodes: number,
     private readonly rounds: number,
-    private readonly out: NodeJS.WriteStream | undefined = process.stderr,
+    /** Where to draw; null draws nothing. */
+    private readonly out: NodeJS.WriteStream | null,
   ) {}
 
   record(r: RoundRecord): void {

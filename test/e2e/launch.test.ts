@@ -31,7 +31,8 @@ describe('launch (real processes)', () => {
       ...base,
       nodes: 4,
       run: { rounds: 10, seed: 5 },
-      swa: { cycle: 2 },
+      // SWA from round 7 with a one-round cycle: the last rounds run at lr2, so local drift is tiny.
+      swa: { cycle: 1 },
       eval: { every: 5 },
       faults: { loss: { p: 0.1, mode: 'silent' } },
       gossip: { deadlineMs: 3000 },
@@ -52,14 +53,13 @@ describe('launch (real processes)', () => {
     assert.equal(s.messages.rejected, 0);
     assert.equal(s.messages.dropped, s.faults['loss'] ?? 0);
     const all = [0, 1, 2, 3].flatMap((i) => records(out, i));
-    const dis = (r: number) => {
+    const dis = (from: number, to: number) => {
       const v = all
-        .filter((x) => x.round === r && x.disagreement !== null)
+        .filter((x) => x.round >= from && x.round < to && x.disagreement !== null)
         .map((x) => x.disagreement!);
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : Number.NaN;
     };
-    const early = Math.max(dis(0), dis(1), dis(2));
-    assert.ok(dis(9) < early / 2, `disagreement ${early} -> ${dis(9)}`);
+    assert.ok(dis(7, 10) < dis(0, 7) / 2, `disagreement ${dis(0, 7)} -> ${dis(7, 10)}`);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
     assert.equal(summary.nodes, 4);
     assert.equal(summary.config.nodes, 4);
