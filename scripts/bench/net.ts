@@ -1,6 +1,7 @@
 /**
  * Weight exchange throughput between two node processes on loopback, next to raw TCP between two
- * Node processes measured in the same run. `npm run bench -- net [--seconds 3] [--sizes 50000,...]`
+ * Node processes measured in the same run.
+ * `npm run bench -- net [--seconds 3] [--sizes 50000,...] [--codecs f32,f16,int8] [--skip-raw]`
  *
  * Prints one JSON line per measurement:
  *   {"suite":"net","kind":"raw-tcp","mbPerS":...}
@@ -50,8 +51,9 @@ export async function run(args: string[]): Promise<void> {
     // The reference ('raw-tcp') assembles every frame into a fresh buffer, as a receiver that
     // hands frames on must; 'raw-tcp-discard' only counts bytes (an upper bound: kernel copies).
     const tcpBytes = 4 * Math.max(...sizes);
-    let rawMBps = 0;
-    for (const assemble of [true, false]) {
+    let rawMBps = Number.NaN;
+    // `--skip-raw` (for profiling the libp2p path alone) leaves the ratio out.
+    for (const assemble of args.includes('--skip-raw') ? [] : [true, false]) {
       const { port } = (await recv.ask({ op: 'tcp-listen', assemble })) as { port: number };
       const tcp = (await send.ask({ op: 'tcp-send', port, bytes: tcpBytes, seconds })) as {
         mbPerS: number;
@@ -104,7 +106,7 @@ export async function run(args: string[]): Promise<void> {
           framesPerS: round(fps),
           mbPerS: round(mbPerS),
           wireMBPerS: round(out.wireBytes / out.elapsed / 1e6),
-          ratioToRawTcp: round(mbPerS / rawMBps),
+          ...(Number.isNaN(rawMBps) ? {} : { ratioToRawTcp: round(mbPerS / rawMBps) }),
           // CPU time (user + system) per frame: less sensitive to machine load than wall rates.
           senderCpuMsPerFrame: round(out.cpuMs / Math.max(1, out.frames)),
           receiverCpuMsPerFrame: round(got.cpuMs / Math.max(1, got.frames)),

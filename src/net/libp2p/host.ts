@@ -202,8 +202,15 @@ export async function createHost(init: HostInit): Promise<Host> {
     connectionEncrypters: [noise()],
     streamMuxers: [
       // Weight frames are megabytes: a larger initial window saves the ramp-up round trips
-      // yamux would otherwise spend growing it from 256 KiB.
-      yamux({ initialStreamWindowSize: 4 * 1024 * 1024, maxStreamWindowSize: 16 * 1024 * 1024 }),
+      // yamux would otherwise spend growing it from 256 KiB. 1 MiB data frames instead of the
+      // default 64 KiB: js-yamux answers every data frame it consumes with a window update (each
+      // one Noise-encrypted and written on its own), so 64 KiB frames cost a 6.4 MB model ~100
+      // extra messages the other way; measured -25..-50% receiver CPU per frame (bench net).
+      yamux({
+        initialStreamWindowSize: 4 * 1024 * 1024,
+        maxStreamWindowSize: 16 * 1024 * 1024,
+        maxMessageSize: 1024 * 1024,
+      }),
     ],
     connectionGater: init.gater,
     ...(init.psk ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
