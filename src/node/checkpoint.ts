@@ -17,6 +17,7 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   unlinkSync,
@@ -124,12 +125,30 @@ export class CheckpointStore {
     syncDir(this.dir);
   }
 
+  /** Remove temporary files a killed writer left behind (they are never read). */
+  private removeStaleTemps(): void {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (n.startsWith(`${CHECKPOINT_FILE}.tmp-`)) {
+        try {
+          unlinkSync(join(this.dir, n));
+        } catch {}
+      }
+    }
+  }
+
   /** The stored state, or undefined when there is none. Throws CheckpointError on a corrupt file. */
   load(expect?: {
     runId?: string;
     signature?: string;
     size?: number;
   }): CheckpointState | undefined {
+    this.removeStaleTemps();
     if (!this.exists()) return undefined;
     const buf = readFileSync(this.file);
     const fail = (why: string): never => {
