@@ -65,7 +65,7 @@ describe('launch (real processes)', () => {
     assert.equal(summary.config.nodes, 4);
   });
 
-  it('survives kill -9 of 2 of 6 nodes: they restart from their checkpoints and rejoin', async () => {
+  it('survives kill -9 of 2 of 6 nodes under 30% message loss: they restart from their checkpoints and rejoin', async () => {
     const out = mkdtempSync(join(tmpdir(), 'flatmesh-e2e-crash-'));
     const cfg = parseExperiment({
       ...base,
@@ -75,6 +75,7 @@ describe('launch (real processes)', () => {
       eval: { every: 6 },
       gossip: { deadlineMs: 2000 },
       faults: {
+        loss: { p: 0.3 },
         crashes: [
           { node: 1, round: 3, restartAfter: 2 },
           { node: 4, round: 4, restartAfter: 2 },
@@ -88,6 +89,8 @@ describe('launch (real processes)', () => {
       JSON.stringify(s.perNode.map((n) => [n.id, n.lastRound, n.status])),
     );
     assert.equal(s.restarts, 2);
+    const lossRate = s.messages.dropped / s.messages.sent;
+    assert.ok(lossRate > 0.15 && lossRate < 0.45, `loss rate ${lossRate}`);
     for (const id of [1, 4]) {
       assert.equal(s.perNode[id]!.restarts, 1);
       const rounds = records(out, id).map((r) => r.round);
