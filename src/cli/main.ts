@@ -24,6 +24,7 @@ usage: flatmesh <command> [options]
   launch     run N node processes on this machine (--config F --nodes N --rounds R --topology G --out DIR --seed S --set path=value --quiet --json)
   sim        the same experiment in one process over the in-memory transport (same options)
   node       one node process (--config F --id I --dir D [--roster R] [--listen ADDR] [--run-id ID])
+  roster     keys and roster for a run across machines (--nodes N --out DIR [--hosts H1,H2] [--base-port P] [--run-id ID])
   topology   inspect FILE [--budget Cb] [--json] | draw FILE [--budget Cb] --out F.svg | gen KIND --n N [--p P --k K --radius R --beta B --rows R --cols C] [--seed S]
   data       inspect --dataset D --partition P --nodes N [--seed S] [--json] | fetch DATASET [--data-dir DIR]
   doctor     backend, versions and a throughput probe [--json]
@@ -122,6 +123,28 @@ export async function main(
         signal,
       );
       return { code: 0, out };
+    }
+    case 'roster': {
+      const { values: v } = parse(rest, {
+        nodes: { type: 'string', short: 'n' },
+        out: { type: 'string', short: 'o' },
+        hosts: { type: 'string' },
+        'base-port': { type: 'string' },
+        'run-id': { type: 'string' },
+      });
+      const { createRoster } = await import('../run/roster.js');
+      const out = required(v.out, '--out');
+      const roster = await createRoster({
+        nodes: required(int('nodes', v.nodes), '--nodes'),
+        out,
+        ...(v.hosts && { hosts: v.hosts.split(',').filter(Boolean) }),
+        basePort: int('base-port', v['base-port']) ?? 4100,
+        runId: v['run-id'] ?? 'flatmesh',
+      });
+      return {
+        code: 0,
+        out: `wrote ${out}/roster.json and ${roster.nodes.length} node keys under ${out}/nodes/\n`,
+      };
     }
     case 'node': {
       const { values: v } = parse(rest, {
