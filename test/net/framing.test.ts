@@ -143,6 +143,32 @@ describe('stream framing', () => {
     assert.equal(timeouts, 1);
   });
 
+  it('ends quietly on a source error between frames when asked, and throws one inside a frame', async () => {
+    async function* failing(afterPrefixBytes: number) {
+      yield concat([lengthPrefix(3), new Uint8Array(3)]);
+      if (afterPrefixBytes) yield lengthPrefix(300).subarray(0, afterPrefixBytes);
+      throw new Error('connection reset');
+    }
+    const idle: unknown[] = [];
+    const seen: number[] = [];
+    for await (const parts of readFrames(failing(0), {
+      maxBytes: 1000,
+      onIdleError: (e) => idle.push(e),
+    })) {
+      seen.push(concat(parts).length);
+    }
+    assert.deepEqual(seen, [3]);
+    assert.equal(idle.length, 1);
+    await assert.rejects(async () => {
+      for await (const _ of readFrames(failing(1), { maxBytes: 1000, onIdleError: () => {} })) {
+      }
+    }, /connection reset/);
+    await assert.rejects(async () => {
+      for await (const _ of readFrames(failing(0), { maxBytes: 1000 })) {
+      }
+    }, /connection reset/);
+  });
+
   it('queues chunks for a sink and ends after draining', async () => {
     const q = new ByteQueue();
     q.push(Uint8Array.of(1), Uint8Array.of(2));

@@ -16,7 +16,7 @@ import { type Libp2pTransport, libp2pTransport } from '../../src/net/libp2p/tran
 import { countingMetrics } from '../../src/net/metrics.js';
 import type { ControlMessage } from '../../src/net/transport.js';
 import { runTransportContract } from './contract.js';
-import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
+import { LAYOUT, RUN_ID, SIGNATURE, SIZE, until, weights } from './helpers.js';
 
 const tmp = await mkdtemp(join(tmpdir(), 'flatmesh-net-'));
 let dirs = 0;
@@ -197,6 +197,10 @@ describe('libp2p weights channels', () => {
       const r = await t1.collect(5, [0], 10_000);
       assert.equal(r.ended, 'complete');
       assert.equal(m1.counts.received, 1);
+      // The sender stops while its stream idles between frames: the receiver counts nothing.
+      await t0.stop();
+      await until(() => t1.connectedPeers().length === 0, 'connection to close');
+      assert.deepEqual(m1.counts.rejected, {});
     } finally {
       await t0.stop();
       await t1.stop();

@@ -9,6 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { multiaddr } from '@multiformats/multiaddr';
+import * as lp from 'it-length-prefixed';
 import {
   createHost,
   type Host,
@@ -16,7 +18,11 @@ import {
   type Roster,
   rosterGate,
 } from '../../src/net/libp2p/host.js';
-import { type Libp2pTransport, libp2pTransport } from '../../src/net/libp2p/transport.js';
+import {
+  type Libp2pTransport,
+  libp2pTransport,
+  WEIGHTS_PROTOCOL,
+} from '../../src/net/libp2p/transport.js';
 import { countingMetrics } from '../../src/net/metrics.js';
 import { encodeFrame, HEADER_BYTES } from '../../src/net/wire.js';
 import {
@@ -182,5 +188,36 @@ describe('a live node under malformed frames', () => {
       assert.equal(r.ended, 'complete');
       assert.deepEqual(r.received[0]!.weights, weights(round));
     }
+  });
+  it('counts nothing when a peer resets its stream between frames', async () => {
+    const before = JSON.stringify(metrics.counts.rejected);
+    const stream = await attacker.dialProtocol(multiaddr(to), WEIGHTS_PROTOCOL);
+    let hold: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      hold = r;
+    });
+    // Write one frame and keep the stream open (as a node's long-lived channel does) ...
+    void stream
+      .sink(
+        (async function* () {
+          yield lp.encode.single(frame({ round: 5 }, weights(5)));
+          await held;
+        })(),
+      )
+      .catch(() => {});
+    for await (const chunk of stream.source) {
+      assert.equal(chunk.get(0), 0x01);
+      break;
+    }
+    // ... then reset it while idle (a peer that stopped or crashed between rounds).
+    stream.abort(new Error('peer went away'));
+    hold();
+    // A later frame on a new stream of the same connection arrives after the reset.
+    assert.equal(await sendRawFrame(attacker, to, frame({ round: 6 }, weights(6))), 0x01);
+    for (const round of [5, 6]) {
+      const r = await victim.collect(round, [1], 10_000);
+      assert.deepEqual(r.received[0]!.weights, weights(round));
+    }
+    assert.equal(JSON.stringify(metrics.counts.rejected), before);
   });
 });

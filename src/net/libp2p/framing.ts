@@ -38,6 +38,12 @@ export interface ReadFramesOptions {
   readonly frameTimeoutMs?: number;
   /** Called when a frame misses its deadline (abort the stream here: that ends the reader). */
   readonly onTimeout?: () => void;
+  /**
+   * Called instead of throwing when the source fails while no frame is in progress (the peer
+   * stopped or its connection dropped between frames: nothing was lost); the reader then ends.
+   * Without it such an error is thrown like any other.
+   */
+  readonly onIdleError?: (err: unknown) => void;
 }
 
 /**
@@ -66,8 +72,21 @@ export async function* readFrames(
   let prefixBytes = 0;
   let parts: Uint8Array[] = [];
   let have = 0;
+  const iterator = source[Symbol.asyncIterator]();
   try {
-    for await (const chunk of source) {
+    for (;;) {
+      let next: IteratorResult<Uint8ArrayList | Uint8Array>;
+      try {
+        next = await iterator.next();
+      } catch (e) {
+        if (need < 0 && prefixBytes === 0 && opts.onIdleError) {
+          opts.onIdleError(e);
+          return;
+        }
+        throw e;
+      }
+      if (next.done) break;
+      const chunk = next.value;
       for (const buf of chunk instanceof Uint8Array ? [chunk] : chunk) {
         let off = 0;
         while (off < buf.length) {

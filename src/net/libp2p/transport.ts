@@ -203,9 +203,10 @@ class Libp2pTransportImpl implements Libp2pTransport {
     const channels = [...this.channels.values()];
     this.channels.clear();
     this.lastFrame = undefined;
+    // Close our weights streams gracefully (the peers see a clean end, not a reset).
     for (const p of channels)
       p.then(
-        (ch) => ch.abort(new TransportError('transport stopped')),
+        (ch) => ch.close(),
         () => {},
       );
     await host.stop();
@@ -400,6 +401,7 @@ class Libp2pTransportImpl implements Libp2pTransport {
       () => false,
     );
     let clean = false;
+    let dropped = false;
     try {
       if (from === undefined && this.gate.roster()) {
         this.inbox.reject(undefined, 'unknown-sender', `stream from ${connection.remotePeer}`);
@@ -410,12 +412,17 @@ class Libp2pTransportImpl implements Libp2pTransport {
         maxBytes: this.maxBytes,
         frameTimeoutMs: this.init.receiveTimeoutMs ?? 30_000,
         onTimeout: () => stream.abort(new TransportError('frame read timed out')),
+        // The peer stopped or its connection dropped between frames: nothing to count.
+        onIdleError: () => {
+          dropped = true;
+        },
       })) {
         frames++;
         const verdict = this.inbox.acceptFrame(parts, from);
         const accepted = verdict === 'accepted' || verdict === 'late';
         receipts.push(Uint8Array.of(accepted ? RECEIPT_OK : RECEIPT_REJECTED));
       }
+      if (dropped) return;
       if (frames === 0) {
         this.inbox.reject(from, 'truncated', 'stream ended before a frame');
         return;

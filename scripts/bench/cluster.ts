@@ -1,0 +1,199 @@
+/**
+ * A real cluster: N node processes launched with `launch()` (as `flatmesh launch` does) on
+ * Fashion-MNIST, MLP 784-200-200-10, 10 local steps per round, MATCHA at budget 0.5 on ring-16.
+ * `npm run bench -- cluster [--nodes 16] [--rounds 5] [--graph ring-16.json] [--codec f32]
+ *                           [--backend wasm] [--steps 10]`
+ *
+ * Prints JSON lines:
+ *   {"suite":"cluster","kind":"startup", "allInRound1Ms": launch -> every node finished round 0, ...}
+ *   {"suite":"cluster","kind":"overhead", per-round overhead = (roundMs - trainMs - waitMs) / roundMs,
+ *    median/p90/mean over every node's rounds, and the mean of each phase}
+ *   {"suite":"cluster","kind":"memory", peak RSS per node (VmHWM sampled from /proc, and the
+ *    records' rssMB), numTensors across rounds}
+ * The 16-process targets (issue 4): all in round 1 within 5 s of launch, overhead <= 10% of the
+ * round, <= 250 MB RSS per node, numTensors flat across rounds.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseExperiment } from '../../src/config/index.js';
+import type { RoundRecord } from '../../src/node/metrics.js';
+import { launch } from '../../src/run/launcher.js';
+
+export async function run(args: string[]): Promise<void> {
+  const opt = (name: string, def: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 && args[i + 1] ? args[i + 1]! : def;
+  };
+  const nodes = Number(opt('nodes', '16'));
+  const rounds = Number(opt('rounds', '5'));
+  const steps = Number(opt('steps', '10'));
+  const graph = opt('graph', nodes === 16 ? 'ring-16.json' : 'ring');
+  const codec = opt('codec', 'f32');
+  const backend = opt('backend', 'wasm');
+  const cfg = parseExperiment({
+    nodes,
+    run: { seed: 1, rounds },
+    topology: { graph, sampler: 'matcha', budget: 0.5 },
+    data: { dataset: 'fashion-mnist', partition: 'dirichlet:0.1' },
+    model: { kind: 'mlp', hidden: [200, 200] },
+    train: { optimizer: 'sgd', lr: 0.05, batchSize: 32, localSteps: steps },
+    gossip: { codec, deadlineMs: 30_000 },
+    // Evaluate only at the last round: the overhead figure is about the exchange, not eval cost
+    // (eval rounds are reported apart all the same).
+    eval: { every: 1_000_000 },
+    checkpoint: { every: 1_000_000 },
+    backend,
+  });
+  const out = mkdtempSync(join(tmpdir(), 'flatmesh-bench-cluster-'));
+  const records: RoundRecord[] = [];
+  const peaks = new Map<number, { vmHWM: number; node?: number }>();
+  const sample = () => {
+    for (const { pid, node } of nodeProcesses(out)) {
+      const hwm = vmHWM(pid);
+      if (hwm === undefined) continue;
+      const p = peaks.get(pid) ?? { vmHWM: 0 };
+      p.vmHWM = Math.max(p.vmHWM, hwm);
+      if (node !== undefined) p.node = node;
+      peaks.set(pid, p);
+    }
+  };
+  const sampler = setInterval(sample, 250);
+  const t0 = Date.now();
+  try {
+    const summary = await launch(cfg, { out, progress: false, onRound: (r) => records.push(r) });
+    clearInterval(sampler);
+    const wallS = (Date.now() - t0) / 1000;
+
+    // Startup: launch -> every node done with round 0 (so in round 1), and with round 1.
+    const doneBy = (round: number) => {
+      const ts = records.filter((r) => r.round === round).map((r) => r.time);
+      return ts.length === nodes ? Math.max(...ts) - t0 : null;
+    };
+    const firstRound0 = Math.min(...records.filter((r) => r.round === 0).map((r) => r.time)) - t0;
+    emit({
+      kind: 'startup',
+      nodes,
+      graph,
+      codec,
+      backend,
+      firstNodeDoneRound0Ms: firstRound0,
+      allInRound1Ms: doneBy(0),
+      allDoneRound1Ms: doneBy(1),
+      meanRound0Ms: round(mean(records.filter((r) => r.round === 0).map((r) => r.phases.roundMs))),
+      wallSeconds: round(wallS),
+      completed: summary.completed,
+    });
+
+    // Round overhead, without the eval/checkpoint rounds (the last one evaluates).
+    const steady = records.filter(
+      (r) => r.round >= 1 && r.phases.evalMs === 0 && r.phases.checkpointMs === 0,
+    );
+    for (const [label, set] of [
+      ['round>=1', steady],
+      ['all', records],
+    ] as const) {
+      const frac = set.map(
+        (r) => (r.phases.roundMs - r.phases.trainMs - r.phases.waitMs) / r.phases.roundMs,
+      );
+      const phase = (k: keyof RoundRecord['phases']) => round(mean(set.map((r) => r.phases[k])));
+      emit({
+        kind: 'overhead',
+        rounds: label,
+        records: set.length,
+        overheadMedian: round(quantile(frac, 0.5), 3),
+        overheadP90: round(quantile(frac, 0.9), 3),
+        overheadMean: round(mean(frac), 3),
+        roundMs: phase('roundMs'),
+        trainMs: phase('trainMs'),
+        exchangeMs: phase('exchangeMs'),
+        waitMs: phase('waitMs'),
+        sendMs: round(mean(set.map((r) => r.phases.exchangeMs - r.phases.waitMs))),
+        mixMs: phase('mixMs'),
+        evalMs: phase('evalMs'),
+        checkpointMs: phase('checkpointMs'),
+        otherMs: round(
+          mean(
+            set.map(
+              (r) =>
+                r.phases.roundMs -
+                r.phases.trainMs -
+                r.phases.exchangeMs -
+                r.phases.mixMs -
+                r.phases.evalMs -
+                r.phases.checkpointMs,
+            ),
+          ),
+        ),
+      });
+    }
+
+    // Memory: sampled peak RSS of the node processes, the records' rssMB, tensors across rounds.
+    const hwm = [...peaks.values()].map((p) => p.vmHWM / 1024);
+    const byNode = new Map<number, RoundRecord[]>();
+    for (const r of records) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
+    const tensorGrowth = [...byNode.values()].map((rs) => {
+      const t = rs.filter((r) => r.round >= 1).map((r) => r.numTensors);
+      return t.length ? Math.max(...t) - Math.min(...t) : 0;
+    });
+    emit({
+      kind: 'memory',
+      processesSampled: hwm.length,
+      peakRssMBMax: round(Math.max(0, ...hwm)),
+      peakRssMBMedian: round(quantile(hwm, 0.5)),
+      recordRssMBMax: round(Math.max(0, ...records.map((r) => r.rssMB))),
+      numTensorsGrowthMax: Math.max(0, ...tensorGrowth),
+    });
+  } finally {
+    clearInterval(sampler);
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+/** Node processes of this run: their command line names the run's directory. */
+function nodeProcesses(out: string): { pid: number; node?: number }[] {
+  let text: string;
+  try {
+    text = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  const found: { pid: number; node?: number }[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (!m || !m[2]!.includes(out) || !m[2]!.includes(' node ')) continue;
+    const id = / --id (\d+)/.exec(m[2]!);
+    found.push({ pid: Number(m[1]), ...(id ? { node: Number(id[1]) } : {}) });
+  }
+  return found;
+}
+
+/** Peak resident set (kB) of a process, or undefined once it exited. */
+function vmHWM(pid: number): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function emit(o: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ suite: 'cluster', ...o })}\n`);
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+}
+
+function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+function round(x: number, digits = 1): number {
+  const k = 10 ** digits;
+  return Math.round(x * k) / k;
+}
