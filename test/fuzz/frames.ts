@@ -329,3 +329,40 @@ export function frameFuzzer(target: FuzzTarget) {
     },
   };
 }
+
+export interface ReceiverView {
+  /** The complete frames the receiver will delimit and validate, in order. */
+  readonly frames: Uint8Array[];
+  /** A framing error that ends the stream after those frames (counted as one more rejection). */
+  readonly error?: 'oversized' | 'truncated';
+}
+
+/**
+ * How a receiver delimits a stream's bytes into frames (unsigned LEB128 prefix, at most 5 prefix
+ * bytes, a prefix above `maxBytes` refused before its payload, the stream ending inside a prefix
+ * or a payload an error), written out from the protocol's description for the fuzz tests' books.
+ */
+export function receiverView(stream: Uint8Array, maxBytes: number): ReceiverView {
+  const frames: Uint8Array[] = [];
+  let at = 0;
+  while (at < stream.length) {
+    let len = 0;
+    let scale = 1;
+    let prefix = 0;
+    for (;;) {
+      if (at >= stream.length) return { frames, error: 'truncated' };
+      const b = stream[at++]!;
+      len += (b & 0x7f) * scale;
+      scale *= 128;
+      prefix++;
+      if (!(b & 0x80)) break;
+      if (prefix >= 5) return { frames, error: 'oversized' };
+    }
+    if (len > maxBytes) return { frames, error: 'oversized' };
+    if (at + len > stream.length) return { frames, error: 'truncated' };
+    frames.push(stream.subarray(at, at + len));
+    at += len;
+  }
+  // A stream that ends before any frame is itself counted (as truncated).
+  return frames.length === 0 ? { frames, error: 'truncated' } : { frames };
+}
