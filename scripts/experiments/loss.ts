@@ -76,6 +76,8 @@ async function main(args: string[]): Promise<void> {
             accuracyOfAverageModel: s.accuracyOfAverageModel,
             finalDisagreement: s.finalDisagreement,
             delivered: s.messages.delivered,
+            missing: s.messages.missing,
+            late: s.messages.late,
             dropped: s.messages.dropped,
             wallSeconds: +s.wallSeconds.toFixed(1),
           }),

@@ -54,11 +54,17 @@ export class Mixer {
   private robustMix(x: Float32Array, received: readonly Neighbour[], alpha: number): Float32Array {
     const robust = this.gossip.robust;
     if (robust.kind === 'trimmed-mean') return trimmedMeanMix(x, received, alpha, robust.trim);
-    const tau =
+    const r =
       robust.radius > 0
-        ? robust.radius
-        : this.clip.next(received.map((n) => l2Distance(n.weights, x)));
-    return clippedMix(x, received, alpha, tau);
+        ? { tau: robust.radius, reject: Number.POSITIVE_INFINITY }
+        : this.clip.radius(
+            received.map((n) => l2Distance(n.weights, x)),
+            x,
+          );
+    const out = clippedMix(x, received, alpha, r.tau, r.reject);
+    // The adaptive radius measures the node's own movement from one mix to the next.
+    this.clip.settle(out);
+    return out;
   }
 
   clipState(): number[] {

@@ -2,8 +2,9 @@
  * The simulator: N NodeRuntimes in one process over the in-memory transport, through the same wire
  * codec, validation, fault decorators and round engine as a real run. Deterministic: the same seed
  * gives the same summary figures. Message loss runs in `notify` mode here whatever the experiment
- * says (a silent loss would only add waiting time, and the decisions are the same), so a
- * simulation never depends on timing.
+ * says (a silent loss would only add waiting time, and the decisions are the same), and the nodes
+ * run in lockstep (lockstep.ts: nobody collects round k before every present node reached it), so
+ * nobody waits for a deadline and a simulation never depends on timing.
  *
  *   const summary = await simulate(cfg, { out: 'runs/sim-1' });
  */
@@ -24,6 +25,7 @@ import {
   type RoundRecord,
 } from '../node/metrics.js';
 import type { NodeRuntime } from '../node/runtime.js';
+import { lockstep } from './lockstep.js';
 import { buildSummary, type NodeOutcome, type RunSummary } from './summary.js';
 
 export interface SimulateOptions {
@@ -53,6 +55,7 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   const nodes: BuiltNode[] = [];
   const runtimes: NodeRuntime[] = [];
   const transports: Transport[] = [];
+  const step = lockstep(cfg.nodes, ctx.faults);
   for (let id = 0; id < cfg.nodes; id++) {
     const c = new NodeCounters();
     const inner = memoryTransport(
@@ -67,11 +70,9 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       },
       { metrics: c, events: { onControl: (m) => runtimes[id]?.onControl(m) } },
     );
-    const transport = faultyTransport(inner, {
-      plan: ctx.faults,
-      mode: 'notify',
-      onFault: (k) => c.fault(k),
-    });
+    const transport = step.wrap(
+      faultyTransport(inner, { plan: ctx.faults, mode: 'notify', onFault: (k) => c.fault(k) }),
+    );
     const sinks: MetricsSink[] = [];
     if (opts.out) sinks.push(jsonlSink(join(opts.out, 'nodes', String(id), 'metrics.jsonl')));
     if (opts.onRound) sinks.push({ record: opts.onRound });
