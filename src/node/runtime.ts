@@ -214,7 +214,8 @@ export class NodeRuntime {
     const x = readFlat(model);
     const byz = faults.byzantine(id);
     const payload = byz ? corruptWeights(x, byz, cfg.run.seed, id, k) : x;
-    if (byz && byz.behaviour !== 'label-flip') counters.fault(`byzantine-${byz.behaviour}`);
+    // Counted every round it is in force, label flip included (it poisons this round's training).
+    if (byz) counters.fault(`byzantine-${byz.behaviour}`);
     const share = cfg.gossip.mixing === 'push-sum' ? pushSumShare(this.mass, neighbours.length) : 1;
     const ex = await exchange(this.d.transport, counters, k, neighbours, payload, {
       mass: share,
