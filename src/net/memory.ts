@@ -165,6 +165,7 @@ export function memoryTransport(
         codec,
         layout,
       );
+      opts.onWritten?.();
       const ok = await network.deliver(self, to, frame);
       if (!ok) return fail(to, frame.length, `node ${to} is not reachable`);
       components.metrics?.frameSent(to, frame.length);

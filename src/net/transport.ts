@@ -78,12 +78,19 @@ export interface Transport {
   readonly self: number;
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Send this node's encoded weights for `round` to peer `to`. Never throws for network faults. */
+  /**
+   * Send this node's weights for `round` to peer `to`; resolves when the receiver has validated the
+   * frame ('delivered') or the send failed. Never throws for network faults. `weights` must not
+   * change until the send settles (the libp2p transport encodes a round's vector once and shares
+   * the frame among that round's neighbours). `onWritten` runs once the frame has left this node
+   * (written to the connection), before the receiver's answer: a receiver busy training reads it
+   * late, and time after onWritten is waiting for that neighbour, not sending.
+   */
   send(
     to: number,
     round: number,
     weights: Float32Array,
-    opts?: { mass?: number; signal?: AbortSignal },
+    opts?: { mass?: number; signal?: AbortSignal; onWritten?: () => void },
   ): Promise<SendOutcome>;
   /**
    * Wait until weights for `round` from every peer in `expected` arrived, or `deadline` (ms from now)

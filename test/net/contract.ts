@@ -53,6 +53,26 @@ export function runTransportContract(name: string, makeCluster: MakeCluster): vo
       assert.notEqual(r.received[0]!.weights, wa, 'the receiver owns a fresh copy');
     });
 
+    it('reports a frame written (once, before the send settles) for every delivered send', async () => {
+      const {
+        transports: [a, b],
+      } = await make(2);
+      const events: string[] = [];
+      for (const round of [1, 2]) {
+        const out = await a!.send(1, round, weights(round), {
+          onWritten: () => events.push(`written ${round}`),
+        });
+        events.push(`${out.status} ${round}`);
+      }
+      assert.deepEqual(events, ['written 1', 'delivered 1', 'written 2', 'delivered 2']);
+      for (const round of [1, 2]) {
+        assert.deepEqual(
+          (await b!.collect(round, [0], 10_000)).received[0]!.weights,
+          weights(round),
+        );
+      }
+    });
+
     it('returns at the deadline with the peers that never sent as missing', async () => {
       const {
         transports: [a, b],

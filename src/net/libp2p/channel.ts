@@ -42,8 +42,13 @@ export class OutboundChannel {
   /**
    * Queue one encoded frame; resolves with the receiver's receipt byte, or undefined when the
    * stream ended first. Rejects with the signal's reason when it aborts (then abort the channel).
+   * `onWritten` runs when the whole frame has been handed to the stream (before the receipt).
    */
-  send(frame: Uint8Array, signal: AbortSignal): Promise<number | undefined> {
+  send(
+    frame: Uint8Array,
+    signal: AbortSignal,
+    onWritten?: () => void,
+  ): Promise<number | undefined> {
     if (!this.usable) return Promise.resolve(undefined);
     signal.throwIfAborted();
     return new Promise<number | undefined>((resolve, reject) => {
@@ -53,7 +58,9 @@ export class OutboundChannel {
         signal.removeEventListener('abort', onAbort);
         resolve(code);
       });
-      this.queue.push(lengthPrefix(frame.length), frame);
+      const chunks = [lengthPrefix(frame.length), frame];
+      if (onWritten) this.queue.pushThen(chunks, onWritten);
+      else this.queue.push(...chunks);
     });
   }
 

@@ -151,13 +151,25 @@ export async function* readFrames(
  * its receipt).
  */
 export class ByteQueue implements AsyncIterable<Uint8Array> {
-  private readonly items: Uint8Array[] = [];
+  private readonly items: { chunk: Uint8Array; onConsumed?: () => void }[] = [];
   private wake: (() => void) | undefined;
   private ended = false;
 
   push(...chunks: Uint8Array[]): void {
     if (this.ended) return;
-    this.items.push(...chunks);
+    for (const chunk of chunks) this.items.push({ chunk });
+    this.wake?.();
+  }
+
+  /**
+   * Queue `chunks`; `onConsumed` runs once the consumer asked for what follows the last of them,
+   * i.e. the sink has taken them in whole (for a stream: handed on to the muxer and the socket).
+   */
+  pushThen(chunks: readonly Uint8Array[], onConsumed: () => void): void {
+    if (this.ended) return;
+    chunks.forEach((chunk, i) =>
+      this.items.push(i === chunks.length - 1 ? { chunk, onConsumed } : { chunk }),
+    );
     this.wake?.();
   }
 
@@ -171,7 +183,8 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
     for (;;) {
       const next = this.items.shift();
       if (next) {
-        yield next;
+        yield next.chunk;
+        next.onConsumed?.();
         continue;
       }
       if (this.ended) return;

@@ -278,7 +278,7 @@ class Libp2pTransportImpl implements Libp2pTransport {
     to: number,
     round: number,
     weights: Float32Array,
-    opts: { mass?: number; signal?: AbortSignal } = {},
+    opts: { mass?: number; signal?: AbortSignal; onWritten?: () => void } = {},
   ): Promise<SendOutcome> {
     const host = this.host;
     if (!host) return this.fail(to, 0, 'transport is not started');
@@ -290,7 +290,7 @@ class Libp2pTransportImpl implements Libp2pTransport {
     try {
       signal.throwIfAborted();
       channel = await this.channel(host, to, id, signal);
-      const code = await channel.send(frame, signal);
+      const code = await channel.send(frame, signal, opts.onWritten);
       if (code === RECEIPT_REJECTED) {
         // The stream is intact (the receiver answered in order): keep it for the next frame.
         return this.fail(to, frame.length, 'receiver rejected the frame');
