@@ -94,6 +94,8 @@ export async function run(args: string[]): Promise<void> {
           elapsed: number;
           failed: number;
           cpuMs: number;
+          writeMs: number;
+          answerMs: number;
         };
         const got = (await collecting) as { frames: number; bad: number; cpuMs: number };
         const fps = out.frames / out.elapsed;
@@ -110,6 +112,9 @@ export async function run(args: string[]): Promise<void> {
           // CPU time (user + system) per frame: less sensitive to machine load than wall rates.
           senderCpuMsPerFrame: round(out.cpuMs / Math.max(1, out.frames)),
           receiverCpuMsPerFrame: round(got.cpuMs / Math.max(1, got.frames)),
+          // Wall time per frame from send() to the frame handed to the stream, then to the receipt.
+          writeMsPerFrame: round(out.writeMs / Math.max(1, out.frames + out.failed)),
+          answerMsPerFrame: round(out.answerMs / Math.max(1, out.frames + out.failed)),
           received: got.frames,
           failed: out.failed,
           corrupted: got.bad,
@@ -282,8 +287,19 @@ async function child(role: string): Promise<void> {
       let frames = 0;
       let wireBytes = 0;
       let failed = 0;
+      // Per frame: send() call -> frame handed to the stream (encode + write), -> receipt.
+      let writeMs = 0;
+      let answerMs = 0;
       for (let r = 4; Date.now() < end; r++) {
-        const out = await transport!.send(1, r, w);
+        const ts = performance.now();
+        let tw = ts;
+        const out = await transport!.send(1, r, w, {
+          onWritten: () => {
+            tw = performance.now();
+          },
+        });
+        writeMs += tw - ts;
+        answerMs += performance.now() - tw;
         if (out.status === 'delivered') {
           frames++;
           wireBytes += out.bytes;
@@ -292,7 +308,7 @@ async function child(role: string): Promise<void> {
       const elapsed = (performance.now() - t0) / 1000;
       const cpuMs = cpuSince(cpu0);
       await transport!.send(1, 0xfffffff0, w); // tells the receiver to stop collecting
-      return { frames, wireBytes, elapsed, failed, cpuMs };
+      return { frames, wireBytes, elapsed, failed, cpuMs, writeMs, answerMs };
     },
     'p2p-collect': async () => {
       let frames = 0;
