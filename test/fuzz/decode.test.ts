@@ -3,7 +3,8 @@
  * codec, header rewrites, non-finite payloads with the checksum recomputed, unaligned buffers)
  * through `decodeFrame`, each compared with the reference reading in frames.ts. The decoder must
  * accept exactly the frames the reference accepts, with bit-identical weights, and reject the rest
- * with a WireError (never another exception).
+ * with a WireError (never another exception); and decoding the same frame from the chunks a
+ * stream delivered it in (cut at random points) must give the same verdict and weights.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -45,6 +46,24 @@ function fuzzDecode(spec: FrameSpec, frames: number, label: string) {
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
     }
+    // The receive path hands the decoder a frame as the chunks it arrived in: same verdict, same
+    // weights, whatever the cut points.
+    const cuts = [0, ...Array.from({ length: 1 + (i % 3) }, () => rng.int(bytes.length + 1))]
+      .sort((a, b) => a - b)
+      .concat(bytes.length);
+    const chunks = cuts.slice(1).map((end, j) => bytes.subarray(cuts[j]!, end));
+    let chunked: ReturnType<typeof decodeFrame> | undefined;
+    try {
+      chunked = decodeFrame(chunks, spec);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+    }
+    assert.equal(
+      chunked === undefined,
+      got === undefined,
+      `frame ${i} (${f.kind}): chunked verdict`,
+    );
+    if (got && chunked) assert.ok(sameBits(got.weights, chunked.weights), `frame ${i}: chunked`);
     const tally = byKind.get(f.kind) ?? { accepted: 0, rejected: 0 };
     byKind.set(f.kind, tally);
     if (want.ok) {
