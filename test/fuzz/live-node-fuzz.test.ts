@@ -170,11 +170,13 @@ describe('a live node under 10,000 fuzzed frames (issue 5)', () => {
       }
       delimited += expected;
       const target = start + expected + OUTSIDER_PER_ROUND;
+      // Counted before the receipt or reset reached us; the wait only guards against a lag. A
+      // shortfall is left to the assertions below, which say what was counted instead.
       await until(
         () => Object.values(live.counts.rejected).reduce((a, b) => a + b, 0) >= target,
         `round ${k}'s ${expected} rejections counted`,
-        30_000,
-      );
+        10_000,
+      ).catch(() => {});
     });
   });
 
