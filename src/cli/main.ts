@@ -154,6 +154,7 @@ export async function main(
         roster: { type: 'string' },
         listen: { type: 'string' },
         'run-id': { type: 'string' },
+        shards: { type: 'string' },
       });
       const code = await nodeCommand({
         config: required(v.config, '--config'),
@@ -162,6 +163,7 @@ export async function main(
         ...(v.roster && { roster: v.roster }),
         ...(v.listen && { listen: v.listen }),
         ...(v['run-id'] && { runId: v['run-id'] }),
+        ...(v.shards && { shards: v.shards }),
       });
       return { code, out: '' };
     }

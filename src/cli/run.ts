@@ -86,6 +86,7 @@ export interface NodeCommandOptions {
   roster?: string;
   listen?: string;
   runId?: string;
+  shards?: string;
 }
 
 export async function nodeCommand(opts: NodeCommandOptions): Promise<number> {
@@ -100,6 +101,7 @@ export async function nodeCommand(opts: NodeCommandOptions): Promise<number> {
     dir: opts.dir,
     ...(opts.roster && { roster: opts.roster }),
     ...(opts.listen && { listen: opts.listen }),
+    ...(opts.shards && { shards: opts.shards }),
     log: (msg) => process.stderr.write(`[node ${opts.id}] ${msg}\n`),
   });
 }

@@ -22,6 +22,7 @@ export { fetchFashionMnist, findFashionMnistDir, loadFashionMnist } from './fash
 export { type LoadOptions, loadDataset, parseDatasetSpec } from './load.js';
 export { type ChannelStats, channelStats, standardize } from './normalize.js';
 export { formatPartitionSpec, parsePartitionSpec, partitionDataset } from './partition.js';
+export { readShardFile, writeShardFile } from './shard-file.js';
 export { classHistogram, limitIndices, sampleSize, subset } from './subset.js';
 export { generateSynthetic, type SyntheticOptions } from './synthetic.js';
 export type {

@@ -22,6 +22,11 @@ export class FaultPlan {
     readonly faults: FaultsConfig,
     readonly seed: number,
     readonly nodes: number,
+    /**
+     * The simulator emulates crashes: a crashed node is absent for its downtime and everyone knows
+     * it. In real runs crashes are real SIGKILLs that the others only notice through deadlines.
+     */
+    readonly emulateCrashes = false,
   ) {
     for (const l of faults.loss.links) this.linkP.set(`${l.from}>${l.to}`, l.p);
   }
@@ -103,9 +108,27 @@ export class FaultPlan {
     return this.faults.leaves.find((l) => l.node === node)?.round;
   }
 
-  /** Is `node` taking part in `round` (joined, not left)? Crashes are not known here: they are real. */
+  /**
+   * Is `node` down at `round` because of a planned crash? Down from the round after its crash round
+   * until `restartAfter` rounds later (for good without a restart). Only meaningful when crashes are
+   * emulated; real runs kill real processes.
+   */
+  crashedIn(node: number, round: number): boolean {
+    return this.faults.crashes.some(
+      (c) =>
+        c.node === node &&
+        round > c.round &&
+        (c.restartAfter === undefined || round <= c.round + c.restartAfter),
+    );
+  }
+
+  /**
+   * Is `node` taking part in `round` (joined, not left, and, when crashes are emulated, not down)?
+   * Without emulation crashes are not known here: they are real.
+   */
   present(node: number, round: number): boolean {
     const leave = this.leaveRound(node);
+    if (this.emulateCrashes && this.crashedIn(node, round)) return false;
     return round >= this.joinRound(node) && (leave === undefined || round < leave);
   }
 }

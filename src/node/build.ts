@@ -7,10 +7,17 @@
  *   const shared = await prepareRun(cfg);
  *   const node = buildNode(shared, id, { transport, counters, sink, dir });
  */
-import { existsSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import type { Experiment } from '../config/schema.js';
-import { loadDataset, parsePartitionSpec, partitionDataset, subset } from '../data/index.js';
+import {
+  loadDataset,
+  parsePartitionSpec,
+  partitionDataset,
+  readShardFile,
+  subset,
+  writeShardFile,
+} from '../data/index.js';
 import type { Dataset, DatasetSpec, DatasetSplit } from '../data/types.js';
 import { ConfigError } from '../errors.js';
 import { flipLabels } from '../faults/byzantine.js';
@@ -28,7 +35,7 @@ import type { Transport } from '../net/transport.js';
 import { packagePath } from '../paths.js';
 import { generateTopology, loadTopologyFile, matchaPlan, vanillaPlan } from '../topology/index.js';
 import type { Graph, MatchaPlan } from '../topology/types.js';
-import { CheckpointStore } from './checkpoint.js';
+import { type CheckpointSink, CheckpointStore } from './checkpoint.js';
 import type { MetricsSink, NodeCounters } from './metrics.js';
 import { NodeRuntime } from './runtime.js';
 
@@ -113,6 +120,61 @@ export interface PrepareOptions {
    * training set is dropped after partitioning, so a node holds its shard, not 60k images.
    */
   only?: number;
+  /**
+   * With `only`: read this node's shard and the test set from files a launcher wrote
+   * (`writeRunShards`), instead of loading and partitioning the data set again.
+   */
+  shards?: string;
+  /** The simulator emulates crashes (see FaultPlan). */
+  emulateCrashes?: boolean;
+}
+
+export const shardFile = (dir: string, node: number) => join(dir, `train-${node}.fmsh`);
+export const testShardFile = (dir: string) => join(dir, 'test.fmsh');
+
+/** Write every node's training shard and the test set, for node processes to read (`shards`). */
+export function writeRunShards(ctx: Pick<RunContext, 'data' | 'partition'>, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  ctx.partition.forEach((idx, node) =>
+    writeShardFile(shardFile(dir, node), subset(ctx.data.train, idx)),
+  );
+  writeShardFile(testShardFile(dir), ctx.data.test);
+}
+
+async function loadRunData(
+  cfg: Experiment,
+  opts: PrepareOptions,
+): Promise<{ data: DatasetSplit; partition: Int32Array[] }> {
+  const seed = cfg.run.seed;
+  if (opts.shards !== undefined && opts.only !== undefined) {
+    const train = readShardFile(shardFile(opts.shards, opts.only));
+    const test = readShardFile(testShardFile(opts.shards));
+    const partition = Array.from({ length: cfg.nodes }, (_, i) =>
+      i === opts.only ? Int32Array.from({ length: train.count }, (_, k) => k) : new Int32Array(0),
+    );
+    return { data: { name: cfg.data.dataset, train, test }, partition };
+  }
+  const loaded = await loadDataset(datasetSpec(cfg), {
+    seed,
+    ...(cfg.data.dir ? { dataDir: cfg.data.dir } : {}),
+  });
+  const partition = partitionDataset(
+    loaded.train.y,
+    loaded.train.classes,
+    cfg.nodes,
+    parsePartitionSpec(cfg.data.partition),
+    seed,
+    loaded.train.groups,
+  );
+  if (opts.only === undefined) return { data: loaded, partition };
+  const mine = partition[opts.only];
+  if (!mine) throw new ConfigError('id', `must be less than nodes (${cfg.nodes})`, opts.only);
+  return {
+    data: { ...loaded, train: subset(loaded.train, mine) },
+    partition: partition.map((_, i) =>
+      i === opts.only ? Int32Array.from({ length: mine.length }, (_, k) => k) : new Int32Array(0),
+    ),
+  };
 }
 
 export async function prepareRun(
@@ -121,26 +183,7 @@ export async function prepareRun(
   opts: PrepareOptions = {},
 ): Promise<RunContext> {
   const seed = cfg.run.seed;
-  const loaded = await loadDataset(datasetSpec(cfg), {
-    seed,
-    ...(cfg.data.dir ? { dataDir: cfg.data.dir } : {}),
-  });
-  let data = loaded;
-  let partition = partitionDataset(
-    loaded.train.y,
-    loaded.train.classes,
-    cfg.nodes,
-    parsePartitionSpec(cfg.data.partition),
-    seed,
-    loaded.train.groups,
-  );
-  if (opts.only !== undefined) {
-    const mine = partition[opts.only];
-    if (!mine) throw new ConfigError('id', `must be less than nodes (${cfg.nodes})`, opts.only);
-    data = { ...loaded, train: subset(loaded.train, mine) };
-    const local = Int32Array.from({ length: mine.length }, (_, i) => i);
-    partition = partition.map((p, i) => (i === opts.only ? local : new Int32Array(0)));
-  }
+  const { data, partition } = await loadRunData(cfg, opts);
   const test =
     cfg.eval.limit > 0 && cfg.eval.limit < data.test.count
       ? subset(
@@ -169,7 +212,7 @@ export async function prepareRun(
     partition,
     graph,
     plan,
-    faults: new FaultPlan(cfg.faults, seed, cfg.nodes),
+    faults: new FaultPlan(cfg.faults, seed, cfg.nodes, opts.emulateCrashes ?? false),
     ...info,
   };
 }
@@ -178,8 +221,9 @@ export interface NodeParts {
   transport: Transport;
   counters: NodeCounters;
   sink: MetricsSink;
-  /** Node directory for checkpoints; none = no checkpoints. */
+  /** Node directory for checkpoints (or `store`); neither = no checkpoints. */
   dir?: string;
+  store?: CheckpointSink;
   log?: (msg: string) => void;
 }
 
@@ -236,7 +280,11 @@ export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltN
     test: ctx.test,
     counters: parts.counters,
     sink: parts.sink,
-    ...(parts.dir ? { store: new CheckpointStore(parts.dir) } : {}),
+    ...(parts.store
+      ? { store: parts.store }
+      : parts.dir
+        ? { store: new CheckpointStore(parts.dir) }
+        : {}),
     ...(parts.log ? { log: parts.log } : {}),
   });
   return {

@@ -57,7 +57,25 @@ interface Header {
   blobs: { name: string; dtype: 'f32' | 'f64'; length: number }[];
 }
 
-export class CheckpointStore {
+/** Where a node keeps its checkpoint: a file (CheckpointStore) or memory (the simulator). */
+export interface CheckpointSink {
+  save(state: CheckpointState): void;
+  load(expect?: { runId?: string; signature?: string; size?: number }): CheckpointState | undefined;
+}
+
+/** An in-memory checkpoint, for emulated crashes in the simulator: copies in, copies out. */
+export function memoryCheckpoint(): CheckpointSink {
+  let saved: CheckpointState | undefined;
+  const copy = (s: CheckpointState): CheckpointState => structuredClone(s);
+  return {
+    save: (s) => {
+      saved = copy(s);
+    },
+    load: () => (saved ? copy(saved) : undefined),
+  };
+}
+
+export class CheckpointStore implements CheckpointSink {
   readonly file: string;
   constructor(readonly dir: string) {
     this.file = join(dir, CHECKPOINT_FILE);

@@ -25,16 +25,28 @@ export async function exchange(
   opts: { mass: number; deadlineMs: number; signal: AbortSignal; log?: (msg: string) => void },
 ): Promise<ExchangeResult> {
   const t0 = performance.now();
+  // "Sends done" is when the last frame has left this node (not when its receipt came back: a
+  // neighbour still training cannot acknowledge yet, and that is waiting, not sending).
   let sendsDone = t0;
+  let pending = neighbours.length;
+  const leftNode = () => {
+    if (--pending === 0) sendsDone = performance.now();
+  };
   const sends = Promise.all(
-    neighbours.map(async (to) => ({
-      to,
-      outcome: await transport.send(to, round, payload, { mass: opts.mass, signal: opts.signal }),
-    })),
-  ).then((o) => {
-    sendsDone = performance.now();
-    return o;
-  });
+    neighbours.map(async (to) => {
+      let written = false;
+      const outcome = await transport.send(to, round, payload, {
+        mass: opts.mass,
+        signal: opts.signal,
+        onWritten: () => {
+          written = true;
+          leftNode();
+        },
+      });
+      if (!written) leftNode();
+      return { to, outcome };
+    }),
+  );
   const collected = await transport.collect(round, neighbours, opts.deadlineMs, opts.signal);
   const tCollected = performance.now();
   const outcomes = await sends;

@@ -35,7 +35,7 @@ import {
 import type { ControlMessage, Transport } from '../net/transport.js';
 import { neighboursAt, roundTopology } from '../topology/schedule.js';
 import type { MatchaPlan } from '../topology/types.js';
-import type { CheckpointState, CheckpointStore } from './checkpoint.js';
+import type { CheckpointSink, CheckpointState } from './checkpoint.js';
 import { exchange } from './exchange.js';
 import {
   addCounts,
@@ -61,7 +61,7 @@ export interface NodeDeps {
   test: Dataset;
   counters: NodeCounters;
   sink: MetricsSink;
-  store?: CheckpointStore;
+  store?: CheckpointSink;
   log?: (msg: string) => void;
 }
 
@@ -72,8 +72,10 @@ export interface NodeResult {
   lastRound: number;
   /** Round the node resumed from (-1 when it started fresh). */
   resumedFrom: number;
-  /** Rounds skipped to catch up with the neighbours after a restart. */
+  /** Rounds lost to restarts: skipped to catch up, or redone work lost since the last checkpoint. */
   roundsSkipped: number;
+  /** Emulated restarts (simulator); a launcher counts real ones itself. */
+  restarts: number;
   accuracy: number | null;
   swaAccuracy: number | null;
   messages: MessageCounts;
@@ -92,6 +94,8 @@ export class NodeRuntime {
   private firstRound = 0;
   private resumedFrom = -1;
   private roundsSkipped = 0;
+  private restarts = 0;
+  private initial!: { weights: Float32Array; rng: ReturnType<LocalTrainer['getRngState']> };
   private roundsDone = 0;
   private lastAccuracy: number | null = null;
   private lastSwaAccuracy: number | null = null;
@@ -117,11 +121,23 @@ export class NodeRuntime {
   private restore(): void {
     const { store, runId, signature, model } = this.d;
     const ck = store?.load({ runId, signature, size: model.size });
+    this.initial = { weights: readFlat(model), rng: this.d.trainer.getRngState() };
     if (!ck) {
       this.firstRound = this.d.faults.joinRound(this.d.id);
       return;
     }
-    writeFlat(model, ck.weights);
+    this.applyCheckpoint(ck);
+    const extra = ck.extra as { roundsDone?: number; totals?: MessageCounts };
+    this.roundsDone = extra.roundsDone ?? ck.round + 1;
+    if (extra.totals) addCounts(this.totals, extra.totals);
+    this.resumedFrom = ck.round;
+    this.firstRound = ck.round + 1;
+    this.d.log?.(`resumed from checkpoint of round ${ck.round}`);
+  }
+
+  /** Learning state from a checkpoint (not the message tallies: those describe what happened). */
+  private applyCheckpoint(ck: CheckpointState): void {
+    writeFlat(this.d.model, ck.weights);
     this.d.optimizer.setState(ck.optimizer);
     this.swa = SwaAverage.restore({ count: ck.swa.count, mean: ck.swa.mean });
     this.mass = ck.mass;
@@ -132,13 +148,33 @@ export class NodeRuntime {
         cursor: trainerRng[4]!,
       });
     }
-    const extra = ck.extra as { clip?: number[]; roundsDone?: number; totals?: MessageCounts };
+    const extra = ck.extra as { clip?: number[] };
     if (extra.clip) this.mixer.restoreClipState(extra.clip);
-    this.roundsDone = extra.roundsDone ?? ck.round + 1;
-    if (extra.totals) addCounts(this.totals, extra.totals);
-    this.resumedFrom = ck.round;
-    this.firstRound = ck.round + 1;
-    this.d.log?.(`resumed from checkpoint of round ${ck.round}`);
+  }
+
+  /**
+   * Emulated crash recovery (simulator): the node lost everything since its last checkpoint, or
+   * since its start when it had none, and rejoins at round `k`.
+   */
+  private restartAt(k: number): void {
+    const { store, runId, signature, model, optimizer } = this.d;
+    const ck = store?.load({ runId, signature, size: model.size });
+    this.restarts++;
+    if (ck) {
+      this.applyCheckpoint(ck);
+      this.roundsSkipped += k - (ck.round + 1);
+      this.d.log?.(`restarted at round ${k} from checkpoint of round ${ck.round}`);
+      return;
+    }
+    writeFlat(model, this.initial.weights);
+    const zero = optimizer.getState();
+    for (const v of Object.values(zero)) v.fill(0);
+    optimizer.setState(zero);
+    this.swa = new SwaAverage();
+    this.mass = 1;
+    this.d.trainer.setRngState(this.initial.rng);
+    this.roundsSkipped += k;
+    this.d.log?.(`restarted at round ${k} from scratch (no checkpoint yet)`);
   }
 
   async run(signal: AbortSignal): Promise<NodeResult> {
@@ -146,9 +182,18 @@ export class NodeRuntime {
     const rounds = cfg.run.rounds;
     let k = await this.catchUp(this.firstRound, signal);
     let last = this.firstRound - 1;
+    let down = false;
     for (; k < rounds && !signal.aborted; k++) {
       const leave = faults.leaveRound(id);
       if (leave !== undefined && k >= leave) break;
+      if (faults.emulateCrashes && faults.crashedIn(id, k)) {
+        down = true;
+        continue;
+      }
+      if (down) {
+        down = false;
+        this.restartAt(k);
+      }
       await this.round(k, signal);
       last = k;
     }
@@ -343,6 +388,7 @@ export class NodeRuntime {
       lastRound: last,
       resumedFrom: this.resumedFrom,
       roundsSkipped: this.roundsSkipped,
+      restarts: this.restarts,
       accuracy: this.lastAccuracy,
       swaAccuracy: this.lastSwaAccuracy,
       messages: { ...this.totals },

@@ -15,7 +15,7 @@ import { initBackend } from '../compute/backend.js';
 import type { Experiment } from '../config/schema.js';
 import { RunError } from '../errors.js';
 import type { Roster, RosterNode } from '../net/libp2p/host.js';
-import { prepareRun } from '../node/build.js';
+import { prepareRun, writeRunShards } from '../node/build.js';
 import { CheckpointStore } from '../node/checkpoint.js';
 import { emptyCounts, type RoundRecord } from '../node/metrics.js';
 import { type ChildMessage, isChildMessage, type ParentMessage } from './ipc.js';
@@ -91,6 +91,11 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   mkdirSync(out, { recursive: true });
   const cfgFile = join(out, 'config.json');
   writeFileSync(cfgFile, `${JSON.stringify(runCfg, null, 2)}\n`);
+  // Decode and partition the data once; each node process reads only its own shard.
+  await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
+  const ctx = await prepareRun(runCfg, runId);
+  const shardDir = join(out, 'shards');
+  writeRunShards(ctx, shardDir);
   const progress = new Progress(
     cfg.nodes,
     cfg.run.rounds,
@@ -165,7 +170,17 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     const dir = join(out, 'nodes', String(slot.id));
     mkdirSync(dir, { recursive: true });
     const log = openSync(join(dir, 'node.log'), 'a');
-    const args = ['node', '--config', cfgFile, '--id', String(slot.id), '--dir', dir];
+    const args = [
+      'node',
+      '--config',
+      cfgFile,
+      '--id',
+      String(slot.id),
+      '--dir',
+      dir,
+      '--shards',
+      shardDir,
+    ];
     if (slot.listenAddr) args.push('--listen', slot.listenAddr);
     const child = fork(cliEntry(), args, {
       stdio: ['ignore', log, log, 'ipc'],
@@ -275,8 +290,6 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   if (failure) throw failure;
   if (stop.signal.aborted) throw new RunError('run interrupted; partial metrics are in ' + out);
 
-  await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
-  const ctx = await prepareRun(runCfg, runId);
   const finals: Float32Array[] = [];
   const outcomes: NodeOutcome[] = slots.map((s) => {
     const ck = new CheckpointStore(join(out, 'nodes', String(s.id))).load({

@@ -29,6 +29,8 @@ export interface NodeProcessOptions {
   roster?: string;
   /** Listen address (default: from the roster, else /ip4/127.0.0.1/tcp/0). */
   listen?: string;
+  /** Directory of data shards written by the launcher (else the node loads the data set itself). */
+  shards?: string;
   log?: (msg: string) => void;
 }
 
@@ -46,7 +48,10 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   });
 
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
-  const ctx = await prepareRun(cfg, runId, { only: id });
+  const ctx = await prepareRun(cfg, runId, {
+    only: id,
+    ...(opts.shards && { shards: opts.shards }),
+  });
   const identity = await loadOrCreateIdentity(dir);
   const fileRoster = opts.roster
     ? parseRoster(JSON.parse(readFileSync(opts.roster, 'utf8')))

@@ -17,6 +17,7 @@ import { readFlat } from '../learn/index.js';
 import { memoryNetwork, memoryTransport } from '../net/memory.js';
 import type { Transport } from '../net/transport.js';
 import { type BuiltNode, buildNode, prepareRun } from '../node/build.js';
+import { memoryCheckpoint } from '../node/checkpoint.js';
 import {
   fanout,
   jsonlSink,
@@ -49,7 +50,7 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   const t0 = performance.now();
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
   const runId = defaultRunId(cfg, 'sim');
-  const ctx = await prepareRun(cfg, runId);
+  const ctx = await prepareRun(cfg, runId, { emulateCrashes: true });
   const network = memoryNetwork();
   const signal = opts.signal ?? new AbortController().signal;
   const nodes: BuiltNode[] = [];
@@ -80,7 +81,14 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
     // The runtime writes the mixed weights into the model before it emits the round's record, so
     // reading the model inside the sink gives exactly that round's weights.
     if (onWeights) sinks.push({ record: (r) => onWeights(r.node, r.round, readFlat(node.model)) });
-    const node = buildNode(ctx, id, { transport, counters: c, sink: fanout(...sinks) });
+    // Emulated crashes need somewhere to lose state to: an in-memory checkpoint per node.
+    const store = cfg.faults.crashes.some((x) => x.node === id) ? memoryCheckpoint() : undefined;
+    const node = buildNode(ctx, id, {
+      transport,
+      counters: c,
+      sink: fanout(...sinks),
+      ...(store && { store }),
+    });
     nodes.push(node);
     runtimes.push(node.runtime);
     transports.push(transport);
@@ -94,7 +102,7 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       swaAccuracy: r.swaAccuracy,
       roundsCompleted: r.roundsCompleted,
       lastRound: r.lastRound,
-      restarts: 0,
+      restarts: r.restarts,
       roundsLostToRestarts: r.roundsSkipped,
       messages: r.messages,
       bytesSent: r.bytesSent,

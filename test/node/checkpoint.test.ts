@@ -86,5 +86,10 @@ describe('checkpoint store', () => {
         `checkpoint of round ${ck.round} is whole`,
       );
     }
+    assert.deepEqual(
+      readdirSync(dir),
+      ['checkpoint.bin'],
+      'the killed writer left no temporary file behind',
+    );
   });
 });

@@ -83,4 +83,26 @@ describe('simulator', () => {
       assert.ok(s.meanAccuracy! > 0.25, `${mixing}: ${s.meanAccuracy}`);
     }
   });
+
+  it('emulates a crash and restart: the node is absent, then resumes from its last checkpoint', async () => {
+    const records: RoundRecord[] = [];
+    const cfg = small({
+      checkpoint: { every: 2 },
+      faults: { crashes: [{ node: 2, round: 4, restartAfter: 3 }] },
+    });
+    const s = await simulate(cfg, { onRound: (r) => records.push(r) });
+    assert.equal(s.completed, true);
+    assert.equal(s.perNode[2]!.restarts, 1);
+    assert.equal(s.restarts, 1);
+    // Down for rounds 5-7; its last checkpoint was after round 3, so round 4's work is lost too.
+    assert.equal(s.perNode[2]!.roundsLostToRestarts, 4);
+    const mine = records.filter((r) => r.node === 2).map((r) => r.round);
+    assert.deepEqual(mine, [0, 1, 2, 3, 4, 8, 9, 10, 11]);
+    // Nobody expected it while it was down.
+    assert.ok(
+      records.filter((r) => r.round >= 5 && r.round <= 7).every((r) => !r.neighbours.includes(2)),
+    );
+    const again = await simulate(cfg);
+    assert.equal(again.meanAccuracy, s.meanAccuracy);
+  });
 });
