@@ -8,7 +8,7 @@
  *   const t = faultyTransport(libp2p, { plan, mode: 'silent', onFault })
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CollectResult, SendOutcome, Transport } from '../net/transport.js';
+import type { CollectOptions, CollectResult, SendOutcome, Transport } from '../net/transport.js';
 import type { FaultPlan } from './plan.js';
 
 export type InjectedFault = 'loss' | 'partition' | 'delay' | 'bandwidth';
@@ -62,11 +62,12 @@ export function faultyTransport(inner: Transport, init: FaultyTransportInit): Tr
     expected: readonly number[],
     deadlineMs: number,
     signal?: AbortSignal,
+    opts?: CollectOptions,
   ): Promise<CollectResult> {
-    if (mode === 'silent') return inner.collect(round, expected, deadlineMs, signal);
+    if (mode === 'silent') return inner.collect(round, expected, deadlineMs, signal, opts);
     const lost = expected.filter((j) => plan.messageFate(j, self, round) !== 'deliver');
     const waitFor = expected.filter((j) => !lost.includes(j));
-    const r = await inner.collect(round, waitFor, deadlineMs, signal);
+    const r = await inner.collect(round, waitFor, deadlineMs, signal, opts);
     return { ...r, lost: [...r.lost, ...lost] };
   }
 

@@ -21,6 +21,7 @@
  */
 import { type RejectReason, TransportError, WireError } from '../errors.js';
 import type {
+  CollectOptions,
   CollectResult,
   TransportEvents,
   TransportMetrics,
@@ -49,6 +50,8 @@ interface Pending {
   readonly round: number;
   readonly expected: ReadonlySet<number>;
   readonly got: Map<number, WeightsMessage>;
+  /** Resolve early once all expected, or all of `waitFor` plus a grace period, arrived. */
+  check(): void;
   finish(ended: NonNullable<CollectResult['ended']>): void;
 }
 
@@ -142,7 +145,7 @@ export class Inbox {
       if (p.got.has(msg.from)) return this.reject(msg.from, 'duplicate');
       if (!this.hold(msg)) return this.reject(msg.from, 'buffer-full');
       p.got.set(msg.from, msg);
-      if (p.got.size === p.expected.size) p.finish('complete');
+      p.check();
       return 'accepted';
     }
     if (this.started && msg.round > this.closedRound + 1 + this.window) {
@@ -164,6 +167,7 @@ export class Inbox {
     expected: readonly number[],
     deadlineMs: number,
     signal?: AbortSignal,
+    opts: CollectOptions = {},
   ): Promise<CollectResult> {
     if (this.pending) {
       throw new TransportError(`collect(${round}) while collect(${this.pending.round}) is pending`);
@@ -198,17 +202,26 @@ export class Inbox {
       }
     }
 
+    const waitFor = opts.waitFor ? new Set(opts.waitFor.filter((j) => want.has(j))) : undefined;
     return new Promise<CollectResult>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let grace: ReturnType<typeof setTimeout> | undefined;
       const onAbort = () => pending.finish('aborted');
       const pending: Pending = {
         round,
         expected: want,
         got,
+        check: () => {
+          if (got.size === want.size) return pending.finish('complete');
+          if (!waitFor || grace !== undefined) return;
+          for (const j of waitFor) if (!got.has(j)) return;
+          grace = setTimeout(() => pending.finish('complete'), Math.max(0, opts.graceMs ?? 0));
+        },
         finish: (ended) => {
           if (this.pending !== pending) return;
           this.pending = undefined;
           if (timer !== undefined) clearTimeout(timer);
+          if (grace !== undefined) clearTimeout(grace);
           signal?.removeEventListener('abort', onAbort);
           this.closedRound = round;
           for (const m of got.values()) {
@@ -220,7 +233,8 @@ export class Inbox {
         },
       };
       this.pending = pending;
-      if (got.size === want.size) return pending.finish('complete');
+      pending.check();
+      if (this.pending !== pending) return;
       if (signal?.aborted) return pending.finish('aborted');
       signal?.addEventListener('abort', onAbort, { once: true });
       if (Number.isFinite(deadlineMs)) {

@@ -171,8 +171,8 @@ export function memoryTransport(
       components.metrics?.frameSent(to, frame.length);
       return { status: 'delivered', bytes: frame.length };
     },
-    collect(round, expected, deadlineMs, signal): Promise<CollectResult> {
-      return inbox.collect(round, expected, deadlineMs, signal);
+    collect(round, expected, deadlineMs, signal, opts): Promise<CollectResult> {
+      return inbox.collect(round, expected, deadlineMs, signal, opts);
     },
     async publishControl(msg) {
       if (!running) return;

@@ -41,6 +41,17 @@ export interface CollectResult {
   readonly ended?: 'complete' | 'deadline' | 'aborted' | 'stopped';
 }
 
+/** Options of a collect. */
+export interface CollectOptions {
+  /**
+   * Stop waiting once these senders (a subset of `expected`, e.g. the neighbours believed alive)
+   * have arrived, after `graceMs` more for the others. Frames from every expected sender are
+   * accepted until the collect ends. Default: wait for all of `expected`.
+   */
+  readonly waitFor?: readonly number[];
+  readonly graceMs?: number;
+}
+
 export interface TransportEvents {
   /** A frame failed validation; it never reached the model. */
   onReject?(from: number | undefined, reason: RejectReason): void;
@@ -102,6 +113,7 @@ export interface Transport {
     expected: readonly number[],
     deadlineMs: number,
     signal?: AbortSignal,
+    opts?: CollectOptions,
   ): Promise<CollectResult>;
   /** Publish a small control message to every node (gossipsub on libp2p). */
   publishControl(msg: ControlMessage): Promise<void>;

@@ -225,6 +225,8 @@ export interface NodeParts {
   dir?: string;
   store?: CheckpointSink;
   log?: (msg: string) => void;
+  /** Track neighbour liveness (real runs; see NodeDeps.liveness). */
+  liveness?: boolean;
 }
 
 export interface BuiltNode {
@@ -286,6 +288,7 @@ export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltN
         ? { store: new CheckpointStore(parts.dir) }
         : {}),
     ...(parts.log ? { log: parts.log } : {}),
+    ...(parts.liveness ? { liveness: true } : {}),
   });
   return {
     runtime,

@@ -7,6 +7,9 @@
 import type { CollectResult, SendOutcome, Transport } from '../net/transport.js';
 import type { NodeCounters } from './metrics.js';
 
+/** How long a round still waits for neighbours believed dead once the live ones have arrived. */
+export const SUSPECT_GRACE_MS = 100;
+
 export interface ExchangeResult {
   collected: CollectResult;
   outcomes: { to: number; outcome: SendOutcome }[];
@@ -22,7 +25,14 @@ export async function exchange(
   round: number,
   neighbours: readonly number[],
   payload: Float32Array,
-  opts: { mass: number; deadlineMs: number; signal: AbortSignal; log?: (msg: string) => void },
+  opts: {
+    mass: number;
+    deadlineMs: number;
+    /** Neighbours to wait for (the ones believed alive); the others get a short grace period. */
+    waitFor?: readonly number[];
+    signal: AbortSignal;
+    log?: (msg: string) => void;
+  },
 ): Promise<ExchangeResult> {
   const t0 = performance.now();
   // "Sends done" is when the last frame has left this node (not when its receipt came back: a
@@ -47,7 +57,13 @@ export async function exchange(
       return { to, outcome };
     }),
   );
-  const collected = await transport.collect(round, neighbours, opts.deadlineMs, opts.signal);
+  const collected = await transport.collect(
+    round,
+    neighbours,
+    opts.deadlineMs,
+    opts.signal,
+    opts.waitFor ? { waitFor: opts.waitFor, graceMs: SUSPECT_GRACE_MS } : undefined,
+  );
   const tCollected = performance.now();
   const outcomes = await sends;
   for (const { to, outcome } of outcomes) {

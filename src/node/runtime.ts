@@ -63,6 +63,13 @@ export interface NodeDeps {
   sink: MetricsSink;
   store?: CheckpointSink;
   log?: (msg: string) => void;
+  /**
+   * Real runs: stop waiting early for neighbours that look dead (no heartbeat or frame for twice
+   * the deadline or twice a round, whichever is longer), so a crashed peer does not stall every
+   * round it is scheduled in. Their frames are still accepted while the round lasts. Off in the
+   * simulator, whose timing must not change results.
+   */
+  liveness?: boolean;
 }
 
 export interface NodeResult {
@@ -101,6 +108,10 @@ export class NodeRuntime {
   private lastSwaAccuracy: number | null = null;
   /** Highest round any other node reported in a heartbeat. */
   private observedRound = -1;
+  /** When each peer was last heard from (heartbeat or frame), and this node's last round time. */
+  private readonly lastSeen = new Map<number, number>();
+  private readonly startedAt = performance.now();
+  private lastRoundMs = 0;
   private readonly totals = emptyCounts();
   private bytesSent = 0;
   private bytesReceived = 0;
@@ -114,8 +125,17 @@ export class NodeRuntime {
 
   /** Feed control messages (heartbeats) from the transport here. */
   onControl(msg: ControlMessage): void {
-    if (msg.node !== this.d.id && msg.type === 'heartbeat')
-      this.observedRound = Math.max(this.observedRound, msg.round);
+    if (msg.node === this.d.id || msg.type !== 'heartbeat') return;
+    this.observedRound = Math.max(this.observedRound, msg.round);
+    this.lastSeen.set(msg.node, performance.now());
+  }
+
+  /** Neighbours not believed dead (all of them unless liveness tracking is on). */
+  private believedAlive(neighbours: readonly number[]): number[] {
+    if (!this.d.liveness) return [...neighbours];
+    const now = performance.now();
+    const silentFor = 2 * Math.max(this.d.cfg.gossip.deadlineMs, this.lastRoundMs);
+    return neighbours.filter((j) => now - (this.lastSeen.get(j) ?? this.startedAt) <= silentFor);
   }
 
   private restore(): void {
@@ -265,9 +285,11 @@ export class NodeRuntime {
     const ex = await exchange(this.d.transport, counters, k, neighbours, payload, {
       mass: share,
       deadlineMs: cfg.gossip.deadlineMs,
+      waitFor: this.believedAlive(neighbours),
       signal,
       ...(this.d.log && { log: this.d.log }),
     });
+    for (const m of ex.collected.received) this.lastSeen.set(m.from, performance.now());
 
     // 4. Mix.
     const t1 = performance.now();
@@ -341,7 +363,7 @@ export class NodeRuntime {
         mixMs,
         evalMs,
         checkpointMs,
-        roundMs: performance.now() - tRound,
+        roundMs: (this.lastRoundMs = performance.now() - tRound),
       },
       neighbours,
       heard: received.map((m) => m.from).sort((a, b) => a - b),

@@ -60,9 +60,9 @@ export function lockstep(nodes: number, plan: FaultPlan): Lockstep {
       stop: () => t.stop(),
       send: (...a) => t.send(...a),
       publishControl: (m) => t.publishControl(m),
-      async collect(round, expected, deadlineMs, signal) {
+      async collect(round, expected, deadlineMs, signal, opts) {
         await arrive(round, signal);
-        return t.collect(round, expected, deadlineMs, signal);
+        return t.collect(round, expected, deadlineMs, signal, opts);
       },
     }),
   };

@@ -105,6 +105,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
         record: (record) => send({ type: 'round', id, record }),
       }),
       dir,
+      liveness: true,
       ...(opts.log && { log: opts.log }),
     });
     runtime = node.runtime;

@@ -89,6 +89,21 @@ export function runTransportContract(name: string, makeCluster: MakeCluster): vo
       assert.equal(metrics[1]!.counts.received, 1);
     });
 
+    it('stops waiting once the senders in waitFor arrived, after the grace period', async () => {
+      const {
+        transports: [a, b],
+      } = await make(3);
+      await a!.send(1, 1, weights(1));
+      // Node 2 is believed dead: the collect ends after the grace period, not at the deadline.
+      const r = await b!.collect(1, [0, 2], 60_000, undefined, { waitFor: [0], graceMs: 20 });
+      assert.equal(r.ended, 'complete');
+      assert.deepEqual(
+        r.received.map((m) => m.from),
+        [0],
+      );
+      assert.deepEqual(r.missing, [2]);
+    });
+
     it('buffers frames for future rounds until they are collected', async () => {
       const {
         transports: [a, b],

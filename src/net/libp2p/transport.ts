@@ -32,6 +32,7 @@ import { controlTopic, decodeControl, encodeControl } from '../control.js';
 import { Inbox } from '../inbox.js';
 import type {
   Codec,
+  CollectOptions,
   CollectResult,
   ControlMessage,
   SendOutcome,
@@ -371,8 +372,9 @@ class Libp2pTransportImpl implements Libp2pTransport {
     expected: readonly number[],
     deadlineMs: number,
     signal?: AbortSignal,
+    opts?: CollectOptions,
   ): Promise<CollectResult> {
-    return this.inbox.collect(round, expected, deadlineMs, signal);
+    return this.inbox.collect(round, expected, deadlineMs, signal, opts);
   }
 
   async publishControl(msg: ControlMessage): Promise<void> {
