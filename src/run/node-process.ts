@@ -7,6 +7,7 @@
  *   flatmesh node --config run/config.json --id 3 --dir run/nodes/3 --roster run/roster.json
  */
 import '../net/polyfill.js';
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../compute/backend.js';
@@ -38,6 +39,8 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   const { cfg, id, dir, runId } = opts;
   const send = (m: ChildMessage) => process.send?.(m);
   const stop = new AbortController();
+  // Each pending send and collect listens on the stop signal: many at once is expected.
+  setMaxListeners(0, stop.signal);
   const onSignal = () => stop.abort();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);

@@ -8,6 +8,7 @@
  *
  *   const summary = await simulate(cfg, { out: 'runs/sim-1' });
  */
+import { setMaxListeners } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../compute/backend.js';
@@ -53,6 +54,8 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   const ctx = await prepareRun(cfg, runId, { emulateCrashes: true });
   const network = memoryNetwork();
   const signal = opts.signal ?? new AbortController().signal;
+  // Every node's pending sends and collects listen on this one signal: many at once is expected.
+  setMaxListeners(0, signal);
   const nodes: BuiltNode[] = [];
   const runtimes: NodeRuntime[] = [];
   const transports: Transport[] = [];
