@@ -144,6 +144,12 @@ const gossipSchema = z
     codec: oneOf(['f32', 'f16', 'int8'] as const).default('f32'),
     /** How long a node waits for its neighbours' weights each round (ms). */
     deadlineMs: int(1, 3_600_000).default(5000),
+    /**
+     * Re-optimize MATCHA's alpha for the expected topology under the configured Bernoulli message
+     * loss (each matching's edges survive with probability p_j * (1 - loss.p)), instead of using the
+     * loss-free alpha, which under-mixes when messages are lost.
+     */
+    lossAwareAlpha: z.boolean().default(true),
     robust: robustSchema,
   })
   .strict()

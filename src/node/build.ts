@@ -33,7 +33,13 @@ import {
 } from '../learn/index.js';
 import type { Transport } from '../net/transport.js';
 import { packagePath } from '../paths.js';
-import { generateTopology, loadTopologyFile, matchaPlan, vanillaPlan } from '../topology/index.js';
+import {
+  generateTopology,
+  loadTopologyFile,
+  matchaPlan,
+  optimizeAlpha,
+  vanillaPlan,
+} from '../topology/index.js';
 import type { Graph, MatchaPlan } from '../topology/types.js';
 import { type CheckpointSink, CheckpointStore } from './checkpoint.js';
 import type { MetricsSink, NodeCounters } from './metrics.js';
@@ -114,6 +120,14 @@ function parseGenerator(spec: string, n: number): [string, { n: number } & Recor
   return [kind, params];
 }
 
+/** MATCHA's alpha re-optimized for the expected topology under loss (gossip.lossAwareAlpha). */
+export function lossAwarePlan(plan: MatchaPlan, cfg: Experiment): MatchaPlan {
+  const q = cfg.faults.loss.p;
+  if (!cfg.gossip.lossAwareAlpha || q <= 0 || cfg.faults.loss.model !== 'bernoulli') return plan;
+  const survive = plan.probabilities.map((p) => p * (1 - q));
+  return { ...plan, alpha: optimizeAlpha(plan.graph.n, plan.matchings, survive).alpha };
+}
+
 export interface PrepareOptions {
   /**
    * Keep only this node's training shard in memory (a node process needs nothing else): the full
@@ -192,10 +206,11 @@ export async function prepareRun(
         )
       : data.test;
   const graph = resolveGraph(cfg.topology.graph, cfg.nodes, seed);
-  const plan =
+  const basePlan =
     cfg.topology.sampler === 'vanilla'
       ? vanillaPlan(graph)
       : matchaPlan(graph, cfg.topology.budget);
+  const plan = lossAwarePlan(basePlan, cfg);
   // A throwaway model gives the signature and layout every node's model shares.
   const probe = createModel(modelSpec(cfg), data.train.shape, data.train.classes, seed);
   const info = {
