@@ -363,7 +363,7 @@ export class NodeRuntime {
         mixMs,
         evalMs,
         checkpointMs,
-        roundMs: (this.lastRoundMs = performance.now() - tRound),
+        roundMs: performance.now() - tRound,
       },
       neighbours,
       heard: received.map((m) => m.from).sort((a, b) => a - b),
@@ -373,6 +373,7 @@ export class NodeRuntime {
       rssMB: Math.round(process.memoryUsage.rss() / 1e6),
       numTensors: tf.memory().numTensors,
     };
+    this.lastRoundMs = record.phases.roundMs;
     this.d.sink.record(record);
     await this.d.transport
       .publishControl({
