@@ -42,6 +42,7 @@ export { type MixingRule, mixingMatrix, neighboursAt, roundTopology } from './sc
 export {
   algebraicConnectivity,
   convergenceFactor,
+  edgeWeightMatrix,
   expectedLaplacian,
   expectedLaplacianSquare,
   expectedWtW,

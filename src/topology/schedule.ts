@@ -10,7 +10,7 @@
  */
 import { Rng } from '../compute/rng.js';
 import { compareEdges } from './graph.js';
-import { metropolisHastingsWeight } from './spectral.js';
+import { edgeWeightMatrix, metropolisMatrix } from './spectral.js';
 import type { Edge, MatchaPlan, RoundTopology } from './types.js';
 
 export type MixingRule = { kind: 'laplacian'; alpha: number } | { kind: 'metropolis' };
@@ -46,33 +46,14 @@ export function neighboursAt(rt: RoundTopology, node: number): number[] {
  * Both are symmetric with unit row and column sums.
  */
 export function mixingMatrix(rt: RoundTopology, n: number, rule: MixingRule): Float64Array {
-  const deg = new Int32Array(n);
-  for (const [a, b] of rt.edges) {
-    deg[a]! += 1;
-    deg[b]! += 1;
-  }
-  const w = new Float64Array(n * n);
-  for (const [a, b] of rt.edges) {
-    let x: number;
-    switch (rule.kind) {
-      case 'laplacian':
-        x = rule.alpha;
-        break;
-      case 'metropolis':
-        x = metropolisHastingsWeight(deg[a]!, deg[b]!);
-        break;
-      default: {
-        const never: never = rule;
-        throw new Error(`unknown mixing rule ${JSON.stringify(never)}`);
-      }
+  switch (rule.kind) {
+    case 'laplacian':
+      return edgeWeightMatrix(n, rt.edges, () => rule.alpha);
+    case 'metropolis':
+      return metropolisMatrix(n, rt.edges);
+    default: {
+      const never: never = rule;
+      throw new Error(`unknown mixing rule ${JSON.stringify(never)}`);
     }
-    w[a * n + b] = x;
-    w[b * n + a] = x;
   }
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let k = 0; k < n; k++) if (k !== i) s += w[i * n + k]!;
-    w[i * n + i] = 1 - s;
-  }
-  return w;
 }

@@ -136,12 +136,19 @@ export function metropolisHastingsWeight(degI: number, degJ: number): number {
   return 1 / (1 + Math.max(degI, degJ));
 }
 
-/** The Metropolis–Hastings mixing matrix of a graph (symmetric, doubly stochastic, nonnegative). */
-export function metropolisMatrix(n: number, edges: readonly Edge[]): Float64Array {
+/**
+ * The symmetric mixing matrix (n*n row-major) with weight(a, b, degrees) on each edge and the
+ * diagonal making every row sum to 1.
+ */
+export function edgeWeightMatrix(
+  n: number,
+  edges: readonly Edge[],
+  weight: (a: number, b: number, deg: Int32Array) => number,
+): Float64Array {
   const deg = degrees({ n, edges });
   const w = new Float64Array(n * n);
   for (const [a, b] of edges) {
-    const x = metropolisHastingsWeight(deg[a]!, deg[b]!);
+    const x = weight(a, b, deg);
     w[a * n + b] = x;
     w[b * n + a] = x;
   }
@@ -151,6 +158,11 @@ export function metropolisMatrix(n: number, edges: readonly Edge[]): Float64Arra
     w[i * n + i] = 1 - s;
   }
   return w;
+}
+
+/** The Metropolis–Hastings mixing matrix of a graph (symmetric, doubly stochastic, nonnegative). */
+export function metropolisMatrix(n: number, edges: readonly Edge[]): Float64Array {
+  return edgeWeightMatrix(n, edges, (a, b, deg) => metropolisHastingsWeight(deg[a]!, deg[b]!));
 }
 
 /** rho of a fixed mixing matrix W: lambda_max(W^T W - J) = (second largest |eigenvalue|)^2. */
