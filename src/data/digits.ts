@@ -1,7 +1,7 @@
 /**
  * The embedded default data set: 1,797 handwritten digits, 8x8 pixels, values 0..16, 10 classes
  * (UCI "Optical Recognition of Handwritten Digits", Alpaydin and Kaynak, 1998; CC BY 4.0), shipped
- * as data/digits.csv.gz. It has no official train/test split, so a stratified 80/20 split is drawn
+ * as src/data/assets/digits.csv.gz. It has no official train/test split, so a stratified 80/20 split is drawn
  * from the seed alone: every node of a run gets the same split.
  *
  *   const { train, test } = loadDigits({ seed: 0 });  // shapes [8, 8, 1], pixels in [0, 1]
@@ -49,7 +49,7 @@ export function parseDigitsCsv(text: string, source = 'digits.csv'): Dataset {
 export const DIGITS_TEST_FRACTION = 0.2;
 
 export function loadDigits(opts: { seed?: number; file?: string } = {}): DatasetSplit {
-  const file = opts.file ?? packagePath('data', 'digits.csv.gz');
+  const file = opts.file ?? packagePath('src', 'data', 'assets', 'digits.csv.gz');
   let text: string;
   try {
     text = gunzipSync(readFileSync(file)).toString('utf8');
