@@ -145,11 +145,12 @@ const gossipSchema = z
     /** How long a node waits for its neighbours' weights each round (ms). */
     deadlineMs: int(1, 3_600_000).default(5000),
     /**
-     * Re-optimize MATCHA's alpha for the expected topology under the configured Bernoulli message
-     * loss (each matching's edges survive with probability p_j * (1 - loss.p)), instead of using the
-     * loss-free alpha, which under-mixes when messages are lost.
+     * Account for the configured Bernoulli message loss: MATCHA's alpha is re-optimized for the
+     * expected topology under loss (each matching's edges survive with probability
+     * p_j * (1 - loss.p)), and push-sum splits its mass over the shares expected to arrive. Without
+     * it, lost messages simply mean less mixing.
      */
-    lossAwareAlpha: z.boolean().default(true),
+    lossAware: z.boolean().default(true),
     robust: robustSchema,
   })
   .strict()

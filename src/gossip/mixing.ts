@@ -71,9 +71,14 @@ export function metropolisMix(
  * Push-sum share: a node with `outDegree` active neighbours keeps 1/(outDegree+1) of its mass and
  * sends the same share to each neighbour. The message carries the node's current estimate z and the
  * share of mass, so the receiver adds z * share to its numerator.
+ *
+ * With an expected loss rate q the split is over the shares expected to arrive, 1 + d(1 - q), so a
+ * delivered share weighs what it would without loss (undelivered ones return to the sender). The
+ * divisor never drops below d + 0.1, so the sender keeps some mass even when every share arrives.
  */
-export function pushSumShare(mass: number, outDegree: number): number {
-  return mass / (outDegree + 1);
+export function pushSumShare(mass: number, outDegree: number, expectedLoss = 0): number {
+  const d = outDegree;
+  return mass / Math.max(1 + d * (1 - expectedLoss), d + 0.1);
 }
 
 /**
@@ -88,9 +93,11 @@ export function pushSumMix(
   outDegree: number,
   reclaimed: number,
   received: readonly Neighbour[],
+  expectedLoss = 0,
 ): { z: Float32Array; mass: number } {
-  const share = pushSumShare(mass, outDegree);
-  const keep = share * (1 + reclaimed);
+  const share = pushSumShare(mass, outDegree, expectedLoss);
+  // Everything not delivered stays: the own share plus the reclaimed ones.
+  const keep = mass - share * (outDegree - reclaimed);
   const ordered = bySender(received);
   for (const n of ordered) checkLength(z, n);
   let total = keep;

@@ -120,10 +120,10 @@ function parseGenerator(spec: string, n: number): [string, { n: number } & Recor
   return [kind, params];
 }
 
-/** MATCHA's alpha re-optimized for the expected topology under loss (gossip.lossAwareAlpha). */
+/** MATCHA's alpha re-optimized for the expected topology under loss (gossip.lossAware). */
 export function lossAwarePlan(plan: MatchaPlan, cfg: Experiment): MatchaPlan {
   const q = cfg.faults.loss.p;
-  if (!cfg.gossip.lossAwareAlpha || q <= 0 || cfg.faults.loss.model !== 'bernoulli') return plan;
+  if (!cfg.gossip.lossAware || q <= 0 || cfg.faults.loss.model !== 'bernoulli') return plan;
   const survive = plan.probabilities.map((p) => p * (1 - q));
   return { ...plan, alpha: optimizeAlpha(plan.graph.n, plan.matchings, survive).alpha };
 }

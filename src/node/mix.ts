@@ -23,6 +23,8 @@ export interface MixInput {
   /** Push-sum: this node's mass and how many of its shares were not delivered. */
   mass: number;
   reclaimed: number;
+  /** Expected message loss rate the push-sum split accounts for (0: the classic split). */
+  expectedLoss?: number;
 }
 
 export class Mixer {
@@ -34,7 +36,14 @@ export class Mixer {
     const robust = this.gossip.robust;
     switch (this.gossip.mixing) {
       case 'push-sum': {
-        const r = pushSumMix(x, inp.mass, inp.degree, inp.reclaimed, received);
+        const r = pushSumMix(
+          x,
+          inp.mass,
+          inp.degree,
+          inp.reclaimed,
+          received,
+          inp.expectedLoss ?? 0,
+        );
         return { x: r.z, mass: r.mass };
       }
       case 'metropolis':

@@ -130,6 +130,12 @@ export class NodeRuntime {
     this.lastSeen.set(msg.node, performance.now());
   }
 
+  /** The Bernoulli loss rate mixing accounts for (gossip.lossAware), else 0. */
+  private expectedLoss(): number {
+    const { gossip, faults } = this.d.cfg;
+    return gossip.lossAware && faults.loss.model === 'bernoulli' ? faults.loss.p : 0;
+  }
+
   /** Neighbours not believed dead (all of them unless liveness tracking is on). */
   private believedAlive(neighbours: readonly number[]): number[] {
     if (!this.d.liveness) return [...neighbours];
@@ -281,7 +287,10 @@ export class NodeRuntime {
     const payload = byz ? corruptWeights(x, byz, cfg.run.seed, id, k) : x;
     // Counted every round it is in force, label flip included (it poisons this round's training).
     if (byz) counters.fault(`byzantine-${byz.behaviour}`);
-    const share = cfg.gossip.mixing === 'push-sum' ? pushSumShare(this.mass, neighbours.length) : 1;
+    const share =
+      cfg.gossip.mixing === 'push-sum'
+        ? pushSumShare(this.mass, neighbours.length, this.expectedLoss())
+        : 1;
     const ex = await exchange(this.d.transport, counters, k, neighbours, payload, {
       mass: share,
       deadlineMs: cfg.gossip.deadlineMs,
@@ -307,6 +316,7 @@ export class NodeRuntime {
       alpha: plan.alpha,
       mass: this.mass,
       reclaimed,
+      expectedLoss: this.expectedLoss(),
     });
     writeFlat(model, mixed.x);
     this.mass = mixed.mass;

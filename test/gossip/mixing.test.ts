@@ -159,3 +159,19 @@ describe('robust aggregation', () => {
     for (const v of out) assert.ok(Math.abs(v - 1) < 0.1, `got ${v}`);
   });
 });
+
+describe('loss-aware push-sum split', () => {
+  it('splits over the shares expected to arrive, keeps mass exactly, and never goes negative', () => {
+    assert.equal(pushSumShare(1, 2), 1 / 3);
+    assert.ok(Math.abs(pushSumShare(1, 2, 0.3) - 1 / 2.4) < 1e-12);
+    // d = 4 at 50% loss would split over 3 < d: the divisor is held at d + 0.1.
+    assert.ok(Math.abs(pushSumShare(1, 4, 0.5) - 1 / 4.1) < 1e-12);
+    const z = Float32Array.of(1);
+    const share = pushSumShare(2, 4, 0.5);
+    const all = [1, 2, 3, 4].map((from) => ({ from, weights: Float32Array.of(0), mass: share }));
+    // Every share delivered: the sender keeps 2 - 4 * share > 0.
+    const r = pushSumMix(z, 2, 4, 0, all, 0.5);
+    assert.ok(2 - 4 * share > 0);
+    assert.ok(Math.abs(r.mass - (2 - 4 * share + 4 * share)) < 1e-12);
+  });
+});

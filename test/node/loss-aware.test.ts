@@ -27,7 +27,7 @@ describe('loss-aware MATCHA alpha', () => {
   it('leaves the plan alone without loss, when disabled, or for bursty loss', () => {
     for (const extra of [
       {},
-      { faults: { loss: { p: 0.3 } }, gossip: { lossAwareAlpha: false } },
+      { faults: { loss: { p: 0.3 } }, gossip: { lossAware: false } },
       { faults: { loss: { p: 0.3, model: 'gilbert-elliott' } } },
     ]) {
       assert.equal(lossAwarePlan(plan, parseExperiment({ nodes: 16, ...extra })).alpha, plan.alpha);
