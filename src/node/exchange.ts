@@ -13,9 +13,9 @@ export const SUSPECT_GRACE_MS = 100;
 export interface ExchangeResult {
   collected: CollectResult;
   outcomes: { to: number; outcome: SendOutcome }[];
-  /** Time from the start of the phase until the last expected frame arrived or the deadline. */
+  /** Time from the start of the phase until every expected frame and every receipt was in. */
   ms: number;
-  /** Time spent waiting after this node's own sends had settled. */
+  /** Of that, the time after this node's own frames had left: waiting for neighbours. */
   waitMs: number;
 }
 
@@ -64,8 +64,10 @@ export async function exchange(
     opts.signal,
     opts.waitFor ? { waitFor: opts.waitFor, graceMs: SUSPECT_GRACE_MS } : undefined,
   );
-  const tCollected = performance.now();
+  // Receipts of neighbours still busy training may come after their frames: waiting for them is
+  // waiting for a neighbour too, and part of this phase.
   const outcomes = await sends;
+  const tDone = performance.now();
   for (const { to, outcome } of outcomes) {
     counters.count('sent', to);
     if (outcome.status === 'delivered') counters.count('delivered', to);
@@ -78,5 +80,5 @@ export async function exchange(
   for (const m of collected.received) counters.count('received', m.from);
   for (const j of collected.missing) counters.count('missing', j);
   for (const j of collected.lost) counters.count('lost', j);
-  return { collected, outcomes, ms: tCollected - t0, waitMs: Math.max(0, tCollected - sendsDone) };
+  return { collected, outcomes, ms: tDone - t0, waitMs: Math.max(0, tDone - sendsDone) };
 }
