@@ -68,10 +68,17 @@ export function readShardFile(path: string): Dataset {
   const xStart = 12 + hlen;
   const xBytes = h.count * per * 4;
   if (xStart + xBytes + h.count * 4 + 4 !== buf.length) fail('size does not match its header');
-  // Copy into fresh, aligned arrays the caller owns.
-  const x = new Float32Array(h.count * per);
-  new Uint8Array(x.buffer).set(buf.subarray(xStart, xStart + xBytes));
-  const y = new Int32Array(h.count);
-  new Uint8Array(y.buffer).set(buf.subarray(xStart + xBytes, xStart + xBytes + h.count * 4));
+  // The file's bytes are this call's own (a large readFileSync never uses the shared pool), so
+  // the arrays can view them in place when aligned: no second copy of a node's data in memory.
+  const xOff = buf.byteOffset + xStart;
+  const yOff = xOff + xBytes;
+  const x =
+    xOff % 4 === 0
+      ? new Float32Array(buf.buffer, xOff, h.count * per)
+      : new Float32Array(buf.buffer.slice(xOff, xOff + xBytes));
+  const y =
+    yOff % 4 === 0
+      ? new Int32Array(buf.buffer, yOff, h.count)
+      : new Int32Array(buf.buffer.slice(yOff, yOff + h.count * 4));
   return { x, y, count: h.count, shape: h.shape, classes: h.classes };
 }

@@ -147,7 +147,10 @@ export const shardFile = (dir: string, node: number) => join(dir, `train-${node}
 export const testShardFile = (dir: string) => join(dir, 'test.fmsh');
 
 /** Write every node's training shard and the test set, for node processes to read (`shards`). */
-export function writeRunShards(ctx: Pick<RunContext, 'data' | 'partition'>, dir: string): void {
+export function writeRunShards(
+  ctx: Pick<RunContext, 'data' | 'partition' | 'test'>,
+  dir: string,
+): void {
   mkdirSync(dir, { recursive: true });
   ctx.partition.forEach((idx, node) =>
     writeShardFile(shardFile(dir, node), subset(ctx.data.train, idx)),
