@@ -50,7 +50,10 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     if (isParentMessage(m) && m.type === 'stop') stop.abort();
   });
 
+  // Start-up milestones, in ms since the process started, for whoever tunes start-up time.
+  const mark = (what: string) => opts.log?.(`${what} at ${Math.round(performance.now())} ms`);
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
+  mark('backend ready');
   const ctx = await prepareRun(cfg, runId, {
     only: id,
     ...(opts.shards && { shards: opts.shards }),
@@ -87,6 +90,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     ...(opts.log && { log: opts.log }),
   });
   await inner.start();
+  mark('data ready, host listening');
   try {
     let roster = fileRoster;
     if (!roster) {
@@ -94,6 +98,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       send({ type: 'listening', id, peerId: inner.peerId, addrs: inner.addresses() });
       roster = await got;
       await inner.setRoster(roster);
+      mark('roster received');
     }
     if (stop.signal.aborted) return 130;
     const transport = faultyTransport(inner, {
@@ -117,6 +122,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     await inner
       .connect(peers, { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(10_000)]) })
       .catch(() => []);
+    mark('neighbours dialled');
     const r = await node.runtime.run(stop.signal);
     send({
       type: 'done',
