@@ -5,16 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadExperiment, parseExperiment } from '../../src/config/index.js';
 import { ConfigErrors } from '../../src/errors.js';
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ConfigErrors, `expected ConfigErrors, got ${String(e)}`);
-    return e.problems.map((p) => p.message);
-  }
-  assert.fail('expected a ConfigErrors');
-}
+import { configProblems } from '../helpers/config-errors.js';
 
 describe('experiment config', () => {
   it('fills every default from an empty object', () => {
@@ -27,12 +18,12 @@ describe('experiment config', () => {
   });
 
   it('names the path and legal range of an out-of-range value', () => {
-    const msgs = problems(() => parseExperiment({ faults: { loss: { p: 1.5 } } }));
+    const msgs = configProblems(() => parseExperiment({ faults: { loss: { p: 1.5 } } }));
     assert.deepEqual(msgs, ['faults.loss.p: must be between 0 and 1 (got 1.5)']);
   });
 
   it('reports every problem at once, including unknown fields and bad enums', () => {
-    const msgs = problems(() =>
+    const msgs = configProblems(() =>
       parseExperiment({ nodes: 0, train: { optimizer: 'adam', lrr: 1 }, gossip: { codec: 'f64' } }),
     );
     assert.equal(msgs.length, 4, msgs.join('\n'));
@@ -45,7 +36,7 @@ describe('experiment config', () => {
   });
 
   it('checks node indices in the fault plan against the node count', () => {
-    const msgs = problems(() =>
+    const msgs = configProblems(() =>
       parseExperiment({ nodes: 4, faults: { crashes: [{ node: 9, round: 2 }] } }),
     );
     assert.deepEqual(msgs, ['faults.crashes[0].node: must be less than nodes (4) (got 9)']);

@@ -29,6 +29,7 @@ import {
   type SweepPlan,
   type SweepRunner,
 } from '../../src/run/sweep.js';
+import { configProblems } from '../helpers/config-errors.js';
 
 const tmp = (tag: string) => mkdtempSync(join(tmpdir(), `flatmesh-sweep-${tag}-`));
 
@@ -73,16 +74,6 @@ function fakeRunner(calls: string[], failOn?: (cfg: RunSummary['config']) => Err
     };
   };
   return runner;
-}
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof ConfigErrors, `expected ConfigErrors, got ${String(e)}`);
-    return e.problems.map((p) => p.message);
-  }
-  assert.fail('expected ConfigErrors');
 }
 
 /** Student t density integrated (Simpson) from 0 to q, plus 1/2: P(T <= q). */
@@ -233,7 +224,7 @@ describe('sweep validation', () => {
   });
 
   it('names the bad value of a key, the seed axis, and cells that fail together', () => {
-    const msgs = problems(() =>
+    const msgs = configProblems(() =>
       planSweep({
         base: tinyBase,
         grid: { 'faults.loss.p': [0, 1.5], 'run.seed': [1, 2] },
@@ -245,17 +236,19 @@ describe('sweep validation', () => {
     );
     assert.ok(msgs.some((m) => m.startsWith('grid["run.seed"]: seeds are an axis')));
     assert.deepEqual(
-      problems(() => planSweep({ base: tinyBase, grid: { 'nodes.count': [4] } })),
+      configProblems(() => planSweep({ base: tinyBase, grid: { 'nodes.count': [4] } })),
       [
         'grid["nodes.count"]: nodes.count: nodes is not a mapping, so this is not an experiment field',
       ],
     );
-    const graph = problems(() =>
+    const graph = configProblems(() =>
       planSweep({ base: tinyBase, grid: { 'topology.graph': ['ring', 'rnig'] } }),
     );
     assert.equal(graph.length, 1, graph.join('\n'));
     assert.match(graph[0]!, /^cell \{topology\.graph: rnig\}: .*must be one of/);
-    const sweep = problems(() => planSweep({ base: tinyBase, seeds: [1, 1], mode: 'cloud', x: 1 }));
+    const sweep = configProblems(() =>
+      planSweep({ base: tinyBase, seeds: [1, 1], mode: 'cloud', x: 1 }),
+    );
     assert.ok(
       sweep.includes("mode: must be one of 'sim', 'processes' (got \"cloud\")"),
       sweep.join('\n'),
