@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadExperiment, parseExperiment } from '../../src/config/index.js';
-import { ConfigErrors } from '../../src/errors.js';
 import { configProblems } from '../helpers/config-errors.js';
 
 describe('experiment config', () => {
