@@ -292,7 +292,8 @@ export async function main(
   }
 }
 
-async function cli(): Promise<void> {
+/** Runs the command line of this process and exits with its code. */
+export async function cli(): Promise<void> {
   const ac = new AbortController();
   let interrupts = 0;
   const onSignal = () => {
@@ -328,6 +329,6 @@ async function cli(): Promise<void> {
   }
 }
 
-// Run only when executed directly (tests import `main`).
+// Run only when executed directly (tests import `main`; start.ts calls `cli`).
 const invoked = process.argv[1] ?? '';
 if (/cli[\\/]main\.(ts|js)$/.test(invoked)) void cli();

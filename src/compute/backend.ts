@@ -13,6 +13,8 @@
  *   const info = await initBackend();            // { name: 'wasm', reason: '...', patches: [...] }
  *   await initBackend({ prefer: 'cpu' });        // switch (tests compare backends this way)
  */
+import { createRequire } from 'node:module';
+import { dirname, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, ConfigError } from '../errors.js';
 import { applyWasmPatches } from './kernels/wasm-patches.js';
@@ -40,9 +42,8 @@ export interface InitBackendOptions {
 }
 
 const TF_NAME: Record<BackendName, string> = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
-/** Module specifiers held in variables so TypeScript does not require the optional package. */
+/** Held in a variable so the bundler does not try to include the optional package. */
 const NODE_MODULE = '@tensorflow/tfjs-node';
-const WASM_MODULE = '@tensorflow/tfjs-backend-wasm';
 
 let current: BackendInfo | undefined;
 let pending: Promise<BackendInfo> | undefined;
@@ -115,10 +116,12 @@ async function load(name: BackendName, quiet: boolean, reason: string): Promise<
   await withQuietConsole(quiet, async () => {
     switch (name) {
       case 'node':
-        if (!tf.findBackendFactory(TF_NAME.node)) await import(NODE_MODULE);
+        // tfjs-node is CommonJS: require() loads it the same from the modules and from the bundle
+        // (where a dynamic import() has no loader once V8's code cache is used).
+        if (!tf.findBackendFactory(TF_NAME.node)) createRequire(import.meta.url)(NODE_MODULE);
         break;
       case 'wasm':
-        if (!tf.findBackendFactory(TF_NAME.wasm)) await import(WASM_MODULE);
+        if (!tf.findBackendFactory(TF_NAME.wasm)) await loadWasmBackend();
         break;
       case 'cpu':
         break;
@@ -142,6 +145,17 @@ async function load(name: BackendName, quiet: boolean, reason: string): Promise<
     tfjsVersion: tf.version.tfjs,
     patches: [...patches],
   };
+}
+
+/**
+ * Registers the wasm backend. Its glue looks for the .wasm binaries next to its own script, which in
+ * the one-file bundle (scripts/bundle.mjs) is the bundle's directory; so point it at the installed
+ * package's files, wherever this code runs from.
+ */
+async function loadWasmBackend(): Promise<void> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const main = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
+  wasm.setWasmPaths(`${dirname(main)}${sep}`);
 }
 
 const PROCESS_EVENTS = ['uncaughtException', 'unhandledRejection'] as const;
@@ -197,7 +211,7 @@ function silenceCpuBanner(): void {
 function describe(e: unknown): string {
   if (e instanceof Error) {
     const code = (e as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND') {
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
       const pkg = /'([^']+)'/.exec(e.message)?.[1] ?? 'package';
       return `${pkg} is not installed`;
     }

@@ -34,9 +34,14 @@ export interface LaunchOptions {
   startTimeoutMs?: number;
 }
 
-/** The CLI entry to run children with: the same file (and loader) as this process. */
+/**
+ * The CLI entry to run children with, matching how this process runs: src/cli/main.ts under tsx,
+ * dist/src/cli/main.js compiled, and start.js (the bundle's loader) when this code is the bundle
+ * dist/flatmesh.cjs, whose `import.meta.url` is the bundle itself (scripts/bundle.mjs).
+ */
 function cliEntry(): string {
   const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.cjs')) return join(here, '..', 'src', 'cli', 'start.js');
   return join(here, '..', '..', 'cli', here.endsWith('.ts') ? 'main.ts' : 'main.js');
 }
 
@@ -61,6 +66,14 @@ export function childExecArgv(argv: readonly string[] = process.execArgv): strin
     }
   }
   return out;
+}
+
+/**
+ * Extra Node flags for the node processes only, from FLATMESH_NODE_ARGS (space-separated): e.g.
+ * `--cpu-prof --cpu-prof-dir=prof` to profile every node, which NODE_OPTIONS does not allow.
+ */
+function nodeArgsFromEnv(): string[] {
+  return (process.env.FLATMESH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 }
 
 export function launchRunId(cfg: Experiment): string {
@@ -184,7 +197,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     if (slot.listenAddr) args.push('--listen', slot.listenAddr);
     const child = fork(cliEntry(), args, {
       stdio: ['ignore', log, log, 'ipc'],
-      execArgv: childExecArgv(),
+      execArgv: [...childExecArgv(), ...nodeArgsFromEnv()],
       env: { ...process.env, FLATMESH_NODE_ID: String(slot.id) },
     });
     slot.child = child;
