@@ -98,7 +98,11 @@ export type RejectReason =
   /** Buffered frames already hold the receiver's memory bound. */
   | 'buffer-full'
   /** A control message (gossipsub) that is not valid JSON of the control shape. */
-  | 'bad-control';
+  | 'bad-control'
+  /** A finite push-sum mass that no honest peer sends (zero, negative, or above the bound). */
+  | 'bad-mass'
+  /** Header flags or the reserved word are not zero (not defined in this frame version). */
+  | 'bad-reserved';
 
 /** A frame failed validation. Never escapes the transport: it is counted and dropped. */
 export class WireError extends FlatmeshError {

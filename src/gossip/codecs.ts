@@ -174,7 +174,8 @@ function tensorCount(layout: readonly number[]): number {
   return layout.length === 0 ? 1 : layout.length;
 }
 
-function checkLayout(layout: readonly number[], n: number): void {
+/** Throws RangeError unless `layout` is empty or non-negative integers summing to `n`. */
+export function checkLayout(layout: readonly number[], n: number): void {
   if (layout.length === 0) return;
   let sum = 0;
   for (const c of layout) {

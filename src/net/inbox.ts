@@ -27,7 +27,13 @@ import type {
   TransportMetrics,
   WeightsMessage,
 } from './transport.js';
-import { decodeFrame, type FrameExpectations } from './wire.js';
+import {
+  type DecodedFrame,
+  decodeFrame,
+  FrameDecoder,
+  type FrameExpectations,
+  type FrameSink,
+} from './wire.js';
 
 export interface InboxInit {
   /** What every frame must match (run, model signature, size, layout, max bytes). */
@@ -100,16 +106,56 @@ export class Inbox {
     bytes: Uint8Array | readonly Uint8Array[],
     from: number | undefined,
   ): RejectReason | 'late' | 'accepted' {
-    if (from === undefined || (this.roster && !this.roster.has(from))) {
-      return this.reject(from, 'unknown-sender', 'peer is not in the roster');
-    }
-    let frame: ReturnType<typeof decodeFrame>;
+    if (!this.admits(from)) return this.reject(from, 'unknown-sender', 'peer is not in the roster');
+    let frame: DecodedFrame;
     try {
       frame = decodeFrame(bytes, this.init.expect);
     } catch (e) {
-      if (e instanceof WireError) return this.reject(from, e.reason, e.message);
-      return this.reject(from, 'truncated', `undecodable frame: ${String(e)}`);
+      return this.decodeFailed(from, e);
     }
+    return this.acceptDecoded(frame, from);
+  }
+
+  /**
+   * The same receive path for a frame of `length` bytes still arriving from `from`: push its bytes
+   * as they come (they are decoded and validated on the fly, never held), end() gives the verdict.
+   * A peer outside the roster gets a sink that drops the bytes undecoded.
+   */
+  frameSink(
+    from: number | undefined,
+    length: number,
+  ): FrameSink<RejectReason | 'late' | 'accepted'> {
+    if (!this.admits(from)) {
+      return {
+        push: () => {},
+        end: () => this.reject(from, 'unknown-sender', 'peer is not in the roster'),
+      };
+    }
+    const decoder = new FrameDecoder(this.init.expect, length);
+    return {
+      push: (part) => decoder.push(part),
+      end: () => {
+        let frame: DecodedFrame;
+        try {
+          frame = decoder.finish();
+        } catch (e) {
+          return this.decodeFailed(from, e);
+        }
+        return this.acceptDecoded(frame, from);
+      },
+    };
+  }
+
+  private admits(from: number | undefined): from is number {
+    return from !== undefined && (!this.roster || this.roster.has(from));
+  }
+
+  private decodeFailed(from: number, e: unknown): RejectReason {
+    if (e instanceof WireError) return this.reject(from, e.reason, e.message);
+    return this.reject(from, 'truncated', `undecodable frame: ${String(e)}`);
+  }
+
+  private acceptDecoded(frame: DecodedFrame, from: number): RejectReason | 'late' | 'accepted' {
     if (frame.sender !== from) {
       return this.reject(
         from,

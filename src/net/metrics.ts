@@ -7,7 +7,7 @@
  *   m.counts.rejected['wrong-signature']; // -> 1
  */
 import type { RejectReason } from '../errors.js';
-import type { TransportMetrics } from './transport.js';
+import type { StreamResetReason, TransportMetrics } from './transport.js';
 
 export interface TransportCounts {
   sent: number;
@@ -18,6 +18,8 @@ export interface TransportCounts {
   bytesReceived: number;
   rejected: Partial<Record<RejectReason, number>>;
   controlRejected: number;
+  /** Incoming weights streams this node reset, by reason. */
+  streamResets: Partial<Record<StreamResetReason, number>>;
 }
 
 export function countingMetrics(): TransportMetrics & { readonly counts: TransportCounts } {
@@ -30,6 +32,7 @@ export function countingMetrics(): TransportMetrics & { readonly counts: Transpo
     bytesReceived: 0,
     rejected: {},
     controlRejected: 0,
+    streamResets: {},
   };
   return {
     counts,
@@ -52,6 +55,9 @@ export function countingMetrics(): TransportMetrics & { readonly counts: Transpo
     },
     controlRejected() {
       counts.controlRejected++;
+    },
+    streamReset(_from, reason) {
+      counts.streamResets[reason] = (counts.streamResets[reason] ?? 0) + 1;
     },
   };
 }

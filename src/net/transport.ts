@@ -75,7 +75,16 @@ export interface TransportMetrics {
   frameLate(from: number, round: number): void;
   /** A control message failed its shape check (optional: counted under 'bad-control'). */
   controlRejected?(reason: RejectReason): void;
+  /**
+   * This node reset an incoming weights stream because its peer misbehaved (optional): too many
+   * rejected frames in a row, receipts it does not read, a refused length prefix, a frame past
+   * its deadline. `from` is the peer's roster index when known.
+   */
+  streamReset?(from: number | undefined, reason: StreamResetReason): void;
 }
+
+/** Why the receiver reset an incoming weights stream (see TransportMetrics.streamReset). */
+export type StreamResetReason = 'rejected-frames' | 'unread-receipts' | 'framing' | 'timeout';
 
 export interface ControlMessage {
   readonly type: 'heartbeat' | 'join' | 'leave';

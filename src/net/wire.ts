@@ -16,12 +16,15 @@
  *   32 8 bytes model signature (16 hex chars)      40 f64 push-sum mass
  *   48 u32 CRC32 of the payload                    52 u32 reserved (0)
  *   56 payload
+ * Flags and the reserved word must be 0 ('bad-reserved'); the mass must be finite ('non-finite')
+ * and in (0, maxMass] ('bad-mass').
  */
 import { endianness } from 'node:os';
 import * as zlib from 'node:zlib';
 import { ConfigError, WireError } from '../errors.js';
 import {
   type Codec,
+  checkLayout,
   decodeWeights,
   encodedSize,
   encodeWeights,
@@ -55,7 +58,17 @@ export interface FrameExpectations {
   readonly layout: readonly number[];
   /** Largest frame accepted, header included. */
   readonly maxBytes: number;
+  /** Largest push-sum mass accepted (default MAX_MASS); a mass must also be above 0. */
+  readonly maxMass?: number;
 }
+
+/**
+ * Default bound on a frame's push-sum mass. Every node starts with mass 1 and push-sum only
+ * splits and moves mass, so no share ever exceeds the number of nodes in the run; a larger (or a
+ * zero or negative) mass can only come from a broken or malicious peer and would swamp the
+ * receiver's ratio. 2^16 is above any roster flatmesh runs.
+ */
+export const MAX_MASS = 65_536;
 
 export interface DecodedFrame {
   readonly round: number;
@@ -83,32 +96,54 @@ export function encodeFrame(
   codec: Codec,
   layout: readonly number[],
 ): Uint8Array {
-  const payloadBytes = encodedSize(codec, weights.length, layout);
-  const frame = new Uint8Array(HEADER_BYTES + payloadBytes);
-  const payload = frame.subarray(HEADER_BYTES);
-  encodeWeights(codec, weights, layout, payload);
-  const dv = new DataView(frame.buffer, frame.byteOffset, HEADER_BYTES);
-  dv.setUint32(0, FRAME_MAGIC, true);
-  dv.setUint8(4, FRAME_VERSION);
-  dv.setUint8(5, CODEC_IDS[codec]);
-  dv.setUint16(6, 0, true);
-  frame.set(runIdHash(h.runId), 8);
-  dv.setUint32(16, checkU32('round', h.round), true);
-  dv.setUint32(20, checkU32('sender', h.sender), true);
-  dv.setUint32(24, weights.length, true);
-  dv.setUint32(28, payloadBytes, true);
-  frame.set(signatureBytes(h.signature), 32);
-  dv.setFloat64(40, h.mass ?? 1, true);
-  dv.setUint32(48, crc32(payload), true);
-  dv.setUint32(52, 0, true);
+  const { header, payload } = encodeFrameParts(h, weights, codec, layout);
+  const frame = new Uint8Array(header.length + payload.length);
+  frame.set(header);
+  frame.set(payload, header.length);
   return frame;
 }
 
 /**
+ * The frame as its header and its payload, without joining them: what a stream writes. For f32 on
+ * a little-endian host the payload is a view of `weights` itself (no copy, no allocation), so the
+ * caller must not change `weights` while the frame may still be read (the Transport contract: not
+ * until the send settles); the other codecs encode into a fresh buffer.
+ */
+export function encodeFrameParts(
+  h: FrameHeader,
+  weights: Float32Array,
+  codec: Codec,
+  layout: readonly number[],
+): { header: Uint8Array; payload: Uint8Array } {
+  checkLayout(layout, weights.length);
+  const payloadBytes = encodedSize(codec, weights.length, layout);
+  const payload =
+    codec === 'f32' && LITTLE
+      ? new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength)
+      : encodeWeights(codec, weights, layout, uninitialized(payloadBytes));
+  const header = new Uint8Array(HEADER_BYTES);
+  const dv = new DataView(header.buffer, header.byteOffset, HEADER_BYTES);
+  dv.setUint32(0, FRAME_MAGIC, true);
+  dv.setUint8(4, FRAME_VERSION);
+  dv.setUint8(5, CODEC_IDS[codec]);
+  dv.setUint16(6, 0, true);
+  header.set(runIdHash(h.runId), 8);
+  dv.setUint32(16, checkU32('round', h.round), true);
+  dv.setUint32(20, checkU32('sender', h.sender), true);
+  dv.setUint32(24, weights.length, true);
+  dv.setUint32(28, payloadBytes, true);
+  header.set(signatureBytes(h.signature), 32);
+  dv.setFloat64(40, h.mass ?? 1, true);
+  dv.setUint32(48, crc32(payload), true);
+  dv.setUint32(52, 0, true);
+  return { header, payload };
+}
+
+/**
  * Validate and decode one frame; throws WireError naming the first check that failed. The frame
- * may be given as the list of chunks it arrived in (a stream reader's slices): the payload is then
- * copied once, straight into the buffer that becomes the decoded weights (f32), and validated
- * there before it is returned.
+ * may be given as the list of chunks it arrived in (a stream reader's slices): they are fed to a
+ * FrameDecoder, which copies the payload once, straight into the buffer that becomes the decoded
+ * weights (f32), and validates it there before it is returned.
  */
 export function decodeFrame(
   frame: Uint8Array | readonly Uint8Array[],
@@ -117,104 +152,212 @@ export function decodeFrame(
   const parts: readonly Uint8Array[] = frame instanceof Uint8Array ? [frame] : frame;
   let total = 0;
   for (const p of parts) total += p.length;
-  if (total > expect.maxBytes) {
-    throw new WireError('oversized', `frame of ${total} bytes exceeds ${expect.maxBytes}`);
-  }
-  if (total < HEADER_BYTES) {
-    throw new WireError('truncated', `frame of ${total} bytes is shorter than the header`);
-  }
-  const first = parts[0]!;
-  const head = first.length >= HEADER_BYTES ? first : gather(parts, 0, HEADER_BYTES);
-  const dv = new DataView(head.buffer, head.byteOffset, HEADER_BYTES);
-  if (dv.getUint32(0, true) !== FRAME_MAGIC)
-    throw new WireError('bad-magic', 'not a weights frame');
-  const version = dv.getUint8(4);
-  if (version !== FRAME_VERSION) {
-    throw new WireError('bad-version', `frame version ${version}, expected ${FRAME_VERSION}`);
-  }
-  const codec = CODEC_BY_ID[dv.getUint8(5)];
-  if (codec === undefined) throw new WireError('unknown-codec', `codec id ${dv.getUint8(5)}`);
-  if (!sameBytes(head, 8, runIdHash(expect.runId))) {
-    throw new WireError('wrong-run', 'frame belongs to another run');
-  }
-  if (!sameBytes(head, 32, signatureBytes(expect.signature))) {
-    throw new WireError('wrong-signature', 'frame carries a different model signature');
-  }
-  const count = dv.getUint32(24, true);
-  if (count !== expect.size) {
-    throw new WireError('wrong-length', `frame has ${count} elements, model has ${expect.size}`);
-  }
-  const payloadBytes = dv.getUint32(28, true);
-  const want = encodedSize(codec, count, expect.layout);
-  if (payloadBytes !== want) {
-    throw new WireError(
-      'wrong-length',
-      `${codec} payload declared ${payloadBytes} bytes, needs ${want}`,
-    );
-  }
-  if (total < HEADER_BYTES + payloadBytes) {
-    throw new WireError(
-      'truncated',
-      `frame has ${total - HEADER_BYTES} of ${payloadBytes} payload bytes`,
-    );
-  }
-  if (total > HEADER_BYTES + payloadBytes) {
-    throw new WireError('wrong-length', `${total - HEADER_BYTES - payloadBytes} trailing bytes`);
-  }
-  const crc = dv.getUint32(48, true);
-  // One contiguous frame: validate the payload in place (decodeWeights copies it out). A chunked
-  // one: copy the payload once into a fresh buffer (for f32 on a little-endian host, the decoded
-  // weights themselves) and validate that copy before anyone sees it.
-  let payload: Uint8Array;
-  let direct: Float32Array | undefined;
-  if (parts.length === 1) payload = first.subarray(HEADER_BYTES);
-  else {
-    if (codec === 'f32' && LITTLE) {
-      direct = new Float32Array(count);
-      payload = new Uint8Array(direct.buffer);
-    } else payload = new Uint8Array(payloadBytes);
-    copyRange(parts, HEADER_BYTES, payload);
-  }
-  if (crc32(payload) !== crc) {
-    throw new WireError('bad-checksum', 'payload CRC32 does not match the header');
-  }
-  const mass = dv.getFloat64(40, true);
-  if (!Number.isFinite(mass)) throw new WireError('non-finite', `push-sum mass is ${mass}`);
-  const bad = firstNonFinite(codec, payload, count, expect.layout);
-  if (bad >= 0) throw new WireError('non-finite', `element ${bad} is NaN or infinite`);
-  const weights = direct ?? decodeWeights(codec, payload, count, expect.layout);
-  return {
-    round: dv.getUint32(16, true),
-    sender: dv.getUint32(20, true),
-    codec,
-    mass,
-    weights,
-    bytes: total,
-  };
+  const d = new FrameDecoder(expect, total);
+  for (const p of parts) d.push(p);
+  return d.finish();
 }
 
-/** Bytes [start, start + n) of a chunked frame, copied into one array. */
-function gather(parts: readonly Uint8Array[], start: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  copyRange(parts, start, out);
-  return out;
+/** Receives one frame's bytes in order; end() is called once all of them were pushed. */
+export interface FrameSink<T> {
+  push(part: Uint8Array): void;
+  end(): T;
 }
 
-/** Copy the chunked frame's bytes from offset `start` on into `out` (exactly out.length bytes). */
-function copyRange(parts: readonly Uint8Array[], start: number, out: Uint8Array): void {
-  let skip = start;
-  let at = 0;
-  for (const p of parts) {
-    if (at >= out.length) break;
-    if (skip >= p.length) {
-      skip -= p.length;
-      continue;
+/**
+ * Decodes one frame of known length (a stream's length prefix) as its bytes arrive, in any
+ * chunking: the header is checked as soon as it is in (a frame for another run or model is not
+ * copied at all), and each payload chunk is copied into the weights buffer, added to the CRC and,
+ * for f32, scanned for non-finite values while it is still in the CPU cache. Holding no chunk, it
+ * lets the transport drop every received buffer at once. finish() returns the frame or throws the
+ * WireError of the first failed check, in the same order as decodeFrame always reported them.
+ *
+ *   const d = new FrameDecoder(expect, frameLength);
+ *   for (const chunk of chunks) d.push(chunk);   // never throws for bad bytes
+ *   const frame = d.finish();                    // WireError(reason) if invalid
+ */
+export class FrameDecoder {
+  private readonly head = new Uint8Array(HEADER_BYTES);
+  private received = 0;
+  private error: WireError | undefined;
+  private codec: Codec = 'f32';
+  private count = 0;
+  /** Payload destination (the weights' own bytes for f32 on little-endian hosts). */
+  private out: Uint8Array | undefined;
+  private direct: Float32Array | undefined;
+  private bits: Uint32Array | undefined;
+  private written = 0;
+  private crc = 0;
+  private scanned = 0;
+  private nonFinite = -1;
+
+  constructor(
+    private readonly expect: FrameExpectations,
+    private readonly length: number,
+  ) {
+    if (length > expect.maxBytes) {
+      this.error = new WireError(
+        'oversized',
+        `frame of ${length} bytes exceeds ${expect.maxBytes}`,
+      );
+    } else if (length < HEADER_BYTES) {
+      this.error = new WireError(
+        'truncated',
+        `frame of ${length} bytes is shorter than the header`,
+      );
     }
-    const take = Math.min(p.length - skip, out.length - at);
-    out.set(skip === 0 && take === p.length ? p : p.subarray(skip, skip + take), at);
-    at += take;
-    skip = 0;
   }
+
+  /** Feed the next bytes of the frame (at most `length` in all). */
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    let bytes = chunk;
+    const at = this.received;
+    this.received += bytes.length;
+    if (this.error) return;
+    if (this.received > this.length) {
+      this.error = new WireError('wrong-length', 'more bytes than the frame length');
+      return;
+    }
+    if (at < HEADER_BYTES) {
+      const take = Math.min(HEADER_BYTES - at, bytes.length);
+      this.head.set(take === bytes.length ? bytes : bytes.subarray(0, take), at);
+      if (at + take < HEADER_BYTES) return;
+      this.error = this.checkHeader();
+      if (this.error) return;
+      bytes = bytes.subarray(take);
+      if (bytes.length === 0) return;
+    }
+    const out = this.out!;
+    out.set(bytes, this.written);
+    this.crc = crc32(bytes, this.crc);
+    this.written += bytes.length;
+    const bits = this.bits;
+    if (bits && this.nonFinite < 0) {
+      // The elements this chunk completed, while they are still in cache.
+      const end = this.written >>> 2;
+      this.nonFinite = scanNonFinite(bits, this.scanned, end);
+      this.scanned = end;
+    }
+  }
+
+  /** The decoded frame, or the WireError of the first failed check. */
+  finish(): DecodedFrame {
+    if (this.error) throw this.error;
+    if (this.received < this.length || !this.out) {
+      throw new WireError(
+        'truncated',
+        `frame has ${this.received} of ${this.length} announced bytes`,
+      );
+    }
+    const dv = new DataView(this.head.buffer);
+    if (this.crc !== dv.getUint32(48, true)) {
+      throw new WireError('bad-checksum', 'payload CRC32 does not match the header');
+    }
+    const mass = dv.getFloat64(40, true);
+    if (!Number.isFinite(mass)) throw new WireError('non-finite', `push-sum mass is ${mass}`);
+    const maxMass = this.expect.maxMass ?? MAX_MASS;
+    if (!(mass > 0) || mass > maxMass) {
+      throw new WireError('bad-mass', `push-sum mass ${mass} is outside (0, ${maxMass}]`);
+    }
+    const { codec, count } = this;
+    const bad = this.bits
+      ? this.nonFinite
+      : firstNonFinite(codec, this.out, count, this.expect.layout);
+    if (bad >= 0) throw new WireError('non-finite', `element ${bad} is NaN or infinite`);
+    const weights = this.direct ?? decodeWeights(codec, this.out, count, this.expect.layout);
+    return {
+      round: dv.getUint32(16, true),
+      sender: dv.getUint32(20, true),
+      codec,
+      mass,
+      weights,
+      bytes: this.length,
+    };
+  }
+
+  /** Header checks, in decodeFrame's historical order; sets up the payload destination. */
+  private checkHeader(): WireError | undefined {
+    const head = this.head;
+    const dv = new DataView(head.buffer);
+    if (dv.getUint32(0, true) !== FRAME_MAGIC)
+      return new WireError('bad-magic', 'not a weights frame');
+    const version = dv.getUint8(4);
+    if (version !== FRAME_VERSION) {
+      return new WireError('bad-version', `frame version ${version}, expected ${FRAME_VERSION}`);
+    }
+    const codec = CODEC_BY_ID[dv.getUint8(5)];
+    if (codec === undefined) return new WireError('unknown-codec', `codec id ${dv.getUint8(5)}`);
+    const flags = dv.getUint16(6, true);
+    const reserved = dv.getUint32(52, true);
+    if (flags !== 0 || reserved !== 0) {
+      // Version 1 defines no flag and no use of the reserved word: a peer that sets them speaks
+      // something we do not understand.
+      return new WireError(
+        'bad-reserved',
+        `header flags 0x${flags.toString(16)} and reserved word 0x${reserved.toString(16)} must be 0`,
+      );
+    }
+    if (!sameBytes(head, 8, runIdHash(this.expect.runId))) {
+      return new WireError('wrong-run', 'frame belongs to another run');
+    }
+    if (!sameBytes(head, 32, signatureBytes(this.expect.signature))) {
+      return new WireError('wrong-signature', 'frame carries a different model signature');
+    }
+    const count = dv.getUint32(24, true);
+    if (count !== this.expect.size) {
+      return new WireError(
+        'wrong-length',
+        `frame has ${count} elements, model has ${this.expect.size}`,
+      );
+    }
+    const payloadBytes = dv.getUint32(28, true);
+    const want = encodedSize(codec, count, this.expect.layout);
+    if (payloadBytes !== want) {
+      return new WireError(
+        'wrong-length',
+        `${codec} payload declared ${payloadBytes} bytes, needs ${want}`,
+      );
+    }
+    const total = this.length;
+    if (total < HEADER_BYTES + payloadBytes) {
+      return new WireError(
+        'truncated',
+        `frame has ${total - HEADER_BYTES} of ${payloadBytes} payload bytes`,
+      );
+    }
+    if (total > HEADER_BYTES + payloadBytes) {
+      return new WireError('wrong-length', `${total - HEADER_BYTES - payloadBytes} trailing bytes`);
+    }
+    this.codec = codec;
+    this.count = count;
+    // Uninitialized memory is safe here: finish() returns only once every byte was written.
+    const buf = uninitialized(payloadBytes);
+    if (codec === 'f32' && LITTLE) {
+      this.direct = new Float32Array(buf.buffer, buf.byteOffset, count);
+      this.bits = new Uint32Array(buf.buffer, buf.byteOffset, count);
+    }
+    this.out = buf;
+    return undefined;
+  }
+}
+
+/**
+ * First index in [from, to) of a float32 (as its bits) that is NaN or +-Infinity (exponent bits
+ * all ones), or -1. A plain function: V8 optimizes this loop far better than one on `this` fields.
+ */
+function scanNonFinite(bits: Uint32Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return i;
+  return -1;
+}
+
+/**
+ * A fresh buffer of `n` bytes whose contents are not zeroed (Buffer.allocUnsafeSlow: its own
+ * ArrayBuffer, never the shared pool). Zeroing a multi-megabyte buffer we overwrite at once costs
+ * as much as the copy (fresh zero pages fault on first write); malloc'd memory is often reused.
+ */
+function uninitialized(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
 }
 
 /** Peek at the sender index of a frame whose header is at least present (for diagnostics). */
@@ -273,9 +416,12 @@ function checkU32(field: string, v: number): number {
 
 let crcTable: Int32Array | undefined;
 
-/** CRC32 (IEEE): zlib's native one when Node has it (>= 20.15), a table fallback otherwise. */
-export function crc32(bytes: Uint8Array): number {
-  if (typeof zlib.crc32 === 'function') return zlib.crc32(bytes) >>> 0;
+/**
+ * CRC32 (IEEE) of `bytes`, continuing from `prev` (the CRC of the bytes before them, 0 to start):
+ * zlib's native one when Node has it (>= 20.15), a table fallback otherwise.
+ */
+export function crc32(bytes: Uint8Array, prev = 0): number {
+  if (typeof zlib.crc32 === 'function') return zlib.crc32(bytes, prev) >>> 0;
   if (!crcTable) {
     crcTable = new Int32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -284,7 +430,7 @@ export function crc32(bytes: Uint8Array): number {
       crcTable[n] = c;
     }
   }
-  let c = -1;
+  let c = prev ^ -1;
   for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ -1) >>> 0;
 }

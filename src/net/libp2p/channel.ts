@@ -40,12 +40,12 @@ export class OutboundChannel {
   }
 
   /**
-   * Queue one encoded frame; resolves with the receiver's receipt byte, or undefined when the
+   * Queue one encoded frame (whole, or as consecutive parts); resolves with the receiver's receipt byte, or undefined when the
    * stream ended first. Rejects with the signal's reason when it aborts (then abort the channel).
    * `onWritten` runs when the whole frame has been handed to the stream (before the receipt).
    */
   send(
-    frame: Uint8Array,
+    frame: Uint8Array | readonly Uint8Array[],
     signal: AbortSignal,
     onWritten?: () => void,
   ): Promise<number | undefined> {
@@ -58,7 +58,11 @@ export class OutboundChannel {
         signal.removeEventListener('abort', onAbort);
         resolve(code);
       });
-      const chunks = [lengthPrefix(frame.length), frame];
+      // A frame given as parts (header, payload) is written as they are: never joined here.
+      const parts = frame instanceof Uint8Array ? [frame] : frame;
+      let length = 0;
+      for (const p of parts) length += p.length;
+      const chunks = [lengthPrefix(length), ...parts];
       if (onWritten) this.queue.pushThen(chunks, onWritten);
       else this.queue.push(...chunks);
     });

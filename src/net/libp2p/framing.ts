@@ -1,17 +1,19 @@
 /**
  * Length-prefixed frames on a long-lived libp2p stream, without joining received chunks: the
- * reader yields each frame as the list of chunk slices it arrived in (decodeFrame copies them once,
- * straight into the receiver's weight buffer), and a byte queue feeds a stream's sink with frames
- * as they are sent. The prefix is an unsigned LEB128 varint, the same as it-length-prefixed's, so
- * a peer that writes one `lp.encode.single` frame per stream is read the same way.
+ * reader hands each chunk slice of a frame to a per-frame sink as it arrives (the inbox's
+ * FrameDecoder copies it straight into the receiver's weight buffer while it is still in cache)
+ * and yields what the sink makes of the whole frame; without a sink it yields the slices. A byte
+ * queue feeds a stream's sink with frames as they are sent. The prefix is an unsigned LEB128
+ * varint, the same as it-length-prefixed's, so a peer that writes one `lp.encode.single` frame per
+ * stream is read the same way.
  *
- *   for await (const parts of readFrames(stream.source, { maxBytes, frameTimeoutMs, onTimeout })) {
- *     inbox.acceptFrame(parts, from);
- *   }
+ *   for await (const verdict of readFrames(source, { maxBytes }, (len) => inbox.frameSink(from, len))) ...
+ *   for await (const parts of readFrames(stream.source, { maxBytes, frameTimeoutMs, onTimeout })) ...
  *   const q = new ByteQueue();  void stream.sink(q);  q.push(lengthPrefix(frame.length), frame);
  */
 import type { Uint8ArrayList } from 'uint8arraylist';
 import { WireError } from '../../errors.js';
+import type { FrameSink } from '../wire.js';
 
 /** Unsigned LEB128 encoding of `n` (the frame's length prefix). */
 export function lengthPrefix(n: number): Uint8Array {
@@ -46,15 +48,36 @@ export interface ReadFramesOptions {
   readonly onIdleError?: (err: unknown) => void;
 }
 
+export type { FrameSink };
+
+/** The default sink: the frame as the list of chunk slices it arrived in (no copy). */
+function collectParts(): FrameSink<Uint8Array[]> {
+  const parts: Uint8Array[] = [];
+  return { push: (p) => parts.push(p), end: () => parts };
+}
+
 /**
- * Frames of `source`, each as the slices of the received chunks it spans (no copy). Throws
- * WireError 'oversized' for a prefix above maxBytes and 'truncated' when the stream ends inside a
- * frame. A zero-length frame yields an empty list (decodeFrame rejects it as truncated).
+ * Frames of `source`: each frame's bytes go to a sink made by `begin(length)` as they arrive, and
+ * the sink's end() is yielded once the frame is complete (by default the list of slices of the
+ * received chunks it spans, no copy). Throws WireError 'oversized' for a prefix above maxBytes
+ * (before any payload) and 'truncated' when the stream ends inside a frame. A zero-length frame
+ * ends its sink at once (an empty list by default; decoders reject it as truncated).
  */
-export async function* readFrames(
+export function readFrames(
   source: AsyncIterable<Uint8ArrayList | Uint8Array>,
   opts: ReadFramesOptions,
-): AsyncGenerator<Uint8Array[]> {
+): AsyncGenerator<Uint8Array[]>;
+export function readFrames<T>(
+  source: AsyncIterable<Uint8ArrayList | Uint8Array>,
+  opts: ReadFramesOptions,
+  begin: (length: number) => FrameSink<T>,
+): AsyncGenerator<T>;
+export async function* readFrames<T>(
+  source: AsyncIterable<Uint8ArrayList | Uint8Array>,
+  opts: ReadFramesOptions,
+  begin?: (length: number) => FrameSink<T>,
+): AsyncGenerator<T | Uint8Array[]> {
+  const start = (begin ?? collectParts) as (length: number) => FrameSink<T | Uint8Array[]>;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const startTimer = () => {
     if (opts.frameTimeoutMs !== undefined && opts.onTimeout && timer === undefined) {
@@ -70,7 +93,7 @@ export async function* readFrames(
   let len = 0;
   let scale = 1;
   let prefixBytes = 0;
-  let parts: Uint8Array[] = [];
+  let sink: FrameSink<T | Uint8Array[]> | undefined;
   let have = 0;
   const iterator = source[Symbol.asyncIterator]();
   try {
@@ -109,25 +132,27 @@ export async function* readFrames(
             len = 0;
             scale = 1;
             prefixBytes = 0;
-            parts = [];
+            sink = start(need);
             have = 0;
             if (need === 0) {
               stopTimer();
               need = -1;
-              yield [];
+              const done = sink;
+              sink = undefined;
+              yield done.end();
             }
             continue;
           }
           const take = Math.min(need - have, buf.length - off);
-          parts.push(off === 0 && take === buf.length ? buf : buf.subarray(off, off + take));
+          sink!.push(off === 0 && take === buf.length ? buf : buf.subarray(off, off + take));
           off += take;
           have += take;
           if (have === need) {
             stopTimer();
             need = -1;
-            const frame = parts;
-            parts = [];
-            yield frame;
+            const done = sink!;
+            sink = undefined;
+            yield done.end();
           }
         }
       }
@@ -154,6 +179,11 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
   private readonly items: { chunk: Uint8Array; onConsumed?: () => void }[] = [];
   private wake: (() => void) | undefined;
   private ended = false;
+
+  /** Chunks queued and not yet taken by the consumer. */
+  get pending(): number {
+    return this.items.length;
+  }
 
   push(...chunks: Uint8Array[]): void {
     if (this.ended) return;

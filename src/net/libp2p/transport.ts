@@ -40,19 +40,20 @@ import type {
   TransportEvents,
   TransportMetrics,
 } from '../transport.js';
-import { encodeFrame, maxFrameSize } from '../wire.js';
+import { encodeFrameParts, maxFrameSize } from '../wire.js';
 import { OutboundChannel } from './channel.js';
-import { ByteQueue, readFrames } from './framing.js';
 import { createHost, type Host, type Roster, rosterGate } from './host.js';
+import {
+  checkLimit,
+  MAX_CONSECUTIVE_REJECTS,
+  MAX_UNREAD_RECEIPTS,
+  RECEIPT_OK,
+  RECEIPT_REJECTED,
+  type ReceiveLimits,
+  serveWeightsStream,
+} from './receiver.js';
 
 export const WEIGHTS_PROTOCOL = '/flatmesh/weights/1.0.0';
-
-/**
- * Receipt byte the receiver writes after it has read and validated a frame: the sender's
- * 'delivered' then means the frame reached the receiver's inbox (or was counted late there).
- */
-const RECEIPT_OK = 0x01;
-const RECEIPT_REJECTED = 0x02;
 
 export interface Libp2pTransportInit {
   readonly self: number;
@@ -81,6 +82,10 @@ export interface Libp2pTransportInit {
   readonly window?: number;
   /** Bound on buffered decoded bytes (default: see Inbox). */
   readonly maxBufferedBytes?: number;
+  /** Rejected frames in a row after which an incoming stream is reset (default 16, >= 1). */
+  readonly maxConsecutiveRejects?: number;
+  /** Unread receipts beyond which an incoming stream is reset (default 64, >= 1). */
+  readonly maxUnreadReceipts?: number;
 }
 
 export interface Libp2pTransportComponents {
@@ -101,6 +106,12 @@ export interface Libp2pTransport extends Transport {
   connectedPeers(): number[];
 }
 
+/** A frame as the parts the stream writes back to back. */
+interface EncodedFrame {
+  readonly parts: readonly Uint8Array[];
+  readonly length: number;
+}
+
 export function libp2pTransport(init: Libp2pTransportInit) {
   return (components: Libp2pTransportComponents = {}): Libp2pTransport =>
     new Libp2pTransportImpl(init, components);
@@ -119,8 +130,9 @@ class Libp2pTransportImpl implements Libp2pTransport {
   private readonly channels = new Map<number, Promise<OutboundChannel>>();
   /** The last frame encoded, reused for every neighbour of the same round (one encode per round). */
   private lastFrame:
-    | { weights: Float32Array; round: number; mass: number; frame: Uint8Array }
+    | { weights: Float32Array; round: number; mass: number; frame: EncodedFrame }
     | undefined;
+  private readonly receiveLimits: ReceiveLimits;
 
   constructor(
     private readonly init: Libp2pTransportInit,
@@ -129,6 +141,20 @@ class Libp2pTransportImpl implements Libp2pTransport {
     this.self = init.self;
     this.peerId = peerIdOfKey(init.privateKey);
     this.maxBytes = init.maxFrameBytes ?? maxFrameSize(init.size, init.layout);
+    this.receiveLimits = {
+      maxBytes: this.maxBytes,
+      frameTimeoutMs: init.receiveTimeoutMs ?? 30_000,
+      maxConsecutiveRejects: checkLimit(
+        'maxConsecutiveRejects',
+        init.maxConsecutiveRejects,
+        MAX_CONSECUTIVE_REJECTS,
+      ),
+      maxUnreadReceipts: checkLimit(
+        'maxUnreadReceipts',
+        init.maxUnreadReceipts,
+        MAX_UNREAD_RECEIPTS,
+      ),
+    };
     this.topic = controlTopic(init.runId);
     this.inbox = this.makeInbox();
     this.inbox.close(); // closed until start()
@@ -291,7 +317,7 @@ class Libp2pTransportImpl implements Libp2pTransport {
     try {
       signal.throwIfAborted();
       channel = await this.channel(host, to, id, signal);
-      const code = await channel.send(frame, signal, opts.onWritten);
+      const code = await channel.send(frame.parts, signal, opts.onWritten);
       if (code === RECEIPT_REJECTED) {
         // The stream is intact (the receiver answered in order): keep it for the next frame.
         return this.fail(to, frame.length, 'receiver rejected the frame');
@@ -311,18 +337,21 @@ class Libp2pTransportImpl implements Libp2pTransport {
    * to every neighbour of a round, and encode + CRC of a 6.4 MB model costs milliseconds. Callers
    * must not change `weights` while its round's sends are pending (the runtime never does).
    */
-  private encode(round: number, weights: Float32Array, mass: number): Uint8Array {
+  private encode(round: number, weights: Float32Array, mass: number): EncodedFrame {
     const last = this.lastFrame;
     if (last && last.weights === weights && last.round === round && Object.is(last.mass, mass)) {
       return last.frame;
     }
     const { runId, signature, codec, layout } = this.init;
-    const frame = encodeFrame(
+    // Header and payload stay apart (for f32 the payload is `weights` itself): the stream writes
+    // them one after the other, so no 6.4 MB frame is allocated, zeroed and copied per round.
+    const { header, payload } = encodeFrameParts(
       { runId, round, sender: this.self, signature, mass },
       weights,
       codec,
       layout,
     );
+    const frame = { parts: [header, payload], length: header.length + payload.length };
     this.lastFrame = { weights, round, mass, frame };
     return frame;
   }
@@ -394,50 +423,17 @@ class Libp2pTransportImpl implements Libp2pTransport {
    */
   private onStream: StreamHandler = async ({ stream, connection }) => {
     const from = this.gate.indexOf(connection.remotePeer.toString());
-    const stop = this.stopController.signal;
-    const onStop = () => stream.abort(new TransportError('node stopped'));
-    stop.addEventListener('abort', onStop, { once: true });
-    const receipts = new ByteQueue();
-    const sinking = stream.sink(receipts).then(
-      () => true,
-      () => false,
-    );
-    let clean = false;
-    let dropped = false;
-    try {
-      if (from === undefined && this.gate.roster()) {
-        this.inbox.reject(undefined, 'unknown-sender', `stream from ${connection.remotePeer}`);
-        return;
-      }
-      let frames = 0;
-      for await (const parts of readFrames(stream.source, {
-        maxBytes: this.maxBytes,
-        frameTimeoutMs: this.init.receiveTimeoutMs ?? 30_000,
-        onTimeout: () => stream.abort(new TransportError('frame read timed out')),
-        // The peer stopped or its connection dropped between frames: nothing to count.
-        onIdleError: () => {
-          dropped = true;
-        },
-      })) {
-        frames++;
-        const verdict = this.inbox.acceptFrame(parts, from);
-        const accepted = verdict === 'accepted' || verdict === 'late';
-        receipts.push(Uint8Array.of(accepted ? RECEIPT_OK : RECEIPT_REJECTED));
-      }
-      if (dropped) return;
-      if (frames === 0) {
-        this.inbox.reject(from, 'truncated', 'stream ended before a frame');
-        return;
-      }
-      clean = true;
-    } catch (e) {
-      if (!stop.aborted) this.inbox.reject(from, framingReason(e), errMessage(e));
-    } finally {
-      stop.removeEventListener('abort', onStop);
-      receipts.end();
-      // Clean end: the receipts drain, then our write side closes. Otherwise reset the stream.
-      if (!clean || !(await sinking)) stream.abort(new TransportError('weights stream failed'));
+    if (from === undefined && this.gate.roster()) {
+      this.inbox.reject(undefined, 'unknown-sender', `stream from ${connection.remotePeer}`);
+      stream.abort(new TransportError('peer is not in the roster'));
+      return;
     }
+    await serveWeightsStream(stream, from, {
+      inbox: this.inbox,
+      stop: this.stopController.signal,
+      limits: this.receiveLimits,
+      ...(this.components.metrics ? { metrics: this.components.metrics } : {}),
+    });
   };
 
   private sendTimeout(): number {
@@ -454,21 +450,6 @@ class Libp2pTransportImpl implements Libp2pTransport {
   private fail(to: number, bytes: number, reason: string): SendOutcome {
     this.components.metrics?.sendFailed(to, reason);
     return { status: 'failed', bytes, reason };
-  }
-}
-
-/** Map framing errors (ours, or it-length-prefixed's names) to reject reasons. */
-function framingReason(e: unknown): WireError['reason'] {
-  if (e instanceof WireError) return e.reason;
-  const name = (e as { name?: string } | undefined)?.name;
-  switch (name) {
-    case 'InvalidDataLengthError':
-    case 'InvalidDataLengthLengthError':
-      return 'oversized';
-    case 'InvalidMessageLengthError':
-      return 'wrong-length';
-    default:
-      return 'truncated';
   }
 }
 
