@@ -18,6 +18,7 @@ import {
   type Roster,
   rosterGate,
 } from '../../src/net/libp2p/host.js';
+import { MAX_CONSECUTIVE_REJECTS } from '../../src/net/libp2p/receiver.js';
 import {
   type Libp2pTransport,
   libp2pTransport,
@@ -219,5 +220,24 @@ describe('a live node under malformed frames', () => {
       assert.deepEqual(r.received[0]!.weights, weights(round));
     }
     assert.equal(JSON.stringify(metrics.counts.rejected), before);
+  });
+  it('resets a stream flooded with empty frames after 16 rejections and stays alive', async () => {
+    const before = metrics.counts.rejected.truncated ?? 0;
+    // 1-byte zero-length frames: each costs the sender one byte and the receiver a rejection.
+    const flood = Array.from({ length: 200 }, () => new Uint8Array(0));
+    const receipts = await sendRawFrames(attacker, to, flood);
+    // At most the 16 answers sent before the reset arrive; none past it.
+    assert.ok(receipts.length <= MAX_CONSECUTIVE_REJECTS, `${receipts.length} receipts`);
+    assert.ok(receipts.every((r) => r === 0x02));
+    await until(
+      () => (metrics.counts.streamResets['rejected-frames'] ?? 0) >= 1,
+      'the flooded stream reset',
+    );
+    assert.equal(metrics.counts.streamResets['rejected-frames'], 1);
+    assert.equal(metrics.counts.rejected.truncated, before + MAX_CONSECUTIVE_REJECTS);
+    // A valid frame on a new stream is still delivered.
+    assert.equal(await sendRawFrame(attacker, to, frame({ round: 7 }, weights(7))), 0x01);
+    const r = await victim.collect(7, [1], 10_000);
+    assert.deepEqual(r.received[0]!.weights, weights(7));
   });
 });

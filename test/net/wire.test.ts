@@ -1,9 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Rng } from '../../src/compute/rng.js';
 import { WireError } from '../../src/errors.js';
 import { Inbox } from '../../src/net/inbox.js';
 import { countingMetrics } from '../../src/net/metrics.js';
-import { decodeFrame, encodeFrame, HEADER_BYTES, maxFrameSize } from '../../src/net/wire.js';
+import {
+  decodeFrame,
+  encodeFrame,
+  encodeFrameParts,
+  FrameDecoder,
+  HEADER_BYTES,
+  MAX_MASS,
+  maxFrameSize,
+} from '../../src/net/wire.js';
 import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
 
 const expect = {
@@ -59,6 +68,88 @@ describe('wire frames', () => {
     new DataView(nanMass.buffer).setFloat64(40, Number.NaN, true);
     assert.equal(reason(nanMass), 'non-finite');
     assert.equal(reason(new Uint8Array(expect.maxBytes + 1)), 'oversized');
+  });
+
+  it('rejects header flags, a reserved word and a push-sum mass no honest peer sends', () => {
+    const ok = frame();
+    const with64 = (at: number, v: number) => {
+      const b = ok.slice();
+      new DataView(b.buffer).setFloat64(at, v, true);
+      return b;
+    };
+    const flags = ok.slice();
+    flags[6] = 1;
+    const reserved = ok.slice();
+    reserved[55] = 0x80;
+    assert.equal(reason(flags), 'bad-reserved');
+    assert.equal(reason(reserved), 'bad-reserved');
+    for (const mass of [0, -0, -1, -1e-300, MAX_MASS * 2, 1e300]) {
+      assert.equal(reason(with64(40, mass)), 'bad-mass', `mass ${mass}`);
+    }
+    assert.equal(reason(with64(40, Number.POSITIVE_INFINITY)), 'non-finite');
+    assert.equal(reason(with64(40, MAX_MASS)), 'ok');
+    assert.equal(reason(with64(40, 1e-300)), 'ok');
+    assert.throws(
+      () => decodeFrame(with64(40, 20), { ...expect, maxMass: 16 }),
+      (e: unknown) => e instanceof WireError && e.reason === 'bad-mass',
+    );
+  });
+
+  it('decodes a frame fed in any chunking exactly as the whole frame', () => {
+    const rng = Rng.from(3, 'wire-chunks');
+    for (const codec of ['f32', 'f16', 'int8'] as const) {
+      const w = weights(9);
+      const bytes = encodeFrame(
+        { runId: RUN_ID, round: 2, sender: 1, signature: SIGNATURE, mass: 0.5 },
+        w,
+        codec,
+        LAYOUT,
+      );
+      const whole = decodeFrame(bytes, expect);
+      for (let trial = 0; trial < 20; trial++) {
+        const d = new FrameDecoder(expect, bytes.length);
+        for (let at = 0; at < bytes.length; ) {
+          const n = 1 + rng.int(trial % 2 ? 9 : 2000);
+          d.push(bytes.subarray(at, at + n));
+          at += n;
+        }
+        const got = d.finish();
+        assert.deepEqual(got.weights, whole.weights, `${codec} trial ${trial}`);
+        assert.equal(got.mass, 0.5);
+      }
+      // A NaN in the last element is found whatever the cut.
+      const bad = w.slice();
+      bad[bad.length - 1] = Number.NaN;
+      const nan = encodeFrame(
+        { runId: RUN_ID, round: 2, sender: 1, signature: SIGNATURE },
+        bad,
+        codec,
+        LAYOUT,
+      );
+      const d = new FrameDecoder(expect, nan.length);
+      for (let at = 0; at < nan.length; at += 7) d.push(nan.subarray(at, at + 7));
+      assert.throws(
+        () => d.finish(),
+        (e: unknown) => e instanceof WireError && e.reason === 'non-finite',
+      );
+    }
+  });
+
+  it('sends an f32 payload as a view of the weights and a separate header', () => {
+    const w = weights(4);
+    const { header, payload } = encodeFrameParts(
+      { runId: RUN_ID, round: 1, sender: 1, signature: SIGNATURE },
+      w,
+      'f32',
+      LAYOUT,
+    );
+    assert.equal(header.length, HEADER_BYTES);
+    assert.equal(payload.buffer, w.buffer);
+    const joined = new Uint8Array(header.length + payload.length);
+    joined.set(header);
+    joined.set(payload, header.length);
+    assert.deepEqual(decodeFrame([header, payload], expect).weights, w);
+    assert.deepEqual(decodeFrame(joined, expect).weights, w);
   });
 });
 

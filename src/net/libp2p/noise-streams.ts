@@ -140,7 +140,14 @@ export function openMessages(session: NoiseSession) {
           off += take;
           have += take;
           if (have === need) {
-            const message = parts.length === 1 ? parts[0]! : new Uint8ArrayList(...parts);
+            let message: Bytes;
+            if (parts.length === 1) message = parts[0]!;
+            else {
+              // One by one: a message dribbled in as thousands of slices must not blow the stack.
+              const list = new Uint8ArrayList();
+              for (const p of parts) list.append(p);
+              message = list;
+            }
             need = -1;
             parts = [];
             yield session.decrypt(message);
