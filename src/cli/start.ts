@@ -58,7 +58,12 @@ function loadBundle(file: string): CliModule {
     filename: file,
     ...(cachedData && { cachedData }),
   });
-  if (!cachedData || script.cachedDataRejected) {
+  // The build warms the cache with a small run in which only the command named here writes it
+  // (scripts/bundle.mjs: the node processes of a launch, whose start-up is what N processes pay).
+  const warmup = process.env.FLATMESH_CODE_CACHE_WARMUP;
+  const write =
+    warmup !== undefined ? warmup === process.argv[2] : !cachedData || script.cachedDataRejected;
+  if (write) {
     // At exit, the cache also holds every function this run compiled, not just the top level.
     process.once('exit', () => {
       const tmp = `${cacheFile}.${process.pid}.tmp`;

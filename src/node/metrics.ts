@@ -11,7 +11,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RejectReason } from '../errors.js';
-import type { TransportMetrics } from '../net/transport.js';
+import type { StreamResetReason, TransportMetrics } from '../net/transport.js';
 
 export interface MessageCounts {
   /** Frames this node tried to send. */
@@ -88,6 +88,8 @@ export interface RoundRecord {
   /** Per neighbour, this round's message counts (only neighbours with any traffic). */
   byNeighbour: Record<string, MessageCounts>;
   rejectedBy: Partial<Record<RejectReason, number>>;
+  /** Incoming weights streams this node reset because the peer misbehaved, by reason. */
+  streamResets: Partial<Record<StreamResetReason, number>>;
   faults: Record<string, number>;
   /** Push-sum mass, when push-sum mixing is used. */
   mass?: number;
@@ -102,6 +104,7 @@ export class NodeCounters implements TransportMetrics {
   private byPeer = new Map<number, MessageCounts>();
   private reasons: Partial<Record<RejectReason, number>> = {};
   private faults: Record<string, number> = {};
+  private resets: Partial<Record<StreamResetReason, number>> = {};
   bytesSent = 0;
   bytesReceived = 0;
 
@@ -138,11 +141,20 @@ export class NodeCounters implements TransportMetrics {
   frameLate(from: number, _round: number): void {
     this.count('late', from);
   }
+  streamReset(_from: number | undefined, reason: StreamResetReason): void {
+    this.resets[reason] = (this.resets[reason] ?? 0) + 1;
+  }
 
   /** This round's tallies; the counters restart from zero. */
   take(): Pick<
     RoundRecord,
-    'messages' | 'byNeighbour' | 'rejectedBy' | 'faults' | 'bytesSent' | 'bytesReceived'
+    | 'messages'
+    | 'byNeighbour'
+    | 'rejectedBy'
+    | 'streamResets'
+    | 'faults'
+    | 'bytesSent'
+    | 'bytesReceived'
   > {
     const out = {
       messages: this.counts,
@@ -150,6 +162,7 @@ export class NodeCounters implements TransportMetrics {
         [...this.byPeer].sort((a, b) => a[0] - b[0]).map(([k, v]) => [String(k), v]),
       ),
       rejectedBy: this.reasons,
+      streamResets: this.resets,
       faults: this.faults,
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
@@ -157,6 +170,7 @@ export class NodeCounters implements TransportMetrics {
     this.counts = emptyCounts();
     this.byPeer = new Map();
     this.reasons = {};
+    this.resets = {};
     this.faults = {};
     this.bytesSent = 0;
     this.bytesReceived = 0;

@@ -11,15 +11,27 @@ export type ChildMessage =
   | { type: 'listening'; id: number; peerId: string; addrs: string[] }
   | { type: 'round'; id: number; record: RoundRecord }
   | { type: 'done'; id: number; outcome: Omit<NodeOutcome, 'restarts' | 'status'> }
-  | { type: 'error'; id: number; name: string; message: string };
+  | { type: 'error'; id: number; name: string; message: string }
+  /** The node is ready to read its data shard; the launcher answers 'shards-ready' once written. */
+  | { type: 'shards-wanted'; id: number }
+  /** Connected to its neighbours and starting its first round. */
+  | { type: 'started'; id: number };
 
-export type ParentMessage = { type: 'roster'; roster: Roster } | { type: 'stop' };
+export type ParentMessage =
+  | { type: 'roster'; roster: Roster }
+  | { type: 'shards-ready' }
+  | { type: 'stop' };
 
 export function isChildMessage(m: unknown): m is ChildMessage {
   if (typeof m !== 'object' || m === null) return false;
   const t = (m as { type?: unknown }).type;
   return (
-    (t === 'listening' || t === 'round' || t === 'done' || t === 'error') &&
+    (t === 'listening' ||
+      t === 'round' ||
+      t === 'done' ||
+      t === 'error' ||
+      t === 'shards-wanted' ||
+      t === 'started') &&
     typeof (m as { id?: unknown }).id === 'number'
   );
 }
@@ -27,5 +39,9 @@ export function isChildMessage(m: unknown): m is ChildMessage {
 export function isParentMessage(m: unknown): m is ParentMessage {
   if (typeof m !== 'object' || m === null) return false;
   const t = (m as { type?: unknown }).type;
-  return t === 'stop' || (t === 'roster' && typeof (m as { roster?: unknown }).roster === 'object');
+  return (
+    t === 'stop' ||
+    t === 'shards-ready' ||
+    (t === 'roster' && typeof (m as { roster?: unknown }).roster === 'object')
+  );
 }

@@ -15,7 +15,7 @@ import { initBackend } from '../compute/backend.js';
 import type { Experiment } from '../config/schema.js';
 import { RunError } from '../errors.js';
 import type { Roster, RosterNode } from '../net/libp2p/host.js';
-import { prepareRun, writeRunShards } from '../node/build.js';
+import { prepareRun, type RunContext, writeRunShards } from '../node/build.js';
 import { CheckpointStore } from '../node/checkpoint.js';
 import { emptyCounts, type RoundRecord } from '../node/metrics.js';
 import { type ChildMessage, isChildMessage, type ParentMessage } from './ipc.js';
@@ -94,6 +94,9 @@ interface Slot {
   /** Round at which the planned crash was injected (to restart later), if any. */
   crashedAt?: number;
   exited: Promise<void>;
+  /** ms after launch when the node first reported being connected, and done with a round. */
+  startedAt?: number;
+  firstRoundAt?: number;
 }
 
 export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise<RunSummary> {
@@ -104,11 +107,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   mkdirSync(out, { recursive: true });
   const cfgFile = join(out, 'config.json');
   writeFileSync(cfgFile, `${JSON.stringify(runCfg, null, 2)}\n`);
-  // Decode and partition the data once; each node process reads only its own shard.
-  await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
-  const ctx = await prepareRun(runCfg, runId);
   const shardDir = join(out, 'shards');
-  writeRunShards(ctx, shardDir);
   const progress = new Progress(
     cfg.nodes,
     cfg.run.rounds,
@@ -116,7 +115,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   );
 
   const stop = new AbortController();
-  let failure: RunError | undefined;
+  let failure: Error | undefined;
   const onAbort = () => stop.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const slots: Slot[] = Array.from({ length: cfg.nodes }, (_, id) => ({
@@ -151,7 +150,11 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         else if (slots.every((s) => s.roster)) rosterReady();
         return;
       }
+      case 'started':
+        slot.startedAt ??= performance.now() - t0;
+        return;
       case 'round':
+        slot.firstRoundAt ??= performance.now() - t0;
         slot.latestRound = Math.max(slot.latestRound, m.record.round);
         progress.record(m.record);
         opts.onRound?.(m.record);
@@ -159,6 +162,12 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         return;
       case 'done':
         slot.outcome = m.outcome;
+        return;
+      case 'shards-wanted':
+        void shardsWritten.then(
+          () => sendTo(slot, { type: 'shards-ready' }),
+          () => {},
+        );
         return;
       case 'error':
         fail(
@@ -260,6 +269,19 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   };
   stop.signal.addEventListener('abort', kill, { once: true });
 
+  // Decode and partition the data once, here, while the node processes start (they spend their
+  // first few hundred ms loading code); each asks for its shard when it is ready to read it.
+  let ctx: RunContext | undefined;
+  const shardsWritten = (async () => {
+    await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
+    ctx = await prepareRun(runCfg, runId);
+    writeRunShards(ctx, shardDir);
+  })();
+  shardsWritten.catch((e: unknown) => {
+    if (!failure) failure = e instanceof Error ? e : new RunError(String(e));
+    stop.abort();
+  });
+
   try {
     for (const s of slots) spawnNode(s);
     const startTimeout = setTimeout(
@@ -303,11 +325,13 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   if (failure) throw failure;
   if (stop.signal.aborted) throw new RunError('run interrupted; partial metrics are in ' + out);
 
+  const run = ctx;
+  if (!run) throw new RunError('run ended before its data was prepared');
   const finals: Float32Array[] = [];
   const outcomes: NodeOutcome[] = slots.map((s) => {
     const ck = new CheckpointStore(join(out, 'nodes', String(s.id))).load({
       runId,
-      signature: ctx.signature,
+      signature: run.signature,
     });
     if (ck && !cfg.faults.leaves.some((l) => l.node === s.id)) finals.push(ck.weights);
     const o = s.outcome;
@@ -327,13 +351,21 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     };
   });
   const summary = buildSummary({
-    ctx,
+    ctx: run,
     mode: 'processes',
     outcomes,
     finals,
     wallSeconds: (performance.now() - t0) / 1000,
     expectedUnfinished: new Set(cfg.faults.leaves.map((l) => l.node)),
   });
+  const allBy = (t: (s: Slot) => number | undefined): number | null => {
+    const ts = slots.map(t);
+    return ts.every((x) => x !== undefined) ? Math.max(...ts) / 1000 : null;
+  };
+  summary.startup = {
+    allConnectedSeconds: allBy((s) => s.startedAt),
+    allFirstRoundSeconds: allBy((s) => s.firstRoundAt),
+  };
   writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
 }

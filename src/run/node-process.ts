@@ -15,7 +15,7 @@ import type { Experiment } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { faultyTransport } from '../faults/transport.js';
 import { loadOrCreateIdentity, parseRoster, type Roster } from '../net/libp2p/host.js';
-import { libp2pTransport } from '../net/libp2p/transport.js';
+import { type Libp2pTransport, libp2pTransport } from '../net/libp2p/transport.js';
 import { buildNode, prepareRun } from '../node/build.js';
 import { fanout, jsonlSink, NodeCounters } from '../node/metrics.js';
 import type { NodeRuntime } from '../node/runtime.js';
@@ -59,6 +59,9 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   };
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
   mark('backend ready');
+  // Under a launcher the shards may still be being written: ask, and wait for the answer.
+  if (opts.shards && process.send) await shardsReady(id, stop.signal);
+  if (stop.signal.aborted) return 130;
   const ctx = await prepareRun(cfg, runId, {
     only: id,
     ...(opts.shards && { shards: opts.shards }),
@@ -122,12 +125,11 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       ...(opts.log && { log: opts.log }),
     });
     runtime = node.runtime;
-    // Dial the base graph's neighbours up front so round 0 does not pay for connection setup.
+    // Connect to the base graph's neighbours up front so round 0 does not pay for connection setup.
     const peers = ctx.graph.edges.flatMap(([a, b]) => (a === id ? [b] : b === id ? [a] : []));
-    await inner
-      .connect(peers, { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(10_000)]) })
-      .catch(() => []);
+    await connectNeighbours(inner, id, peers, stop.signal);
     mark('neighbours dialled');
+    send({ type: 'started', id });
     const r = await node.runtime.run(stop.signal);
     send({
       type: 'done',
@@ -150,6 +152,50 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   } finally {
     await inner.stop();
   }
+}
+
+/**
+ * One connection per neighbour pair: the lower index dials, the higher waits for it. When both
+ * dial at once libp2p keeps both connections, each with its own Noise handshake, identify and
+ * gossipsub streams: twice the start-up CPU, on cores that N processes share. A neighbour that has
+ * not dialled within the grace period (slow to start, or restarted) is dialled from this side.
+ */
+async function connectNeighbours(
+  net: Libp2pTransport,
+  id: number,
+  peers: readonly number[],
+  stop: AbortSignal,
+  graceMs = 3000,
+): Promise<void> {
+  const signal = AbortSignal.any([stop, AbortSignal.timeout(10_000)]);
+  const dial = (ps: readonly number[]) => net.connect(ps, { signal }).catch(() => []);
+  const lower = peers.filter((p) => p < id);
+  const waitForLower = async () => {
+    const until = performance.now() + graceMs;
+    for (;;) {
+      const have = new Set(net.connectedPeers());
+      const missing = lower.filter((p) => !have.has(p));
+      if (missing.length === 0 || stop.aborted) return;
+      if (performance.now() >= until) return void (await dial(missing));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await Promise.all([dial(peers.filter((p) => p > id)), waitForLower()]);
+}
+
+/** Resolves when the launcher says the shards are written, or when the node is stopped. */
+function shardsReady(id: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const onMsg = (m: unknown) => {
+      if (isParentMessage(m) && m.type === 'shards-ready') {
+        process.off('message', onMsg);
+        resolve();
+      }
+    };
+    process.on('message', onMsg);
+    signal.addEventListener('abort', () => resolve(), { once: true });
+    process.send?.({ type: 'shards-wanted', id } satisfies ChildMessage);
+  });
 }
 
 function waitForRoster(signal: AbortSignal): Promise<Roster> {

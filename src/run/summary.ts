@@ -44,6 +44,13 @@ export interface RunSummary {
   restarts: number;
   roundsLostToRestarts: number;
   perNode: NodeOutcome[];
+  /** Real processes only: seconds from launch until every node was... */
+  startup?: {
+    /** ...connected to its neighbours and in its first round. */
+    allConnectedSeconds: number | null;
+    /** ...done with its first round. */
+    allFirstRoundSeconds: number | null;
+  };
   config: Experiment;
 }
 

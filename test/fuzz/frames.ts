@@ -18,6 +18,7 @@ import {
   encodeFrame,
   FRAME_MAGIC,
   HEADER_BYTES,
+  MAX_MASS,
   runIdHash,
   signatureBytes,
 } from '../../src/net/wire.js';
@@ -66,6 +67,7 @@ export function referenceDecode(bytes: Uint8Array, spec: FrameSpec): Reference {
   if (bytes[4] !== 1) return no('version');
   const codec = CODECS[bytes[5]!];
   if (!codec) return no('codec');
+  if (dv.getUint16(6, true) !== 0 || dv.getUint32(52, true) !== 0) return no('reserved');
   const run = runIdHash(spec.runId);
   const sig = signatureBytes(spec.signature);
   for (let i = 0; i < 8; i++) {
@@ -79,7 +81,9 @@ export function referenceDecode(bytes: Uint8Array, spec: FrameSpec): Reference {
   if (bytes.length !== HEADER_BYTES + declared) return no('length');
   const payload = bytes.subarray(HEADER_BYTES);
   if (zlib.crc32(payload) >>> 0 !== dv.getUint32(48, true)) return no('crc');
-  if (!Number.isFinite(dv.getFloat64(40, true))) return no('mass');
+  const mass = dv.getFloat64(40, true);
+  if (!Number.isFinite(mass)) return no('mass');
+  if (!(mass > 0) || mass > MAX_MASS) return no('mass range');
   const w = new Float32Array(n);
   const p = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   if (codec === 'f32') for (let i = 0; i < n; i++) w[i] = p.getFloat32(4 * i, true);

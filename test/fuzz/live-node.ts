@@ -100,6 +100,7 @@ function tee(...ms: TransportMetrics[]): TransportMetrics {
     frameRejected: (from, r) => ms.forEach((m) => m.frameRejected(from, r)),
     frameLate: (from, k) => ms.forEach((m) => m.frameLate(from, k)),
     controlRejected: (r) => ms.forEach((m) => m.controlRejected?.(r)),
+    streamReset: (from, r) => ms.forEach((m) => m.streamReset?.(from, r)),
   };
 }
 

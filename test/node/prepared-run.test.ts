@@ -1,0 +1,57 @@
+/**
+ * A node process started by a launcher reads its shard and the launcher's derived plan instead of
+ * decoding, partitioning and optimizing again: it must end up with exactly the same run context.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { initBackend } from '../../src/compute/backend.js';
+import { parseExperiment } from '../../src/config/index.js';
+import { subset } from '../../src/data/index.js';
+import { prepareRun, testShardFile, writeRunShards } from '../../src/node/build.js';
+
+const cfg = parseExperiment({
+  nodes: 5,
+  run: { seed: 4 },
+  topology: { graph: 'er', budget: 0.4 },
+  data: { partition: 'dirichlet:0.5' },
+  model: { hidden: [8] },
+  eval: { limit: 50 },
+  faults: { loss: { p: 0.2 } },
+});
+
+describe('prepared runs (launcher shards)', () => {
+  it('a node reading the shards has the same data, plan and model layout as one deriving them', async () => {
+    await initBackend({ prefer: 'cpu' });
+    const dir = mkdtempSync(join(tmpdir(), 'flatmesh-prepared-'));
+    const full = await prepareRun(cfg, 'r');
+    writeRunShards(full, dir);
+    for (const id of [0, 3]) {
+      const node = await prepareRun(cfg, 'r', { only: id, shards: dir });
+      const alone = await prepareRun(cfg, 'r', { only: id });
+      for (const k of ['graph', 'plan', 'signature', 'size', 'layout'] as const) {
+        assert.deepEqual(node[k], full[k], k);
+        assert.deepEqual(node[k], alone[k], k);
+      }
+      const mine = subset(full.data.train, full.partition[id]!);
+      assert.deepEqual(node.data.train.x, mine.x);
+      assert.deepEqual(node.data.train.y, mine.y);
+      assert.equal(node.partition[id]!.length, mine.count);
+      assert.deepEqual(node.test.y, full.test.y);
+      assert.equal(node.test.count, 50);
+    }
+  });
+
+  it('reads the test set only when it is first used', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flatmesh-prepared-lazy-'));
+    writeRunShards(await prepareRun(cfg, 'r'), dir);
+    const node = await prepareRun(cfg, 'r', { only: 1, shards: dir });
+    // Replaced after start-up: the node must read the file as it is at its first evaluation.
+    rmSync(testShardFile(dir));
+    assert.throws(() => node.test, /cannot read shard/);
+    writeFileSync(testShardFile(dir), 'not a shard');
+    assert.throws(() => node.test, /not a flatmesh shard/);
+  });
+});
