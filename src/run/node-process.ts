@@ -81,6 +81,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   const listen = opts.listen ?? mine?.addrs[0]?.replace(/\/p2p\/.*$/, '') ?? '/ip4/127.0.0.1/tcp/0';
 
   const counters = new NodeCounters();
+  let firstRoundDone = false;
   let runtime: NodeRuntime | undefined;
   const inner = libp2pTransport({
     self: id,
@@ -118,7 +119,11 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       transport,
       counters,
       sink: fanout(jsonlSink(join(dir, 'metrics.jsonl')), {
-        record: (record) => send({ type: 'round', id, record }),
+        record: (record) => {
+          send({ type: 'round', id, record });
+          if (!firstRoundDone) mark(`round ${record.round} done`);
+          firstRoundDone = true;
+        },
       }),
       dir,
       liveness: true,
