@@ -91,6 +91,13 @@ function warmCodeCache() {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   await bundle();
-  if (!process.argv.includes('--no-cache')) warmCodeCache();
+  if (!process.argv.includes('--no-cache')) {
+    try {
+      warmCodeCache();
+    } catch (e) {
+      // Not fatal: the first run of the command then writes the cache (a colder one).
+      process.stderr.write(`bundle: warming the code cache failed (${e.message.split('\n')[0]})\n`);
+    }
+  }
   process.stdout.write(`bundled ${BUNDLE}\n`);
 }
