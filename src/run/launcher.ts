@@ -97,6 +97,8 @@ interface Slot {
   /** ms after launch when the node first reported being connected, and done with a round. */
   startedAt?: number;
   firstRoundAt?: number;
+  /** The current process has reported its address (so it handles 'stop' messages). */
+  listening?: boolean;
 }
 
 export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise<RunSummary> {
@@ -143,6 +145,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   function onChildMessage(slot: Slot, m: ChildMessage): void {
     switch (m.type) {
       case 'listening': {
+        slot.listening = true;
         slot.roster = { id: slot.id, peerId: m.peerId, addrs: m.addrs };
         slot.listenAddr = m.addrs[0]?.replace(/\/p2p\/.*$/, '');
         if (roster)
@@ -210,6 +213,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       env: { ...process.env, FLATMESH_NODE_ID: String(slot.id) },
     });
     slot.child = child;
+    slot.listening = false;
     slot.status = 'running';
     child.on('message', message(slot));
     slot.exited = new Promise((done) => {
@@ -261,7 +265,12 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   }
 
   const kill = () => {
-    for (const s of slots) sendTo(s, { type: 'stop' });
+    // A node still starting may not listen for messages yet (it is loading its code): SIGTERM,
+    // which it handles the same way once it can, and which ends it at once before that.
+    for (const s of slots) {
+      if (s.listening) sendTo(s, { type: 'stop' });
+      else s.child?.kill('SIGTERM');
+    }
     const hard = setTimeout(() => {
       for (const s of slots) s.child?.kill('SIGKILL');
     }, 5000);

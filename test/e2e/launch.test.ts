@@ -2,6 +2,7 @@
  * End-to-end: real node processes on loopback, launched the way `flatmesh launch` does.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { describe, it } from 'node:test';
 import { parseExperiment } from '../../src/config/index.js';
 import type { RoundRecord } from '../../src/node/metrics.js';
 import { launch } from '../../src/run/launcher.js';
+import { until } from '../net/helpers.js';
 
 const records = (out: string, node: number): RoundRecord[] =>
   readFileSync(join(out, 'nodes', String(node), 'metrics.jsonl'), 'utf8')
@@ -24,7 +26,29 @@ const base = {
   backend: 'wasm',
 };
 
+/** Processes whose command line names `dir` (the launcher passes each node its directory). */
+const processesUsing = (dir: string): string[] =>
+  execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(dir) && !l.startsWith('ps '));
+
 describe('launch (real processes)', () => {
+  it('fails with the data error when the data cannot be prepared, and leaves no node behind', async () => {
+    // The nodes start while the launcher prepares the data: they must all go when that fails.
+    const out = mkdtempSync(join(tmpdir(), 'flatmesh-e2e-nodata-'));
+    const cfg = parseExperiment({
+      ...base,
+      nodes: 4,
+      data: { dataset: 'cifar10', dir: mkdtempSync(join(tmpdir(), 'flatmesh-empty-data-')) },
+    });
+    await assert.rejects(launch(cfg, { out, progress: false }), (e: Error) => {
+      assert.equal(e.name, 'DataError');
+      assert.match(e.message, /CIFAR-10 not found/);
+      return true;
+    });
+    await until(() => processesUsing(out).length === 0, 'node processes to exit', 10_000);
+  });
+
   it('4 nodes train, gossip over libp2p with message loss, and finish with a summary', async () => {
     const out = mkdtempSync(join(tmpdir(), 'flatmesh-e2e-'));
     const cfg = parseExperiment({
