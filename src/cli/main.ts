@@ -314,6 +314,8 @@ export async function cli(): Promise<void> {
   } catch (e) {
     if (isFlatmeshError(e)) {
       process.stderr.write(`flatmesh: ${e.message}\n`);
+      // Interrupted by Ctrl-C / SIGTERM: the shell's convention, whatever the command made of it.
+      if (ac.signal.aborted) process.exit(130);
       if (process.send && process.argv[2] === 'node') {
         process.send({
           type: 'error',

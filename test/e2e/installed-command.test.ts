@@ -4,7 +4,7 @@
  * `npm run build` make one).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parseExperiment } from '../../src/config/index.js';
 import { simulate } from '../../src/run/simulate.js';
+import { until } from '../net/helpers.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -61,6 +62,39 @@ describe('the installed command (bundle + code cache)', () => {
     );
     // The first run of a build leaves the code cache the next runs start from.
     assert.ok(existsSync(`${BUNDLE}.cache`));
+  });
+
+  it('stops every node on Ctrl-C, mid-run, and exits with 130', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flatmesh-bundle-sigint-'));
+    const out = join(dir, 'run');
+    const child = spawn(
+      process.execPath,
+      [
+        START,
+        'launch',
+        '--config',
+        writeExperiment(dir),
+        '--rounds',
+        '500',
+        '--out',
+        out,
+        '--quiet',
+      ],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // Running: the roster is out and node 0 has finished a round.
+    await until(
+      () => existsSync(join(out, 'nodes', '0', 'metrics.jsonl')),
+      'a first round record',
+      60_000,
+    );
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    const left = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(out));
+    assert.deepEqual(left, []);
   });
 
   it('launches real node processes that run the bundle too', async () => {
