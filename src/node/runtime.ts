@@ -209,9 +209,13 @@ export class NodeRuntime {
     let k = await this.catchUp(this.firstRound, signal);
     let last = this.firstRound - 1;
     let down = false;
+    // A planned late join is counted in the node's first round record, a planned leave in its
+    // last one (the round before it leaves).
+    if (this.resumedFrom < 0 && this.firstRound > 0) this.d.counters.fault('join');
     for (; k < rounds && !signal.aborted; k++) {
       const leave = faults.leaveRound(id);
       if (leave !== undefined && k >= leave) break;
+      if (leave === k + 1) this.d.counters.fault('leave');
       if (faults.emulateCrashes && faults.crashedIn(id, k)) {
         down = true;
         continue;

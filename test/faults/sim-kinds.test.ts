@@ -59,6 +59,11 @@ describe('every fault kind runs in the simulator and is recorded', () => {
     assert.equal(p6.roundsCompleted, 8);
     assert.equal(p6.lastRound, 11);
     assert.equal(p7.lastRound, 7);
+    // Both are counted as faults: in the joiner's first record and in the leaver's last.
+    assert.equal(f.join, 1);
+    assert.equal(f.leave, 1);
+    assert.equal(records.find((r) => r.node === 6 && r.round === 4)?.faults['join'], 1);
+    assert.equal(records.find((r) => r.node === 7 && r.round === 7)?.faults['leave'], 1);
     // Nobody expects the absent: 6 before it joins, 7 after it leaves.
     for (const r of records) {
       if (r.round < 4) assert.ok(!r.neighbours.includes(6));
