@@ -38,8 +38,13 @@ function experimentFrom(f: ExperimentFlags) {
 export function formatSummary(s: RunSummary, out?: string): string {
   const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
   const m = s.messages;
+  const connected = s.startup?.allConnectedSeconds;
+  const startup =
+    connected === null || connected === undefined
+      ? ''
+      : `; all nodes connected after ${connected.toFixed(1)} s`;
   return [
-    `${s.completed ? 'completed' : 'INCOMPLETE'}: ${s.nodes} nodes x ${s.rounds} rounds in ${s.wallSeconds.toFixed(1)} s (${s.mode})`,
+    `${s.completed ? 'completed' : 'INCOMPLETE'}: ${s.nodes} nodes x ${s.rounds} rounds in ${s.wallSeconds.toFixed(1)} s (${s.mode}${startup})`,
     `mean accuracy ${pct(s.meanAccuracy)} | mean SWA accuracy ${pct(s.meanSwaAccuracy)} | average model ${pct(s.accuracyOfAverageModel)}`,
     `messages: sent ${m.sent}, delivered ${m.delivered}, dropped ${m.dropped}, failed ${m.failed}, missing ${m.missing}, late ${m.late}, rejected ${m.rejected}` +
       (s.restarts > 0 ? ` | restarts ${s.restarts}` : ''),
