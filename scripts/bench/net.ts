@@ -1,7 +1,7 @@
 /**
  * Weight exchange throughput between two node processes on loopback, next to raw TCP between two
  * Node processes and the Noise cipher's own speed, measured in the same run.
- * `npm run bench -- net [--seconds 3] [--sizes 50000,...] [--codecs f32,f16,int8] [--skip-raw]`
+ * `npm run bench -- net [--seconds 3] [--sizes 50000,...] [--codecs f32,f16,int8] [--skip-raw] [--no-recycle]`
  * `npm run bench -- net --quick`   (1 s, the 6.4 MB f32 frame only: the issue's figure)
  *
  * Prints one JSON line per measurement:
@@ -10,6 +10,9 @@
  *   {"suite":"net","kind":"libp2p","codec":"f32","floats":400000,"frameMB":1.6,"framesPerS":...,
  *    "mbPerS":...  (f32-equivalent payload: floats * 4 per frame), "wireMBPerS":..., "ratioToRawTcp":...}
  *
+ * The receiver hands each vector back (Transport.recycle) once it checked it, as a node does after
+ * mixing; `--no-recycle` measures a receiver that leaves every vector to the GC.
+ *
  * The parent spawns a receiver and a sender child (node --import tsx this file, role in argv) and
  * talks to them over IPC. Children exit when the parent dies ('disconnect').
  */
@@ -17,6 +20,7 @@ import '../../src/net/polyfill.js';
 import { fork } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { createServer, connect as tcpConnect } from 'node:net';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -51,6 +55,7 @@ export async function run(args: string[]): Promise<void> {
     .split(',')
     .map(Number);
   const codecs = opt('codecs', quick ? 'f32' : CODECS.join(',')).split(',') as Codec[];
+  const recycle = !args.includes('--no-recycle');
 
   const recv = spawnChild('receiver');
   const send = spawnChild('sender');
@@ -116,7 +121,7 @@ export async function run(args: string[]): Promise<void> {
         };
         await recv.ask({ op: 'p2p-roster', roster });
         await send.ask({ op: 'p2p-roster', roster });
-        const collecting = recv.ask({ op: 'p2p-collect', seconds });
+        const collecting = recv.ask({ op: 'p2p-collect', seconds, recycle });
         const out = (await send.ask({ op: 'p2p-send', seconds })) as {
           frames: number;
           wireBytes: number;
@@ -126,7 +131,13 @@ export async function run(args: string[]): Promise<void> {
           writeMs: number;
           answerMs: number;
         };
-        const got = (await collecting) as { frames: number; bad: number; cpuMs: number };
+        const got = (await collecting) as {
+          frames: number;
+          bad: number;
+          cpuMs: number;
+          gcMs: number;
+          majorGcs: number;
+        };
         const fps = out.frames / out.elapsed;
         const mbPerS = (fps * floats * 4) / 1e6;
         emit({
@@ -141,9 +152,13 @@ export async function run(args: string[]): Promise<void> {
           // CPU time (user + system) per frame: less sensitive to machine load than wall rates.
           senderCpuMsPerFrame: round(out.cpuMs / Math.max(1, out.frames)),
           receiverCpuMsPerFrame: round(got.cpuMs / Math.max(1, got.frames)),
+          // The receiver's GC pauses per frame, and its full (mark-compact) collections in all.
+          receiverGcMsPerFrame: round(got.gcMs / Math.max(1, got.frames)),
+          receiverMajorGcs: got.majorGcs,
           // Wall time per frame from send() to the frame handed to the stream, then to the receipt.
           writeMsPerFrame: round(out.writeMs / Math.max(1, out.frames + out.failed)),
           answerMsPerFrame: round(out.answerMs / Math.max(1, out.frames + out.failed)),
+          recycle,
           received: got.frames,
           failed: out.failed,
           corrupted: got.bad,
@@ -164,6 +179,27 @@ function emit(o: Record<string, unknown>): void {
 function cpuSince(start: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(start);
   return (d.user + d.system) / 1000;
+}
+
+/** GC pauses from now on (main-thread pause time; incremental marking steps are not included). */
+function watchGc(): { stop(): { gcMs: number; majorGcs: number } } {
+  let gcMs = 0;
+  let majorGcs = 0;
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcMs += e.duration;
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  return {
+    stop() {
+      for (const e of obs.takeRecords()) gcMs += e.duration;
+      obs.disconnect();
+      return { gcMs, majorGcs };
+    },
+  };
 }
 
 function round(x: number): number {
@@ -370,11 +406,12 @@ async function child(role: string): Promise<void> {
       await transport!.send(1, 0xfffffff0, w); // tells the receiver to stop collecting
       return { frames, wireBytes, elapsed, failed, cpuMs, writeMs, answerMs };
     },
-    'p2p-collect': async () => {
+    'p2p-collect': async (m) => {
       let frames = 0;
       let bad = 0;
       let cpu0: NodeJS.CpuUsage | undefined;
       let cpuMs = 0;
+      let gc: ReturnType<typeof watchGc> | undefined;
       for (let r = 1; ; r++) {
         // Collect each round; the sender's last frame uses a far round, buffered as 'future'
         // beyond the window and counted rejected, so the loop ends on a long gap instead.
@@ -382,14 +419,17 @@ async function child(role: string): Promise<void> {
         if (res.received.length === 0) break;
         const w = res.received[0]!.weights;
         if (Math.abs(w[1]! - Math.sin(1) * 0.1) > 1e-3) bad++;
+        if (m.recycle === true) transport!.recycle(w);
         // The sender's three warm-up frames are rounds 1-3: count CPU from the first timed one.
-        if (r === 3) cpu0 = process.cpuUsage();
-        else if (r > 3 && cpu0) {
+        if (r === 3) {
+          cpu0 = process.cpuUsage();
+          gc = watchGc();
+        } else if (r > 3 && cpu0) {
           frames++;
           cpuMs = cpuSince(cpu0);
         }
       }
-      return { frames, bad, cpuMs };
+      return { frames, bad, cpuMs, ...(gc?.stop() ?? { gcMs: 0, majorGcs: 0 }) };
     },
     'p2p-stop': async () => {
       await transport?.stop();

@@ -77,14 +77,16 @@ export function encodeWeights(
 }
 
 /**
- * Decode a payload of `n` elements. Always returns a fresh Float32Array the caller owns. Throws
- * RangeError when the byte count does not match; does NOT check finiteness (the wire layer does).
+ * Decode a payload of `n` elements into `out` (n values, all overwritten) or, without it, a fresh
+ * Float32Array the caller owns. Throws RangeError when the byte count (or out's length) does not
+ * match; does NOT check finiteness (the wire layer does).
  */
 export function decodeWeights(
   codec: Codec,
   bytes: Uint8Array,
   n: number,
   layout: readonly number[],
+  out?: Float32Array,
 ): Float32Array {
   checkLayout(layout, n);
   const size = encodedSize(codec, n, layout);
@@ -93,13 +95,17 @@ export function decodeWeights(
       `decodeWeights: ${codec} payload of ${n} values needs ${size} bytes, got ${bytes.length}`,
     );
   }
+  if (out && out.length !== n) {
+    throw new RangeError(`decodeWeights: out holds ${out.length} values, needs ${n}`);
+  }
+  const w = out ?? new Float32Array(n);
   switch (codec) {
     case 'f32':
-      return decodeF32(bytes, n);
+      return decodeF32(bytes, n, w);
     case 'f16':
-      return decodeF16(bytes, n);
+      return decodeF16(bytes, n, w);
     case 'int8':
-      return decodeInt8(bytes, n, layout);
+      return decodeInt8(bytes, n, layout, w);
     default: {
       const never: never = codec;
       throw new RangeError(`unknown codec ${String(never)}`);
@@ -198,10 +204,9 @@ function encodeF32(w: Float32Array, out: Uint8Array): void {
   for (let i = 0; i < w.length; i++) dv.setFloat32(4 * i, w[i]!, true);
 }
 
-function decodeF32(bytes: Uint8Array, n: number): Float32Array {
-  const w = new Float32Array(n);
+function decodeF32(bytes: Uint8Array, n: number, w: Float32Array): Float32Array {
   if (LITTLE) {
-    new Uint8Array(w.buffer).set(bytes);
+    new Uint8Array(w.buffer, w.byteOffset, 4 * n).set(bytes);
     return w;
   }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -273,9 +278,8 @@ function halfToFloatTable(): Float32Array {
   return t;
 }
 
-function decodeF16(bytes: Uint8Array, n: number): Float32Array {
+function decodeF16(bytes: Uint8Array, n: number, w: Float32Array): Float32Array {
   const t = halfToFloatTable();
-  const w = new Float32Array(n);
   if (LITTLE && bytes.byteOffset % 2 === 0) {
     const h = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
     for (let i = 0; i < n; i++) w[i] = t[h[i]!]!;
@@ -330,11 +334,15 @@ function encodeInt8(w: Float32Array, layout: readonly number[], out: Uint8Array)
   });
 }
 
-function decodeInt8(bytes: Uint8Array, n: number, layout: readonly number[]): Float32Array {
+function decodeInt8(
+  bytes: Uint8Array,
+  n: number,
+  layout: readonly number[],
+  w: Float32Array,
+): Float32Array {
   const tensors = tensorCount(layout);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const q = new Int8Array(bytes.buffer, bytes.byteOffset + 4 * tensors, n);
-  const w = new Float32Array(n);
   eachTensor(layout, n, (t, start, end) => {
     const scale = dv.getFloat32(4 * t, true);
     for (let i = start; i < end; i++) w[i] = q[i]! * scale;

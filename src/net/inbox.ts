@@ -6,6 +6,7 @@
  *   const inbox = new Inbox({ expect, roster: [1, 2] }, { metrics, events });
  *   inbox.acceptFrame(bytes, 1);                 // from the transport's receive path
  *   const r = await inbox.collect(5, [1, 2], 2000, signal);
+ *   inbox.recycle(msg.weights);                  // done with a received vector: reuse its memory
  *   inbox.close();                               // on stop: a pending collect resolves 'stopped'
  *
  * Semantics:
@@ -18,8 +19,12 @@
  *   when that round is collected (the receiver only then knows the round's topology); a second
  *   frame from the same sender for the same round is rejected 'duplicate'.
  * - The received list is ordered by sender index, so mixing sums in the same order on every run.
+ * - Decoded weights live in buffers from a BufferPool: a frame the inbox drops (rejected, late,
+ *   duplicate, beyond the window) gives its buffer back at once, and a collected vector does when
+ *   its owner calls recycle() (see pool.ts for why that matters on a busy receiver).
  */
 import { type RejectReason, TransportError, WireError } from '../errors.js';
+import { BufferPool, type BufferPoolOptions } from './pool.js';
 import type {
   CollectOptions,
   CollectResult,
@@ -44,6 +49,8 @@ export interface InboxInit {
   readonly window?: number;
   /** Bound on decoded bytes held in buffers. Default: 64 full-size frames, at least 64 MiB. */
   readonly maxBufferedBytes?: number;
+  /** Bounds on the free receive buffers kept for reuse (see BufferPool; default 8, 256 MiB). */
+  readonly pool?: BufferPoolOptions;
 }
 
 export interface InboxComponents {
@@ -73,6 +80,7 @@ export class Inbox {
   private bufferedBytes = 0;
   private pending: Pending | undefined;
   private stopped = false;
+  private readonly pool: BufferPool;
 
   constructor(
     private readonly init: InboxInit,
@@ -85,6 +93,23 @@ export class Inbox {
     this.maxBufferedBytes =
       init.maxBufferedBytes ?? Math.max(64 * 1024 * 1024, 64 * 4 * init.expect.size);
     this.roster = init.roster ? new Set(init.roster) : undefined;
+    this.pool = new BufferPool(init.pool);
+  }
+
+  /**
+   * Hand back a collected vector (`WeightsMessage.weights`) that nothing will read any more: a
+   * later frame may be decoded into its memory. Returns false (and does nothing) for an array
+   * this inbox did not hand out or one already handed back, so a stray call cannot make two
+   * frames share memory; but a caller that still reads (or built a tensor on) a vector it handed
+   * back will see it overwritten.
+   */
+  recycle(weights: Float32Array): boolean {
+    return this.pool.giveArray(weights);
+  }
+
+  /** Free receive buffers held for reuse now. */
+  get pooledBuffers(): number {
+    return this.pool.size;
   }
 
   setRoster(roster: readonly number[] | undefined): void {
@@ -109,7 +134,7 @@ export class Inbox {
     if (!this.admits(from)) return this.reject(from, 'unknown-sender', 'peer is not in the roster');
     let frame: DecodedFrame;
     try {
-      frame = decodeFrame(bytes, this.init.expect);
+      frame = decodeFrame(bytes, this.init.expect, this.pool);
     } catch (e) {
       return this.decodeFailed(from, e);
     }
@@ -131,7 +156,7 @@ export class Inbox {
         end: () => this.reject(from, 'unknown-sender', 'peer is not in the roster'),
       };
     }
-    const decoder = new FrameDecoder(this.init.expect, length);
+    const decoder = new FrameDecoder(this.init.expect, length, this.pool);
     return {
       push: (part) => decoder.push(part),
       end: () => {
@@ -157,6 +182,7 @@ export class Inbox {
 
   private acceptDecoded(frame: DecodedFrame, from: number): RejectReason | 'late' | 'accepted' {
     if (frame.sender !== from) {
+      this.pool.giveArray(frame.weights);
       return this.reject(
         from,
         'sender-mismatch',
@@ -183,6 +209,13 @@ export class Inbox {
 
   /** Route a validated message: to the pending collect, a round buffer, or the late counter. */
   deliver(msg: WeightsMessage): RejectReason | 'late' | 'accepted' {
+    const verdict = this.route(msg);
+    // Not kept: nobody else has seen this vector, its buffer is free again.
+    if (verdict !== 'accepted') this.pool.giveArray(msg.weights);
+    return verdict;
+  }
+
+  private route(msg: WeightsMessage): RejectReason | 'late' | 'accepted' {
     if (this.stopped) return 'stale';
     if (msg.round <= this.closedRound) return this.late(msg.from, msg.round);
     const p = this.pending;
@@ -233,6 +266,7 @@ export class Inbox {
       if (r >= round) continue;
       for (const m of buf.values()) {
         this.release(m);
+        this.pool.giveArray(m.weights);
         this.late(m.from, r);
       }
       this.buffers.delete(r);
@@ -244,6 +278,7 @@ export class Inbox {
       if (want.has(m.from)) got.set(m.from, m);
       else {
         this.release(m);
+        this.pool.giveArray(m.weights);
         this.reject(m.from, 'not-neighbour');
       }
     }
@@ -297,6 +332,7 @@ export class Inbox {
     this.pending?.finish('stopped');
     this.buffers.clear();
     this.bufferedBytes = 0;
+    this.pool.clear();
   }
 
   private late(from: number, round: number): 'late' {
@@ -321,6 +357,7 @@ export class Inbox {
       if (r <= limit) continue;
       for (const m of buf.values()) {
         this.release(m);
+        this.pool.giveArray(m.weights);
         this.reject(m.from, 'future', `round ${r} beyond window`);
       }
       this.buffers.delete(r);

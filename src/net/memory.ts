@@ -174,6 +174,7 @@ export function memoryTransport(
     collect(round, expected, deadlineMs, signal, opts): Promise<CollectResult> {
       return inbox.collect(round, expected, deadlineMs, signal, opts);
     },
+    recycle: (weights) => inbox.recycle(weights),
     async publishControl(msg) {
       if (!running) return;
       network.broadcast(self, encodeControl(msg));

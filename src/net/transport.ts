@@ -16,7 +16,10 @@ export interface WeightsMessage {
   readonly from: number;
   readonly round: number;
   readonly codec: Codec;
-  /** The decoded parameter vector (a fresh copy owned by the receiver). */
+  /**
+   * The decoded parameter vector, owned by the receiver (no other frame shares its memory until the
+   * receiver hands it back with Transport.recycle).
+   */
   readonly weights: Float32Array;
   /** Push-sum weight, when the mixing rule uses one (1 otherwise). */
   readonly mass: number;
@@ -126,4 +129,14 @@ export interface Transport {
   ): Promise<CollectResult>;
   /** Publish a small control message to every node (gossipsub on libp2p). */
   publishControl(msg: ControlMessage): Promise<void>;
+  /**
+   * Optional: hand back a received vector (a collected `WeightsMessage.weights`) that nothing reads
+   * any more, so a later frame is decoded into its memory instead of a fresh buffer. That saves a
+   * receiver of large models most of its garbage-collection and page-fault cost per frame (see
+   * net/pool.ts). Only call it once the vector is dead: not while a tensor built on it (tfjs's cpu
+   * backend keeps the array it was given), a checkpoint or a mixing result may still read it.
+   * Returns false, doing nothing, for an array this transport did not hand out or already got
+   * back.
+   */
+  recycle?(weights: Float32Array): boolean;
 }

@@ -30,6 +30,7 @@ import {
   encodeWeights,
   firstNonFinite,
 } from '../gossip/codecs.js';
+import type { BufferPool } from './pool.js';
 
 export const FRAME_MAGIC = 0x54574d46; // 'FMWT' read as little-endian u32
 export const FRAME_VERSION = 1;
@@ -143,16 +144,18 @@ export function encodeFrameParts(
  * Validate and decode one frame; throws WireError naming the first check that failed. The frame
  * may be given as the list of chunks it arrived in (a stream reader's slices): they are fed to a
  * FrameDecoder, which copies the payload once, straight into the buffer that becomes the decoded
- * weights (f32), and validates it there before it is returned.
+ * weights (f32), and validates it there before it is returned. With a `pool` the buffers come from
+ * it (see FrameDecoder).
  */
 export function decodeFrame(
   frame: Uint8Array | readonly Uint8Array[],
   expect: FrameExpectations,
+  pool?: BufferPool,
 ): DecodedFrame {
   const parts: readonly Uint8Array[] = frame instanceof Uint8Array ? [frame] : frame;
   let total = 0;
   for (const p of parts) total += p.length;
-  const d = new FrameDecoder(expect, total);
+  const d = new FrameDecoder(expect, total, pool);
   for (const p of parts) d.push(p);
   return d.finish();
 }
@@ -174,6 +177,10 @@ export interface FrameSink<T> {
  *   const d = new FrameDecoder(expect, frameLength);
  *   for (const chunk of chunks) d.push(chunk);   // never throws for bad bytes
  *   const frame = d.finish();                    // WireError(reason) if invalid
+ *
+ * With a `pool`, the payload buffer (for f32, the weights themselves) and the decoded weights of
+ * the other codecs are taken from it, and whatever the decoder does not return (a rejected frame,
+ * the f16/int8 payload once decoded) goes back to it.
  */
 export class FrameDecoder {
   private readonly head = new Uint8Array(HEADER_BYTES);
@@ -193,6 +200,7 @@ export class FrameDecoder {
   constructor(
     private readonly expect: FrameExpectations,
     private readonly length: number,
+    private readonly pool?: BufferPool,
   ) {
     if (length > expect.maxBytes) {
       this.error = new WireError(
@@ -242,6 +250,23 @@ export class FrameDecoder {
 
   /** The decoded frame, or the WireError of the first failed check. */
   finish(): DecodedFrame {
+    try {
+      return this.decode();
+    } catch (e) {
+      this.recycle();
+      throw e;
+    }
+  }
+
+  /** Hand the payload buffer back to the pool (a rejected frame, or f16/int8 once decoded). */
+  private recycle(): void {
+    if (this.out) this.pool?.give(this.out.buffer);
+    this.out = undefined;
+    this.direct = undefined;
+    this.bits = undefined;
+  }
+
+  private decode(): DecodedFrame {
     if (this.error) throw this.error;
     if (this.received < this.length || !this.out) {
       throw new WireError(
@@ -264,7 +289,22 @@ export class FrameDecoder {
       ? this.nonFinite
       : firstNonFinite(codec, this.out, count, this.expect.layout);
     if (bad >= 0) throw new WireError('non-finite', `element ${bad} is NaN or infinite`);
-    const weights = this.direct ?? decodeWeights(codec, this.out, count, this.expect.layout);
+    let weights = this.direct;
+    if (!weights) {
+      const into = this.pool?.take(4 * count);
+      weights = decodeWeights(
+        codec,
+        this.out,
+        count,
+        this.expect.layout,
+        into && new Float32Array(into.buffer, 0, count),
+      );
+      this.recycle();
+    }
+    // The weights now belong to the caller: never handed back from here.
+    this.out = undefined;
+    this.direct = undefined;
+    this.bits = undefined;
     return {
       round: dv.getUint32(16, true),
       sender: dv.getUint32(20, true),
@@ -331,7 +371,7 @@ export class FrameDecoder {
     this.codec = codec;
     this.count = count;
     // Uninitialized memory is safe here: finish() returns only once every byte was written.
-    const buf = uninitialized(payloadBytes);
+    const buf = this.pool ? this.pool.take(payloadBytes) : uninitialized(payloadBytes);
     if (codec === 'f32' && LITTLE) {
       this.direct = new Float32Array(buf.buffer, buf.byteOffset, count);
       this.bits = new Uint32Array(buf.buffer, buf.byteOffset, count);

@@ -73,6 +73,28 @@ export function runTransportContract(name: string, makeCluster: MakeCluster): vo
       }
     });
 
+    it('decodes a later frame into the memory of a recycled vector, taken back once', async () => {
+      const {
+        transports: [a, b],
+      } = await make(2);
+      assert.ok(b!.recycle, 'the transport takes received vectors back');
+      assert.equal((await a!.send(1, 1, weights(1))).status, 'delivered');
+      const first = (await b!.collect(1, [0], 10_000)).received[0]!.weights;
+      assert.deepEqual(first, weights(1));
+      assert.equal(b!.recycle(first), true);
+      assert.equal(b!.recycle(first), false, 'already handed back');
+      assert.equal(b!.recycle(weights(1)), false, 'not handed out by this transport');
+      assert.equal((await a!.send(1, 2, weights(2))).status, 'delivered');
+      const second = (await b!.collect(2, [0], 10_000)).received[0]!.weights;
+      assert.deepEqual(second, weights(2));
+      assert.equal(second.buffer, first.buffer, 'round 2 arrived in the recycled memory');
+      // Kept, not recycled: never overwritten by a later frame.
+      assert.equal((await a!.send(1, 3, weights(3))).status, 'delivered');
+      const third = (await b!.collect(3, [0], 10_000)).received[0]!.weights;
+      assert.notEqual(third.buffer, second.buffer);
+      assert.deepEqual(second, weights(2));
+    });
+
     it('returns at the deadline with the peers that never sent as missing', async () => {
       const {
         transports: [a, b],

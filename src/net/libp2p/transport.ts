@@ -104,6 +104,7 @@ export interface Libp2pTransport extends Transport {
   connect(peers?: readonly number[], opts?: { signal?: AbortSignal }): Promise<number[]>;
   /** Roster indices of peers with an open connection. */
   connectedPeers(): number[];
+  recycle(weights: Float32Array): boolean;
 }
 
 /** A frame as the parts the stream writes back to back. */
@@ -404,6 +405,10 @@ class Libp2pTransportImpl implements Libp2pTransport {
     opts?: CollectOptions,
   ): Promise<CollectResult> {
     return this.inbox.collect(round, expected, deadlineMs, signal, opts);
+  }
+
+  recycle(weights: Float32Array): boolean {
+    return this.inbox.recycle(weights);
   }
 
   async publishControl(msg: ControlMessage): Promise<void> {
