@@ -191,7 +191,7 @@ export class FrameDecoder {
   /** Payload destination (the weights' own bytes for f32 on little-endian hosts). */
   private out: Uint8Array | undefined;
   private direct: Float32Array | undefined;
-  private bits: Uint32Array | undefined;
+  private bits: Int32Array | undefined;
   private written = 0;
   private crc = 0;
   private scanned = 0;
@@ -374,7 +374,7 @@ export class FrameDecoder {
     const buf = this.pool ? this.pool.take(payloadBytes) : uninitialized(payloadBytes);
     if (codec === 'f32' && LITTLE) {
       this.direct = new Float32Array(buf.buffer, buf.byteOffset, count);
-      this.bits = new Uint32Array(buf.buffer, buf.byteOffset, count);
+      this.bits = new Int32Array(buf.buffer, buf.byteOffset, count);
     }
     this.out = buf;
     return undefined;
@@ -384,9 +384,20 @@ export class FrameDecoder {
 /**
  * First index in [from, to) of a float32 (as its bits) that is NaN or +-Infinity (exponent bits
  * all ones), or -1. A plain function: V8 optimizes this loop far better than one on `this` fields.
+ * Four at a time without a branch each: (bits & 0x7f800000) + 0x800000 reaches 2^31, the sign bit
+ * of the OR, only for an all-ones exponent (~2x faster than testing each value on its own).
  */
-function scanNonFinite(bits: Uint32Array, from: number, to: number): number {
-  for (let i = from; i < to; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return i;
+function scanNonFinite(bits: Int32Array, from: number, to: number): number {
+  let i = from;
+  for (; i + 4 <= to; i += 4) {
+    const any =
+      ((bits[i]! & 0x7f800000) + 0x800000) |
+      ((bits[i + 1]! & 0x7f800000) + 0x800000) |
+      ((bits[i + 2]! & 0x7f800000) + 0x800000) |
+      ((bits[i + 3]! & 0x7f800000) + 0x800000);
+    if (any < 0) break;
+  }
+  for (; i < to; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return i;
   return -1;
 }
 

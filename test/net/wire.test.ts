@@ -24,6 +24,8 @@ const expect = {
 };
 const frame = (round = 1, sender = 1, w = weights(1)) =>
   encodeFrame({ runId: RUN_ID, round, sender, signature: SIGNATURE, mass: 0.25 }, w, 'f16', LAYOUT);
+const frameOf = (w: Float32Array) =>
+  encodeFrame({ runId: RUN_ID, round: 1, sender: 1, signature: SIGNATURE }, w, 'f32', LAYOUT);
 const reason = (bytes: Uint8Array) => {
   try {
     decodeFrame(bytes, expect);
@@ -133,6 +135,42 @@ describe('wire frames', () => {
         (e: unknown) => e instanceof WireError && e.reason === 'non-finite',
       );
     }
+  });
+
+  it('names the first non-finite f32 element wherever it sits and however the frame is cut', () => {
+    const rng = Rng.from(5, 'wire-non-finite');
+    const spots = [0, 1, 2, 3, 4, 5, 7, 8, 501, SIZE - 5, SIZE - 4, SIZE - 3, SIZE - 2, SIZE - 1];
+    const bad = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+    for (const [k, at] of spots.entries()) {
+      const w = weights(11);
+      w[at] = bad[k % bad.length]!;
+      // A second bad value further on must not hide the first.
+      if (at + 2 < SIZE) w[at + 2] = Number.NaN;
+      const bytes = encodeFrame(
+        { runId: RUN_ID, round: 1, sender: 1, signature: SIGNATURE },
+        w,
+        'f32',
+        LAYOUT,
+      );
+      const d = new FrameDecoder(expect, bytes.length);
+      for (let off = 0; off < bytes.length; ) {
+        const n = 1 + rng.int(k % 2 ? 13 : 1500);
+        d.push(bytes.subarray(off, off + n));
+        off += n;
+      }
+      assert.throws(
+        () => d.finish(),
+        (e: unknown) =>
+          e instanceof WireError &&
+          e.reason === 'non-finite' &&
+          e.message.includes(`element ${at} `),
+        `bad value at ${at}`,
+      );
+    }
+    // The largest finite magnitudes and subnormals pass.
+    const edge = weights(12);
+    edge.set([3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, 0, -0], 10);
+    assert.deepEqual(decodeFrame(frameOf(edge), expect).weights, edge);
   });
 
   it('sends an f32 payload as a view of the weights and a separate header', () => {
