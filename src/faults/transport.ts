@@ -78,5 +78,7 @@ export function faultyTransport(inner: Transport, init: FaultyTransportInit): Tr
     send,
     collect,
     publishControl: (msg) => inner.publishControl(msg),
+    // Received vectors go back to the transport that decoded them.
+    ...(inner.recycle && { recycle: (weights: Float32Array) => inner.recycle?.(weights) ?? false }),
   };
 }
