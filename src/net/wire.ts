@@ -21,6 +21,8 @@
  */
 import { endianness } from 'node:os';
 import * as zlib from 'node:zlib';
+import { equals } from 'uint8arrays/equals';
+import { fromString } from 'uint8arrays/from-string';
 import { ConfigError, WireError } from '../errors.js';
 import {
   type Codec,
@@ -448,14 +450,11 @@ export function signatureBytes(signature: string): Uint8Array {
   if (!SIGNATURE_RE.test(signature)) {
     throw new ConfigError('signature', 'must be 16 hexadecimal characters', signature);
   }
-  const out = new Uint8Array(8);
-  for (let i = 0; i < 8; i++) out[i] = Number.parseInt(signature.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  return fromString(signature.toLowerCase(), 'base16');
 }
 
 function sameBytes(bytes: Uint8Array, offset: number, want: Uint8Array): boolean {
-  for (let i = 0; i < want.length; i++) if (bytes[offset + i] !== want[i]) return false;
-  return true;
+  return equals(bytes.subarray(offset, offset + want.length), want);
 }
 
 function checkU32(field: string, v: number): number {

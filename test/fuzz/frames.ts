@@ -117,6 +117,9 @@ export interface FuzzFrame {
 }
 
 /** Unsigned LEB128, the length prefix it-length-prefixed uses. */
+/** The varint length prefix of an `n`-byte frame, as bytes (what it-length-prefixed writes). */
+export const lengthPrefix = (n: number): Uint8Array => Uint8Array.from(varint(n));
+
 export function varint(n: number): number[] {
   const out: number[] = [];
   while (n >= 0x80) {

@@ -11,10 +11,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Rng } from '../../src/compute/rng.js';
 import type { RejectReason } from '../../src/errors.js';
-import { lengthPrefix } from '../../src/net/libp2p/framing.js';
 import { MAX_CONSECUTIVE_REJECTS } from '../../src/net/libp2p/receiver.js';
 import { until } from '../net/helpers.js';
-import { type FuzzFrame, frameFuzzer, receiverView, referenceDecode } from './frames.js';
+import {
+  type FuzzFrame,
+  frameFuzzer,
+  lengthPrefix,
+  receiverView,
+  referenceDecode,
+} from './frames.js';
 import {
   ATTACKER,
   type LiveNode,

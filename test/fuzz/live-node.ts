@@ -26,7 +26,7 @@ import { initBackend } from '../../src/compute/backend.js';
 import { parseExperiment } from '../../src/config/index.js';
 import type { Codec } from '../../src/gossip/codecs.js';
 import { type Model, readFlat } from '../../src/learn/index.js';
-import { ByteQueue, lengthPrefix, readFrames } from '../../src/net/libp2p/framing.js';
+import { ByteQueue, readFrames } from '../../src/net/libp2p/framing.js';
 import {
   createHost,
   type Host,
@@ -46,7 +46,7 @@ import { buildNode, prepareRun, type RunContext } from '../../src/node/build.js'
 import { NodeCounters, type RoundRecord } from '../../src/node/metrics.js';
 import type { NodeResult } from '../../src/node/runtime.js';
 import { sendRawFrame } from '../net/helpers.js';
-import type { FrameSpec } from './frames.js';
+import { type FrameSpec, lengthPrefix } from './frames.js';
 
 export const VICTIM = 0;
 export const ATTACKER = 1;

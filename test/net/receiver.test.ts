@@ -9,7 +9,6 @@ import { describe, it } from 'node:test';
 import { Uint8ArrayList } from 'uint8arraylist';
 import { ConfigError } from '../../src/errors.js';
 import { Inbox } from '../../src/net/inbox.js';
-import { lengthPrefix } from '../../src/net/libp2p/framing.js';
 import {
   checkLimit,
   type ReceiveLimits,
@@ -18,6 +17,7 @@ import {
 } from '../../src/net/libp2p/receiver.js';
 import { countingMetrics } from '../../src/net/metrics.js';
 import { encodeFrame, maxFrameSize } from '../../src/net/wire.js';
+import { lengthPrefix } from '../fuzz/frames.js';
 import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
 
 const expect = {

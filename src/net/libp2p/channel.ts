@@ -14,7 +14,9 @@
  * send opens a fresh stream: receipts can never be matched to the wrong frame.
  */
 import type { Stream } from '@libp2p/interface';
-import { ByteQueue, lengthPrefix } from './framing.js';
+import * as lp from 'it-length-prefixed';
+import { Uint8ArrayList } from 'uint8arraylist';
+import { ByteQueue } from './framing.js';
 
 export class OutboundChannel {
   private readonly queue = new ByteQueue();
@@ -58,11 +60,14 @@ export class OutboundChannel {
         signal.removeEventListener('abort', onAbort);
         resolve(code);
       });
-      // A frame given as parts (header, payload) is written as they are: never joined here.
+      // it-length-prefixed adds the varint length prefix; a frame given as parts (header,
+      // payload) is written as they are: never joined here.
       const parts = frame instanceof Uint8Array ? [frame] : frame;
-      let length = 0;
-      for (const p of parts) length += p.length;
-      const chunks = [lengthPrefix(length), ...parts];
+      const chunks = [
+        ...lp.encode.single(new Uint8ArrayList(...parts), {
+          maxDataLength: Number.MAX_SAFE_INTEGER,
+        }),
+      ];
       if (onWritten) this.queue.pushThen(chunks, onWritten);
       else this.queue.push(...chunks);
     });

@@ -9,23 +9,11 @@
  *
  *   for await (const verdict of readFrames(source, { maxBytes }, (len) => inbox.frameSink(from, len))) ...
  *   for await (const parts of readFrames(stream.source, { maxBytes, frameTimeoutMs, onTimeout })) ...
- *   const q = new ByteQueue();  void stream.sink(q);  q.push(lengthPrefix(frame.length), frame);
+ *   const q = new ByteQueue();  void stream.sink(q);  q.push(...lp.encode.single(frame));
  */
 import type { Uint8ArrayList } from 'uint8arraylist';
 import { WireError } from '../../errors.js';
 import type { FrameSink } from '../wire.js';
-
-/** Unsigned LEB128 encoding of `n` (the frame's length prefix). */
-export function lengthPrefix(n: number): Uint8Array {
-  const out: number[] = [];
-  let v = n;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Uint8Array.from(out);
-}
 
 /** A varint prefix longer than this cannot describe a frame we would accept (<= 2^35). */
 const MAX_PREFIX_BYTES = 5;
