@@ -130,6 +130,8 @@ export async function run(args: string[]): Promise<void> {
           cpuMs: number;
           writeMs: number;
           answerMs: number;
+          gcMs: number;
+          majorGcs: number;
         };
         const got = (await collecting) as {
           frames: number;
@@ -152,7 +154,9 @@ export async function run(args: string[]): Promise<void> {
           // CPU time (user + system) per frame: less sensitive to machine load than wall rates.
           senderCpuMsPerFrame: round(out.cpuMs / Math.max(1, out.frames)),
           receiverCpuMsPerFrame: round(got.cpuMs / Math.max(1, got.frames)),
-          // The receiver's GC pauses per frame, and its full (mark-compact) collections in all.
+          // GC pauses per frame, and full (mark-compact) collections in all, on either side.
+          senderGcMsPerFrame: round(out.gcMs / Math.max(1, out.frames)),
+          senderMajorGcs: out.majorGcs,
           receiverGcMsPerFrame: round(got.gcMs / Math.max(1, got.frames)),
           receiverMajorGcs: got.majorGcs,
           // Wall time per frame from send() to the frame handed to the stream, then to the receipt.
@@ -380,6 +384,7 @@ async function child(role: string): Promise<void> {
       const end = Date.now() + (m.seconds as number) * 1000;
       const t0 = performance.now();
       const cpu0 = process.cpuUsage();
+      const gc = watchGc();
       let frames = 0;
       let wireBytes = 0;
       let failed = 0;
@@ -403,8 +408,9 @@ async function child(role: string): Promise<void> {
       }
       const elapsed = (performance.now() - t0) / 1000;
       const cpuMs = cpuSince(cpu0);
+      const gcs = gc.stop();
       await transport!.send(1, 0xfffffff0, w); // tells the receiver to stop collecting
-      return { frames, wireBytes, elapsed, failed, cpuMs, writeMs, answerMs };
+      return { frames, wireBytes, elapsed, failed, cpuMs, writeMs, answerMs, ...gcs };
     },
     'p2p-collect': async (m) => {
       let frames = 0;

@@ -17,7 +17,11 @@ import { Uint8ArrayList } from 'uint8arraylist';
 import { Rng } from '../../src/compute/rng.js';
 import type { Host } from '../../src/net/libp2p/host.js';
 import { loadOrCreateIdentity } from '../../src/net/libp2p/host.js';
-import { openMessages, sealMessages } from '../../src/net/libp2p/noise-streams.js';
+import {
+  openMessages,
+  SealedBufferRing,
+  sealMessages,
+} from '../../src/net/libp2p/noise-streams.js';
 import { libp2pTransport } from '../../src/net/libp2p/transport.js';
 import { encodeFrame } from '../../src/net/wire.js';
 import { RUN_ID, SIGNATURE, sendRawFrame, weights } from './helpers.js';
@@ -82,6 +86,71 @@ describe('noise transport streams', () => {
       for (const o of out) got.append(o);
       assert.deepEqual(got.subarray(), text, `cut ${cut}`);
     }
+  });
+
+  it('reuse a join buffer only after 2 MiB more were handed on, and keep every byte intact', async () => {
+    // A consumer that keeps every buffer it was given, as the socket does until it has written
+    // them: a buffer's bytes must not change while fewer than REUSE_AFTER_BYTES followed it.
+    const rng = Rng.from(12, 'noise-streams-ring');
+    // Odd sizes first (they fragment the slabs), then what a 6.4 MB frame makes of yamux's 1 MiB
+    // data frames: six of 1 MiB, the rest, and a few small ones (window updates, receipts).
+    const odd = [1 << 20, 300_000, 5, 1 << 20, 40_000, 1 << 20, 1 << 20, 70_000];
+    const frame = [1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 108_000, 12, 30];
+    const sizes = [...odd, ...frame, ...frame, ...frame, ...frame];
+    const chunks = sizes.map((size) => {
+      const c = new Uint8Array(size);
+      for (let j = 0; j < c.length; j += 997) c[j] = rng.int(256);
+      return c;
+    });
+    const held: { buf: Uint8Array; copy: Uint8Array; end: number }[] = [];
+    const plain = new Uint8ArrayList();
+    let total = 0;
+    for await (const buf of sealMessages(session)(
+      (async function* () {
+        yield* chunks;
+      })(),
+    )) {
+      // Everything handed on at least REUSE_AFTER_BYTES ago may be rewritten; the rest must not be.
+      for (const h of held) {
+        if (total - h.end < SealedBufferRing.REUSE_AFTER_BYTES) {
+          assert.equal(Buffer.compare(h.buf, h.copy), 0, 'a buffer was rewritten while in flight');
+        }
+      }
+      total += buf.length;
+      held.push({ buf, copy: Uint8Array.from(buf), end: total });
+      const opened = await collect(
+        openMessages(session)(
+          (async function* () {
+            yield Uint8Array.from(buf);
+          })(),
+        ),
+      );
+      for (const o of opened) plain.append(o);
+    }
+    // (Buffer#slice is a view: copies are made with Uint8Array.from.)
+    const got = plain.subarray();
+    const want = new Uint8ArrayList(...chunks).subarray();
+    assert.deepEqual(got, want);
+    // Warm: the frames' big joins shared the ring's slabs instead of getting buffers of their own.
+    const warm = held.slice(odd.length + frame.length).filter((h) => h.buf.length > 16 * 1024);
+    const buffers = new Set(warm.map((h) => h.buf.buffer));
+    assert.ok(buffers.size <= 4, `${buffers.size} distinct join buffers`);
+  });
+
+  it('a ring without a free slab hands out fresh buffers', () => {
+    const ring = new SealedBufferRing(2);
+    const a = ring.take(1 << 20);
+    ring.handedOn(1 << 20);
+    const b = ring.take(1 << 20);
+    ring.handedOn(1 << 20);
+    // Only 1 MiB followed a: it is not free, and the ring is full, so c is a buffer of its own.
+    const c = ring.take(1 << 20);
+    assert.notEqual(c.buffer, a.buffer);
+    assert.notEqual(c.buffer, b.buffer);
+    ring.handedOn(1 << 20);
+    // Now 2 MiB followed a: its slab comes back.
+    assert.equal(ring.take(1 << 20).buffer, a.buffer);
+    assert.equal(ring.size, 2);
   });
 
   it('refuses a message too short to hold a tag', async () => {
