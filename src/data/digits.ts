@@ -14,6 +14,9 @@ import { packagePath } from '../paths.js';
 import { stratifiedSplit, subset } from './subset.js';
 import type { Dataset, DatasetSplit } from './types.js';
 
+/** Sample shape of the digits images (8x8 grey). */
+export const DIGITS_SHAPE = [8, 8, 1] as const;
+
 export const DIGITS_COUNT = 1797;
 const PIXELS = 64;
 const MAX_VALUE = 16;
@@ -42,7 +45,7 @@ export function parseDigitsCsv(text: string, source = 'digits.csv'): Dataset {
       else y[r] = v;
     }
   }
-  return { x, y, count: lines.length, shape: [8, 8, 1], classes: 10 };
+  return { x, y, count: lines.length, shape: [...DIGITS_SHAPE], classes: 10 };
 }
 
 /** Fraction of each class that goes to the test set. */

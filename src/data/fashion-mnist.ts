@@ -23,6 +23,9 @@ export const FASHION_MNIST_FILES = {
   testLabels: 't10k-labels-idx1-ubyte',
 } as const;
 
+/** Sample shape of Fashion-MNIST images (28x28 grey). */
+export const FASHION_MNIST_SHAPE = [28, 28, 1] as const;
+
 /** Where Zalando Research publishes the files (used by `flatmesh data fetch fashion-mnist`). */
 export const FASHION_MNIST_URL = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
 
@@ -68,7 +71,7 @@ function readPart(
     const src = img.data.subarray(i * d, (i + 1) * d);
     for (let j = 0; j < d; j++) x[r * d + j] = src[j]! / 255;
   }
-  return { x, y, count: take.length, shape: [28, 28, 1], classes: 10 };
+  return { x, y, count: take.length, shape: [...FASHION_MNIST_SHAPE], classes: 10 };
 }
 
 export function loadFashionMnist(

@@ -19,7 +19,7 @@ export { candidateDirs, DEBIAN_FASHION_MNIST_DIR, dataDir } from './data-dir.js'
 export { loadDigits } from './digits.js';
 export type { FetchProgress, ProgressFn } from './download.js';
 export { fetchFashionMnist, findFashionMnistDir, loadFashionMnist } from './fashion-mnist.js';
-export { type LoadOptions, loadDataset, parseDatasetSpec } from './load.js';
+export { datasetShape, type LoadOptions, loadDataset, parseDatasetSpec } from './load.js';
 export { type ChannelStats, channelStats, standardize } from './normalize.js';
 export { formatPartitionSpec, parsePartitionSpec, partitionDataset } from './partition.js';
 export { readShardFile, writeShardFile } from './shard-file.js';

@@ -6,10 +6,10 @@
  *   const split = await loadDataset({ name: 'fashion-mnist', limit: 6000 }, { seed: 0 });
  */
 import { ConfigError } from '../errors.js';
-import { loadCifar10 } from './cifar10.js';
-import { loadDigits } from './digits.js';
-import { loadFashionMnist } from './fashion-mnist.js';
-import { generateSynthetic } from './synthetic.js';
+import { CIFAR10_SHAPE, loadCifar10 } from './cifar10.js';
+import { DIGITS_SHAPE, loadDigits } from './digits.js';
+import { FASHION_MNIST_SHAPE, loadFashionMnist } from './fashion-mnist.js';
+import { generateSynthetic, SYNTHETIC_DEFAULTS } from './synthetic.js';
 import type { DatasetSpec, DatasetSplit } from './types.js';
 
 export interface LoadOptions {
@@ -17,6 +17,26 @@ export interface LoadOptions {
   dataDir?: string;
   /** Run seed; default 0. */
   seed?: number;
+}
+
+/**
+ * A data set's sample shape and class count, known without loading it: a launcher derives the
+ * model layout from it while the data set is still being decoded.
+ */
+export function datasetShape(spec: DatasetSpec): { shape: number[]; classes: number } {
+  switch (spec.name) {
+    case 'digits':
+      return { shape: [...DIGITS_SHAPE], classes: 10 };
+    case 'synthetic':
+      return {
+        shape: [spec.dim ?? SYNTHETIC_DEFAULTS.dim],
+        classes: spec.classes ?? SYNTHETIC_DEFAULTS.classes,
+      };
+    case 'fashion-mnist':
+      return { shape: [...FASHION_MNIST_SHAPE], classes: 10 };
+    case 'cifar10':
+      return { shape: [...CIFAR10_SHAPE], classes: 10 };
+  }
 }
 
 export async function loadDataset(

@@ -146,17 +146,21 @@ export interface PrepareOptions {
 export const shardFile = (dir: string, node: number) => join(dir, `train-${node}.fmsh`);
 export const testShardFile = (dir: string) => join(dir, 'test.fmsh');
 
-/** Write every node's training shard and the test set, for node processes to read (`shards`). */
-export function writeRunShards(
+/**
+ * Write every node's training shard and the test set, for node processes to read (`shards`). It
+ * yields to the event loop between files, so a launcher keeps answering its nodes meanwhile.
+ */
+export async function writeRunShards(
   ctx: Pick<RunContext, 'data' | 'partition' | 'graph' | 'plan' | 'signature' | 'size' | 'layout'>,
   dir: string,
-): void {
+): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const { graph, plan, signature, size, layout } = ctx;
   writeDerived(dir, { graph, plan, signature, size, layout });
-  ctx.partition.forEach((idx, node) =>
-    writeShardFile(shardFile(dir, node), subset(ctx.data.train, idx)),
-  );
+  for (const [node, idx] of ctx.partition.entries()) {
+    writeShardFile(shardFile(dir, node), subset(ctx.data.train, idx));
+    await new Promise((r) => setImmediate(r));
+  }
   writeShardFile(testShardFile(dir), ctx.data.test);
 }
 
@@ -243,9 +247,9 @@ export async function prepareRun(
 }
 
 /** What a run derives from its experiment beyond the data: the same on every node. */
-type Derived = Pick<RunContext, 'graph' | 'plan' | 'signature' | 'size' | 'layout'>;
+export type Derived = Pick<RunContext, 'graph' | 'plan' | 'signature' | 'size' | 'layout'>;
 
-function deriveRun(cfg: Experiment, train: Dataset): Derived {
+export function deriveRun(cfg: Experiment, train: Pick<Dataset, 'shape' | 'classes'>): Derived {
   const graph = resolveGraph(cfg.topology.graph, cfg.nodes, cfg.run.seed);
   const basePlan =
     cfg.topology.sampler === 'vanilla'
@@ -273,14 +277,15 @@ function deriveRun(cfg: Experiment, train: Dataset): Derived {
  */
 const derivedFile = (dir: string) => join(dir, 'derived.json');
 
-function writeDerived(dir: string, d: Derived): void {
+export function writeDerived(dir: string, d: Derived): void {
+  mkdirSync(dir, { recursive: true });
   const file = derivedFile(dir);
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(d));
   renameSync(tmp, file);
 }
 
-function readDerived(dir: string): Derived {
+export function readDerived(dir: string): Derived {
   const file = derivedFile(dir);
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as Derived;

@@ -16,7 +16,13 @@ import { ConfigError } from '../errors.js';
 import { faultyTransport } from '../faults/transport.js';
 import { loadOrCreateIdentity, parseRoster, type Roster } from '../net/libp2p/host.js';
 import { type Libp2pTransport, libp2pTransport } from '../net/libp2p/transport.js';
-import { buildNode, prepareRun } from '../node/build.js';
+import {
+  buildNode,
+  type Derived,
+  prepareRun,
+  type RunContext,
+  readDerived,
+} from '../node/build.js';
 import { fanout, jsonlSink, NodeCounters } from '../node/metrics.js';
 import type { NodeRuntime } from '../node/runtime.js';
 import { type ChildMessage, isParentMessage } from './ipc.js';
@@ -59,13 +65,13 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   };
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
   mark('backend ready');
-  // Under a launcher the shards may still be being written: ask, and wait for the answer.
-  if (opts.shards && process.send) await shardsReady(id, stop.signal);
-  if (stop.signal.aborted) return 130;
-  const ctx = await prepareRun(cfg, runId, {
-    only: id,
-    ...(opts.shards && { shards: opts.shards }),
-  });
+  // Under a launcher, the run's plan and model layout are written before the node starts and the
+  // shards later: the node sets up its host and connections first, and reads its shard last.
+  const launched = opts.shards !== undefined && process.send !== undefined;
+  let ctx: RunContext | undefined = opts.shards
+    ? undefined
+    : await prepareRun(cfg, runId, { only: id });
+  const derived: Derived = opts.shards ? readDerived(opts.shards) : ctx!;
   const identity = await loadOrCreateIdentity(dir);
   const fileRoster = opts.roster
     ? parseRoster(JSON.parse(readFileSync(opts.roster, 'utf8')))
@@ -86,9 +92,9 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   const inner = libp2pTransport({
     self: id,
     runId,
-    signature: ctx.signature,
-    size: ctx.size,
-    layout: ctx.layout,
+    signature: derived.signature,
+    size: derived.size,
+    layout: derived.layout,
     codec: cfg.gossip.codec,
     privateKey: identity.privateKey,
     listen: [listen],
@@ -99,7 +105,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     ...(opts.log && { log: opts.log }),
   });
   await inner.start();
-  mark('data ready, host listening');
+  mark('host listening');
   try {
     let roster = fileRoster;
     if (!roster) {
@@ -110,6 +116,14 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       mark('roster received');
     }
     if (stop.signal.aborted) return 130;
+    // Connect to the base graph's neighbours up front so round 0 does not pay for connection setup.
+    const peers = derived.graph.edges.flatMap(([a, b]) => (a === id ? [b] : b === id ? [a] : []));
+    await connectNeighbours(inner, id, peers, stop.signal);
+    mark('neighbours dialled');
+    if (launched) await shardsReady(id, stop.signal);
+    if (stop.signal.aborted) return 130;
+    ctx ??= await prepareRun(cfg, runId, { only: id, ...(opts.shards && { shards: opts.shards }) });
+    mark('data ready');
     const transport = faultyTransport(inner, {
       plan: ctx.faults,
       mode: cfg.faults.loss.mode,
@@ -130,10 +144,6 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       ...(opts.log && { log: opts.log }),
     });
     runtime = node.runtime;
-    // Connect to the base graph's neighbours up front so round 0 does not pay for connection setup.
-    const peers = ctx.graph.edges.flatMap(([a, b]) => (a === id ? [b] : b === id ? [a] : []));
-    await connectNeighbours(inner, id, peers, stop.signal);
-    mark('neighbours dialled');
     send({ type: 'started', id });
     const r = await node.runtime.run(stop.signal);
     send({
@@ -188,7 +198,7 @@ async function connectNeighbours(
   await Promise.all([dial(peers.filter((p) => p > id)), waitForLower()]);
 }
 
-/** Resolves when the launcher says the shards are written, or when the node is stopped. */
+/** Asks the launcher for the shards; resolves when it says they are written, or on stop. */
 function shardsReady(id: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const onMsg = (m: unknown) => {

@@ -27,7 +27,7 @@ describe('prepared runs (launcher shards)', () => {
     await initBackend({ prefer: 'cpu' });
     const dir = mkdtempSync(join(tmpdir(), 'flatmesh-prepared-'));
     const full = await prepareRun(cfg, 'r');
-    writeRunShards(full, dir);
+    await writeRunShards(full, dir);
     for (const id of [0, 3]) {
       const node = await prepareRun(cfg, 'r', { only: id, shards: dir });
       const alone = await prepareRun(cfg, 'r', { only: id });
@@ -46,7 +46,7 @@ describe('prepared runs (launcher shards)', () => {
 
   it('reads the test set only when it is first used', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flatmesh-prepared-lazy-'));
-    writeRunShards(await prepareRun(cfg, 'r'), dir);
+    await writeRunShards(await prepareRun(cfg, 'r'), dir);
     const node = await prepareRun(cfg, 'r', { only: 1, shards: dir });
     // Replaced after start-up: the node must read the file as it is at its first evaluation.
     rmSync(testShardFile(dir));
