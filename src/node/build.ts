@@ -141,22 +141,23 @@ export interface PrepareOptions {
   shards?: string;
   /** The simulator emulates crashes (see FaultPlan). */
   emulateCrashes?: boolean;
+  /** Plan and layout already derived (by a launcher, before loading the data): not derived again. */
+  derived?: Derived;
 }
 
 export const shardFile = (dir: string, node: number) => join(dir, `train-${node}.fmsh`);
 export const testShardFile = (dir: string) => join(dir, 'test.fmsh');
 
 /**
- * Write every node's training shard and the test set, for node processes to read (`shards`). It
- * yields to the event loop between files, so a launcher keeps answering its nodes meanwhile.
+ * Write every node's training shard and the test set, for node processes to read (`shards`, with
+ * the plan and layout of `writeDerived`). It yields to the event loop between files, so a
+ * launcher keeps answering its nodes meanwhile.
  */
 export async function writeRunShards(
-  ctx: Pick<RunContext, 'data' | 'partition' | 'graph' | 'plan' | 'signature' | 'size' | 'layout'>,
+  ctx: Pick<RunContext, 'data' | 'partition'>,
   dir: string,
 ): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  const { graph, plan, signature, size, layout } = ctx;
-  writeDerived(dir, { graph, plan, signature, size, layout });
   for (const [node, idx] of ctx.partition.entries()) {
     writeShardFile(shardFile(dir, node), subset(ctx.data.train, idx));
     await new Promise((r) => setImmediate(r));
@@ -228,9 +229,10 @@ export async function prepareRun(
       : full;
   };
   const derived =
-    opts.shards !== undefined && opts.only !== undefined
+    opts.derived ??
+    (opts.shards !== undefined && opts.only !== undefined
       ? readDerived(opts.shards)
-      : deriveRun(cfg, data.train);
+      : deriveRun(cfg, data.train));
   return {
     cfg,
     runId,
@@ -281,7 +283,9 @@ export function writeDerived(dir: string, d: Derived): void {
   mkdirSync(dir, { recursive: true });
   const file = derivedFile(dir);
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(d));
+  // Only these fields: `d` may be a whole RunContext, data included.
+  const { graph, plan, signature, size, layout } = d;
+  writeFileSync(tmp, JSON.stringify({ graph, plan, signature, size, layout }));
   renameSync(tmp, file);
 }
 

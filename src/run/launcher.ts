@@ -291,10 +291,11 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   // of the CPU for it). With them a node starts its host, joins the roster and connects while the
   // data set is decoded and partitioned here, once, and it asks for its shard only then.
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
-  writeDerived(shardDir, deriveRun(runCfg, datasetShape(datasetSpec(runCfg))));
+  const derived = deriveRun(runCfg, datasetShape(datasetSpec(runCfg)));
+  writeDerived(shardDir, derived);
   let ctx: RunContext | undefined;
   const shardsWritten = (async () => {
-    ctx = await prepareRun(runCfg, runId);
+    ctx = await prepareRun(runCfg, runId, { derived });
     await writeRunShards(ctx, shardDir);
   })();
   shardsWritten.catch((e: unknown) => {

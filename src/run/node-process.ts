@@ -14,7 +14,7 @@ import { initBackend } from '../compute/backend.js';
 import type { Experiment } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { faultyTransport } from '../faults/transport.js';
-import { loadOrCreateIdentity, parseRoster, type Roster } from '../net/libp2p/host.js';
+import { loadOrCreateIdentity, parseRoster } from '../net/libp2p/host.js';
 import { type Libp2pTransport, libp2pTransport } from '../net/libp2p/transport.js';
 import {
   buildNode,
@@ -25,7 +25,7 @@ import {
 } from '../node/build.js';
 import { fanout, jsonlSink, NodeCounters } from '../node/metrics.js';
 import type { NodeRuntime } from '../node/runtime.js';
-import { type ChildMessage, isParentMessage } from './ipc.js';
+import { type ChildMessage, isParentMessage, type ParentMessage } from './ipc.js';
 
 export interface NodeProcessOptions {
   cfg: Experiment;
@@ -68,10 +68,13 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   // Under a launcher, the run's plan and model layout are written before the node starts and the
   // shards later: the node sets up its host and connections first, and reads its shard last.
   const launched = opts.shards !== undefined && process.send !== undefined;
-  let ctx: RunContext | undefined = opts.shards
-    ? undefined
-    : await prepareRun(cfg, runId, { only: id });
-  const derived: Derived = opts.shards ? readDerived(opts.shards) : ctx!;
+  let ctx: RunContext | undefined;
+  let derived: Derived;
+  if (opts.shards) derived = readDerived(opts.shards);
+  else {
+    ctx = await prepareRun(cfg, runId, { only: id });
+    derived = ctx;
+  }
   const identity = await loadOrCreateIdentity(dir);
   const fileRoster = opts.roster
     ? parseRoster(JSON.parse(readFileSync(opts.roster, 'utf8')))
@@ -109,9 +112,11 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   try {
     let roster = fileRoster;
     if (!roster) {
-      const got = waitForRoster(stop.signal);
+      const got = fromParent('roster', stop.signal);
       send({ type: 'listening', id, peerId: inner.peerId, addrs: inner.addresses() });
-      roster = await got;
+      const m = await got;
+      if (!m) return 130;
+      roster = parseRoster(m.roster);
       await inner.setRoster(roster);
       mark('roster received');
     }
@@ -120,8 +125,11 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     const peers = derived.graph.edges.flatMap(([a, b]) => (a === id ? [b] : b === id ? [a] : []));
     await connectNeighbours(inner, id, peers, stop.signal);
     mark('neighbours dialled');
-    if (launched) await shardsReady(id, stop.signal);
-    if (stop.signal.aborted) return 130;
+    if (launched) {
+      const got = fromParent('shards-ready', stop.signal);
+      send({ type: 'shards-wanted', id });
+      if (!(await got)) return 130;
+    }
     ctx ??= await prepareRun(cfg, runId, { only: id, ...(opts.shards && { shards: opts.shards }) });
     mark('data ready');
     const transport = faultyTransport(inner, {
@@ -198,34 +206,26 @@ async function connectNeighbours(
   await Promise.all([dial(peers.filter((p) => p > id)), waitForLower()]);
 }
 
-/** Asks the launcher for the shards; resolves when it says they are written, or on stop. */
-function shardsReady(id: number, signal: AbortSignal): Promise<void> {
+/**
+ * The launcher's next message of type `type`, or undefined once the node is stopped. Listen before
+ * sending the message it answers: a reply to nobody is lost.
+ */
+function fromParent<T extends ParentMessage['type']>(
+  type: T,
+  signal: AbortSignal,
+): Promise<Extract<ParentMessage, { type: T }> | undefined> {
   return new Promise((resolve) => {
-    const onMsg = (m: unknown) => {
-      if (isParentMessage(m) && m.type === 'shards-ready') {
-        process.off('message', onMsg);
-        resolve();
-      }
+    const done = (m: Extract<ParentMessage, { type: T }> | undefined) => {
+      process.off('message', onMsg);
+      signal.removeEventListener('abort', onAbort);
+      resolve(m);
     };
-    process.on('message', onMsg);
-    signal.addEventListener('abort', () => resolve(), { once: true });
-    process.send?.({ type: 'shards-wanted', id } satisfies ChildMessage);
-  });
-}
-
-function waitForRoster(signal: AbortSignal): Promise<Roster> {
-  return new Promise((resolve, reject) => {
     const onMsg = (m: unknown) => {
-      if (isParentMessage(m) && m.type === 'roster') {
-        process.off('message', onMsg);
-        try {
-          resolve(parseRoster(m.roster));
-        } catch (e) {
-          reject(e);
-        }
-      }
+      if (isParentMessage(m) && m.type === type) done(m as Extract<ParentMessage, { type: T }>);
     };
+    const onAbort = () => done(undefined);
+    if (signal.aborted) return resolve(undefined);
     process.on('message', onMsg);
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -12,9 +12,9 @@ import { Rng } from '../../src/compute/rng.js';
 import { WireError } from '../../src/errors.js';
 import { CODECS } from '../../src/gossip/codecs.js';
 import { ByteQueue, readFrames } from '../../src/net/libp2p/framing.js';
-import { decodeFrame, encodeFrame, HEADER_BYTES, maxFrameSize } from '../../src/net/wire.js';
+import { decodeFrame, encodeFrame, HEADER_BYTES } from '../../src/net/wire.js';
 import { lengthPrefix } from '../fuzz/frames.js';
-import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
+import { EXPECT as expect, LAYOUT, RUN_ID, SIGNATURE, weights } from './helpers.js';
 
 const concat = (parts: readonly Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -58,14 +58,6 @@ async function framingError(chunks: readonly Uint8Array[], maxBytes = 1 << 20) {
   }
   return 'ok';
 }
-
-const expect = {
-  runId: RUN_ID,
-  signature: SIGNATURE,
-  size: SIZE,
-  layout: LAYOUT,
-  maxBytes: maxFrameSize(SIZE, LAYOUT),
-};
 
 describe('stream framing', () => {
   it('reads the unsigned LEB128 length prefix senders write with it-length-prefixed', () => {

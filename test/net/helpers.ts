@@ -9,11 +9,21 @@ import * as lp from 'it-length-prefixed';
 import { Rng } from '../../src/compute/rng.js';
 import type { Host } from '../../src/net/libp2p/host.js';
 import { WEIGHTS_PROTOCOL } from '../../src/net/libp2p/transport.js';
+import { type FrameExpectations, maxFrameSize } from '../../src/net/wire.js';
 
 export const RUN_ID = 'test-run';
 export const SIGNATURE = '0123456789abcdef';
 export const LAYOUT: readonly number[] = [600, 300, 100];
 export const SIZE = 1000;
+
+/** What a receiver of this test model expects of every frame. */
+export const EXPECT: FrameExpectations = {
+  runId: RUN_ID,
+  signature: SIGNATURE,
+  size: SIZE,
+  layout: LAYOUT,
+  maxBytes: maxFrameSize(SIZE, LAYOUT),
+};
 
 /** Seeded weights in about [-2, 2]. */
 export function weights(seed: number, size = SIZE): Float32Array {

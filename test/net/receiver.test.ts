@@ -16,17 +16,10 @@ import {
   type WeightsStream,
 } from '../../src/net/libp2p/receiver.js';
 import { countingMetrics } from '../../src/net/metrics.js';
-import { encodeFrame, maxFrameSize } from '../../src/net/wire.js';
+import { encodeFrame } from '../../src/net/wire.js';
 import { lengthPrefix } from '../fuzz/frames.js';
-import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
+import { EXPECT as expect, LAYOUT, RUN_ID, SIGNATURE, weights } from './helpers.js';
 
-const expect = {
-  runId: RUN_ID,
-  signature: SIGNATURE,
-  size: SIZE,
-  layout: LAYOUT,
-  maxBytes: maxFrameSize(SIZE, LAYOUT),
-};
 const frame = (round: number) =>
   encodeFrame({ runId: RUN_ID, round, sender: 1, signature: SIGNATURE }, weights(1), 'f32', LAYOUT);
 const prefixed = (f: Uint8Array) => [lengthPrefix(f.length), f];

@@ -5,16 +5,9 @@ import type { Codec } from '../../src/gossip/codecs.js';
 import { Inbox } from '../../src/net/inbox.js';
 import { countingMetrics } from '../../src/net/metrics.js';
 import { BufferPool } from '../../src/net/pool.js';
-import { decodeFrame, encodeFrame, maxFrameSize } from '../../src/net/wire.js';
-import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
+import { decodeFrame, encodeFrame } from '../../src/net/wire.js';
+import { EXPECT as expect, LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
 
-const expect = {
-  runId: RUN_ID,
-  signature: SIGNATURE,
-  size: SIZE,
-  layout: LAYOUT,
-  maxBytes: maxFrameSize(SIZE, LAYOUT),
-};
 const frame = (round: number, sender: number, w = weights(round), codec: Codec = 'f32') =>
   encodeFrame({ runId: RUN_ID, round, sender, signature: SIGNATURE }, w, codec, LAYOUT);
 

@@ -11,17 +11,9 @@ import {
   FrameDecoder,
   HEADER_BYTES,
   MAX_MASS,
-  maxFrameSize,
 } from '../../src/net/wire.js';
-import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
+import { EXPECT as expect, LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
 
-const expect = {
-  runId: RUN_ID,
-  signature: SIGNATURE,
-  size: SIZE,
-  layout: LAYOUT,
-  maxBytes: maxFrameSize(SIZE, LAYOUT),
-};
 const frame = (round = 1, sender = 1, w = weights(1)) =>
   encodeFrame({ runId: RUN_ID, round, sender, signature: SIGNATURE, mass: 0.25 }, w, 'f16', LAYOUT);
 const frameOf = (w: Float32Array) =>

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { initBackend } from '../../src/compute/backend.js';
 import { parseExperiment } from '../../src/config/index.js';
 import { subset } from '../../src/data/index.js';
-import { prepareRun, testShardFile, writeRunShards } from '../../src/node/build.js';
+import { prepareRun, testShardFile, writeDerived, writeRunShards } from '../../src/node/build.js';
 
 const cfg = parseExperiment({
   nodes: 5,
@@ -28,6 +28,7 @@ describe('prepared runs (launcher shards)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flatmesh-prepared-'));
     const full = await prepareRun(cfg, 'r');
     await writeRunShards(full, dir);
+    writeDerived(dir, full);
     for (const id of [0, 3]) {
       const node = await prepareRun(cfg, 'r', { only: id, shards: dir });
       const alone = await prepareRun(cfg, 'r', { only: id });
@@ -46,7 +47,9 @@ describe('prepared runs (launcher shards)', () => {
 
   it('reads the test set only when it is first used', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flatmesh-prepared-lazy-'));
-    await writeRunShards(await prepareRun(cfg, 'r'), dir);
+    const full = await prepareRun(cfg, 'r');
+    await writeRunShards(full, dir);
+    writeDerived(dir, full);
     const node = await prepareRun(cfg, 'r', { only: 1, shards: dir });
     // Replaced after start-up: the node must read the file as it is at its first evaluation.
     rmSync(testShardFile(dir));
