@@ -245,16 +245,7 @@ export class NodeRuntime {
    */
   private async catchUp(start: number, signal: AbortSignal): Promise<number> {
     if (start === 0) return 0;
-    // A real run waits a bounded time for heartbeats. The simulator waits, however long it takes,
-    // for the round before to end, which a node present in it is sure to do (lockstep): with a
-    // time limit a slow machine started the joiner early and the run depended on timing.
-    const { faults, id, cfg } = this.d;
-    const someoneEnds = (k: number) =>
-      Array.from({ length: cfg.nodes }, (_, i) => i).some((i) => i !== id && faults.present(i, k));
-    if (!this.d.liveness && !someoneEnds(start - 1)) return start;
-    const until = this.d.liveness
-      ? performance.now() + Math.min(cfg.gossip.deadlineMs, 5000)
-      : Number.POSITIVE_INFINITY;
+    const until = performance.now() + Math.min(this.d.cfg.gossip.deadlineMs, 5000);
     while (this.observedRound < start - 1 && performance.now() < until && !signal.aborted) {
       await sleep(20, undefined, { signal }).catch(() => {});
     }
@@ -334,10 +325,6 @@ export class NodeRuntime {
     writeFlat(model, mixed.x);
     this.mass = mixed.mass;
     const mixMs = performance.now() - t1;
-    // The mixers return fresh vectors: the received ones are dead now. Handing them back lets the
-    // transport decode the next round's frames into their memory (no page faults, no promoted
-    // garbage for V8's full collections; see net/pool.ts).
-    for (const m of received) this.d.transport.recycle?.(m.weights);
 
     // 5. SWA: collect at the last round of each cycle; the average is never gossiped.
     if (swaSpec && isSwaCollectRound(swaSpec, k, rounds)) this.swa.update(mixed.x);
