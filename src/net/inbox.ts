@@ -13,7 +13,8 @@
  * - `collect(k)` resolves as soon as every expected sender's round-k frame is in, or the deadline
  *   passes, or the signal aborts (it resolves, with `ended` saying why; it never rejects for those).
  * - Frames for rounds after the last collected one are buffered, but only up to `window` rounds
- *   ahead (else rejected 'future') and within `maxBufferedBytes` (else 'buffer-full').
+ *   past the first round still to be collected (the pending one, if any; else rejected 'future')
+ *   and within `maxBufferedBytes` (else 'buffer-full').
  * - Frames for a round already collected (or skipped over) are counted late and dropped.
  * - A buffered frame whose sender is not in `expected` of its round is rejected 'not-neighbour'
  *   when that round is collected (the receiver only then knows the round's topology); a second
@@ -227,7 +228,7 @@ export class Inbox {
       p.check();
       return 'accepted';
     }
-    if (this.started && msg.round > this.closedRound + 1 + this.window) {
+    if (this.started && msg.round > this.windowEnd()) {
       return this.reject(msg.from, 'future', `round ${msg.round} beyond window`);
     }
     let buf = this.buffers.get(msg.round);
@@ -351,8 +352,17 @@ export class Inbox {
     this.bufferedBytes -= m.weights.byteLength;
   }
 
+  /**
+   * The last round a frame may be buffered for: `window` rounds past the first round that can
+   * still be collected, which is the one being collected if any. A node whose first collect is a
+   * late round (it joined late) must not reject its neighbours' next round as too far ahead.
+   */
+  private windowEnd(): number {
+    return (this.pending?.round ?? this.closedRound + 1) + this.window;
+  }
+
   private pruneBeyondWindow(): void {
-    const limit = this.closedRound + 1 + this.window;
+    const limit = this.windowEnd();
     for (const [r, buf] of this.buffers) {
       if (r <= limit) continue;
       for (const m of buf.values()) {

@@ -325,6 +325,10 @@ export class NodeRuntime {
     writeFlat(model, mixed.x);
     this.mass = mixed.mass;
     const mixMs = performance.now() - t1;
+    // The mixers return fresh vectors: the received ones are dead now. Handing them back lets the
+    // transport decode the next round's frames into their memory (no page faults, no promoted
+    // garbage for V8's full collections; see net/pool.ts).
+    for (const m of received) this.d.transport.recycle?.(m.weights);
 
     // 5. SWA: collect at the last round of each cycle; the average is never gossiped.
     if (swaSpec && isSwaCollectRound(swaSpec, k, rounds)) this.swa.update(mixed.x);

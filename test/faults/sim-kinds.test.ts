@@ -72,10 +72,7 @@ describe('every fault kind runs in the simulator and is recorded', () => {
     // The joiner mixes in with the others once it is there.
     assert.ok(records.some((r) => r.node === 6 && r.heard.length > 0));
     assert.ok(s.meanAccuracy !== null && s.meanAccuracy > 0.2);
-    // KNOWN DEFECT (open): in about one run in five, one frame (seen: node 4 -> the joiner 6,
-    // round 5) never reaches its receiver, which waits out its deadline and counts it missing.
-    // Until it is found, at most that one is tolerated; every other fate above still adds up.
-    assert.ok(m.missing <= 1, `${m.missing} frames missing`);
+    assert.equal(m.missing, 0);
   });
 
   it('bursty Gilbert-Elliott loss runs and counts its losses', async () => {

@@ -184,6 +184,23 @@ describe('wire frames', () => {
 });
 
 describe('inbox bounds', () => {
+  it('counts the window from the round being collected: a late joiner keeps its next round', async () => {
+    // A node that joins at round 4 collects round 4 first; its neighbours, one round ahead, send
+    // round 5 meanwhile. That frame is within the window and must wait for collect(5).
+    const inbox = new Inbox({ expect, window: 1 });
+    const first = inbox.collect(4, [1], 1000);
+    assert.equal(inbox.acceptFrame(frame(5, 1), 1), 'accepted');
+    assert.equal(inbox.acceptFrame(frame(6, 1), 1), 'future'); // beyond 4 + window
+    assert.equal(inbox.acceptFrame(frame(4, 1), 1), 'accepted');
+    assert.equal((await first).ended, 'complete');
+    const next = await inbox.collect(5, [1], 1000);
+    assert.equal(next.ended, 'complete');
+    assert.deepEqual(
+      next.received.map((m) => m.round),
+      [5],
+    );
+  });
+
   it('rejects frames beyond the window and beyond the memory bound', async () => {
     const metrics = countingMetrics();
     const inbox = new Inbox({ expect, window: 2, maxBufferedBytes: 3 * 4 * SIZE }, { metrics });
