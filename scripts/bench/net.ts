@@ -1,12 +1,13 @@
 /**
  * Weight exchange throughput between two node processes on loopback, next to raw TCP between two
- * Node processes and the Noise cipher's own speed, measured in the same run.
+ * Node processes, the Noise cipher's own speed and Node's native TLS, measured in the same run.
  * `npm run bench -- net [--seconds 3] [--sizes 50000,...] [--codecs f32,f16,int8] [--skip-raw] [--no-recycle]`
  * `npm run bench -- net --quick`   (1 s, the 6.4 MB f32 frame only: the issue's figure)
  *
  * Prints one JSON line per measurement:
  *   {"suite":"net","kind":"raw-tcp","mbPerS":...}
  *   {"suite":"net","kind":"cipher-bound","sealMBPerS":...,"openMBPerS":...,"bestRatio":...}
+ *   {"suite":"net","kind":"tls-bound","cipher":"TLS_PSK_WITH_AES_256_GCM_SHA384","mbPerS":...,"ratioToRawTcp":...}
  *   {"suite":"net","kind":"libp2p","codec":"f32","floats":400000,"frameMB":1.6,"framesPerS":...,
  *    "mbPerS":...  (f32-equivalent payload: floats * 4 per frame), "wireMBPerS":..., "ratioToRawTcp":...}
  *
@@ -19,8 +20,9 @@
 import '../../src/net/polyfill.js';
 import { fork } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { connect as tlsConnect, createServer as tlsCreateServer } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -36,6 +38,13 @@ const CODECS: readonly Codec[] = ['f32', 'f16', 'int8'];
 const NOISE_PLAINTEXT = 65_519;
 
 type Msg = Record<string, unknown> & { op: string };
+
+/**
+ * TLS for the tls-bound row. A pre-shared key spares the bench a certificate (Node cannot make
+ * one); TLS 1.2 PSK with AES-256-GCM has the same record layer cost as TLS 1.3's default suite.
+ */
+const BENCH_TLS = { ciphers: 'PSK-AES256-GCM-SHA384', maxVersion: 'TLSv1.2' } as const;
+const BENCH_PSK = Buffer.alloc(32, 0x5a);
 
 function layoutFor(floats: number): number[] {
   // A few tensors, like a small MLP: int8 gets one scale per tensor.
@@ -97,6 +106,28 @@ export async function run(args: string[]): Promise<void> {
         serialRatio: round(1 / (1 / c.sealMBPerS + 1 / c.openMBPerS) / rawMBps),
         meaning:
           "Node's ChaCha20-Poly1305 on 65,519-byte (Noise-sized) messages; bestRatio = min(seal, open) / raw-tcp is the ceiling of ratioToRawTcp with sealing and opening overlapped, serialRatio the ceiling when they take turns",
+      });
+    }
+
+    // (1c) The encrypted-channel floor: Node's own TLS (OpenSSL's record layer in C++, AES-GCM
+    // with the CPU's AES instructions) with the same frames and receipts as raw-tcp. No
+    // transport written in JS on Node can be expected to beat it.
+    if (!Number.isNaN(rawMBps)) {
+      const { port } = (await recv.ask({ op: 'tcp-listen', assemble: true, tls: true })) as {
+        port: number;
+      };
+      const t = (await send.ask({ op: 'tcp-send', port, bytes: tcpBytes, seconds, tls: true })) as {
+        mbPerS: number;
+        cipher: string;
+      };
+      emit({
+        kind: 'tls-bound',
+        frameMB: round(tcpBytes / 1e6),
+        cipher: t.cipher,
+        mbPerS: round(t.mbPerS),
+        ratioToRawTcp: round(t.mbPerS / rawMBps),
+        meaning:
+          'node:tls between the same two processes, same frames and receipts as raw-tcp: the encrypted channel Node runs in native code, an upper reference for any encrypted transport here',
       });
     }
 
@@ -262,7 +293,7 @@ async function child(role: string): Promise<void> {
   const handlers: Record<string, (m: Msg) => Promise<unknown>> = {
     'tcp-listen': async (m) => {
       const assemble = m.assemble === true;
-      const server = createServer((sock) => {
+      const onSocket = (sock: Socket) => {
         // Parse u32 length prefixes and assemble each frame into a fresh buffer (what any receiver
         // that hands the frame on must do), then answer with a one-byte receipt.
         let frame: Buffer | undefined;
@@ -294,7 +325,11 @@ async function child(role: string): Promise<void> {
             }
           }
         });
-      });
+      };
+      const server =
+        m.tls === true
+          ? tlsCreateServer({ ...BENCH_TLS, pskCallback: () => BENCH_PSK }, onSocket)
+          : createServer(onSocket);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const addr = server.address();
       return { port: typeof addr === 'object' && addr ? addr.port : 0 };
@@ -303,8 +338,19 @@ async function child(role: string): Promise<void> {
       const bytes = m.bytes as number;
       const payload = Buffer.alloc(bytes + 4, 7);
       payload.writeUInt32LE(bytes, 0);
-      const sock = tcpConnect(m.port as number, '127.0.0.1');
-      await new Promise<void>((r) => sock.once('connect', r));
+      const port = m.port as number;
+      const sock =
+        m.tls === true
+          ? tlsConnect({
+              ...BENCH_TLS,
+              port,
+              host: '127.0.0.1',
+              pskCallback: () => ({ psk: BENCH_PSK, identity: 'bench' }),
+              checkServerIdentity: () => undefined,
+            })
+          : tcpConnect(port, '127.0.0.1');
+      await new Promise<void>((r) => sock.once(m.tls === true ? 'secureConnect' : 'connect', r));
+      const cipher = 'getCipher' in sock ? sock.getCipher().standardName : 'none';
       let acks = 0;
       let wake: (() => void) | undefined;
       sock.on('data', (b: Buffer) => {
@@ -321,7 +367,7 @@ async function child(role: string): Promise<void> {
       }
       const elapsed = (performance.now() - t0) / 1000;
       sock.destroy();
-      return { mbPerS: (frames * bytes) / elapsed / 1e6 };
+      return { mbPerS: (frames * bytes) / elapsed / 1e6, cipher };
     },
     cipher: async (m) => {
       // Seal and open 65,519-byte messages as Noise does: a fresh cipher per message (new nonce).
