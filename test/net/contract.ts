@@ -253,6 +253,15 @@ export function runTransportContract(name: string, makeCluster: MakeCluster): vo
       }, 'control message');
       assert.deepEqual(controls[1]![0], hb);
       assert.deepEqual(controls[2]![0], hb);
+      // Distinct messages each arrive exactly once (libp2p: relayed copies are filtered as
+      // duplicates, and the duplicate filter never drops a message it has not seen).
+      const later = [2, 3, 4].map((round) => ({ ...hb, round }));
+      for (const m of later) await a!.publishControl(m);
+      const rounds = (i: number) => controls[i]!.map((m) => m.round).filter((r) => r > 1);
+      await until(() => rounds(1).length >= 3 && rounds(2).length >= 3, 'later control messages');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(rounds(1), [2, 3, 4]);
+      assert.deepEqual(rounds(2), [2, 3, 4]);
       void b;
       void c;
     });
