@@ -22,7 +22,7 @@ import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
-import { toString } from 'uint8arrays/to-string';
+import { toString as bytesToString } from 'uint8arrays/to-string';
 import { ConfigError, ConfigErrors } from '../../errors.js';
 import { fastNoise } from './noise-streams.js';
 
@@ -241,7 +241,7 @@ export async function createHost(init: HostInit): Promise<Host> {
  */
 function signedMessageKey(msg: { from?: Uint8Array; seqno?: Uint8Array }): string {
   if (!msg.from || !msg.seqno) return '';
-  return `${toString(msg.from, 'base64')}/${toString(msg.seqno, 'base16')}`;
+  return `${bytesToString(msg.from, 'base64')}/${bytesToString(msg.seqno, 'base16')}`;
 }
 
 // @libp2p/crypto 5.1.23 types its keys against @libp2p/interface 3 while libp2p 2.x uses
