@@ -7,6 +7,7 @@ import {
   type Neighbour,
   pushSumMix,
   pushSumShare,
+  weightedMix,
 } from '../../src/gossip/mixing.js';
 import { ClipRadius, clippedMix, trimmedMeanMix } from '../../src/gossip/robust.js';
 
@@ -117,6 +118,28 @@ describe('gossip mixing', () => {
       mass: 1,
     }));
     assert.deepEqual(laplacianMix(x, rs, 0.3), laplacianMix(x, [...rs].reverse(), 0.3));
+  });
+
+  it('gives the bits of x + sum_j w_j (x_j - x) summed in float64 in sender order, for any degree', () => {
+    const rng = Rng.from(10);
+    const d = 257;
+    // -0 among the values: x + 0 would turn it into +0, so a node that heard nobody keeps x as is.
+    const x = Float32Array.from({ length: d }, (_, k) => (k % 5 === 0 ? -0 : rng.normal()));
+    for (let degree = 0; degree <= 4; degree++) {
+      const rs: Neighbour[] = Array.from({ length: degree }, (_, j) => ({
+        from: 10 - j,
+        weights: Float32Array.from({ length: d }, () => rng.normal() * 10),
+        mass: 1,
+      }));
+      const w = (n: Neighbour) => 0.05 * n.from;
+      const sorted = [...rs].sort((a, b) => a.from - b.from);
+      const expected = Float32Array.from(x, (xi, k) =>
+        degree === 0 ? xi : xi + sorted.reduce((acc, n) => acc + w(n) * (n.weights[k]! - xi), 0),
+      );
+      const got = weightedMix(x, rs, w);
+      const bits = (a: Float32Array) => [...new Uint32Array(a.buffer)];
+      assert.deepEqual(bits(got), bits(expected), `degree ${degree}`);
+    }
   });
 });
 
