@@ -5,14 +5,15 @@
  * `~/.cache/flatmesh`, with or without a `fashion-mnist/` subdirectory), then in
  * /usr/share/datasets/fashion-mnist (Debian package `dataset-fashion-mnist`).
  *
- *   const split = loadFashionMnist({ limit: 6000, seed: 0 });  // shapes [28, 28, 1], pixels in [0,1]
+ *   const split = await loadFashionMnist({ limit: 6000, seed: 0 });  // shapes [28, 28, 1], pixels in [0,1]
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../errors.js';
 import { candidateDirs, dataDir } from './data-dir.js';
 import { download, type ProgressFn } from './download.js';
-import { parseIdx } from './idx.js';
+import { parseIdx, readIdxFile } from './idx.js';
+import { pixelDataset } from './pixels.js';
 import { limitIndices } from './subset.js';
 import type { Dataset, DatasetSplit } from './types.js';
 
@@ -42,16 +43,15 @@ export function findFashionMnistDir(dataDir?: string): string | undefined {
   );
 }
 
-function readPart(
+async function readPart(
   dir: string,
   images: string,
   labels: string,
   pickRows: (n: number) => Int32Array | null,
-): Dataset {
+): Promise<Dataset> {
   const imgPath = fileIn(dir, images)!;
   const lblPath = fileIn(dir, labels)!;
-  const img = parseIdx(readFileSync(imgPath), 3, imgPath);
-  const lbl = parseIdx(readFileSync(lblPath), 1, lblPath);
+  const [img, lbl] = await Promise.all([readIdxFile(imgPath, 3), readIdxFile(lblPath, 1)]);
   const [n, h, w] = img.dims as [number, number, number];
   if (h !== 28 || w !== 28) {
     throw new DataError(`${imgPath}: images are ${h}x${w}, Fashion-MNIST images are 28x28`);
@@ -59,24 +59,26 @@ function readPart(
   if (lbl.dims[0] !== n) {
     throw new DataError(`${lblPath}: ${lbl.dims[0]} labels for ${n} images in ${imgPath}`);
   }
-  const take = pickRows(n) ?? Int32Array.from({ length: n }, (_, i) => i);
+  const take = pickRows(n);
   const d = h * w;
-  const x = new Float32Array(take.length * d);
-  const y = new Int32Array(take.length);
-  for (let r = 0; r < take.length; r++) {
-    const i = take[r]!;
-    const label = lbl.data[i]!;
-    if (label > 9) throw new DataError(`${lblPath}: label ${label} at row ${i} is not in [0, 9]`);
+  const y = new Int32Array(take?.length ?? n);
+  for (let r = 0; r < y.length; r++) {
+    const label = lbl.data[take ? take[r]! : r]!;
+    if (label > 9) throw new DataError(`${lblPath}: label ${label} at row ${r} is not in [0, 9]`);
     y[r] = label;
-    const src = img.data.subarray(i * d, (i + 1) * d);
-    for (let j = 0; j < d; j++) x[r * d + j] = src[j]! / 255;
   }
-  return { x, y, count: take.length, shape: [...FASHION_MNIST_SHAPE], classes: 10 };
+  // The image bytes as they are (see pixels.ts): x = byte / 255, decoded when first read.
+  let pixels = img.data;
+  if (take) {
+    pixels = new Uint8Array(take.length * d);
+    take.forEach((i, r) => pixels.set(img.data.subarray(i * d, (i + 1) * d), r * d));
+  }
+  return pixelDataset(pixels, { y, count: y.length, shape: [...FASHION_MNIST_SHAPE], classes: 10 });
 }
 
-export function loadFashionMnist(
+export async function loadFashionMnist(
   opts: { limit?: number; seed?: number; dataDir?: string } = {},
-): DatasetSplit {
+): Promise<DatasetSplit> {
   const dir = findFashionMnistDir(opts.dataDir);
   if (!dir) {
     const searched = candidateDirs('fashion-mnist', opts.dataDir).join(', ');
@@ -88,11 +90,11 @@ export function loadFashionMnist(
   }
   const limited = (n: number) =>
     opts.limit === undefined ? null : limitIndices(n, opts.limit, opts.seed ?? 0, 'dataset.limit');
-  return {
-    name: 'fashion-mnist',
-    train: readPart(dir, FASHION_MNIST_FILES.trainImages, FASHION_MNIST_FILES.trainLabels, limited),
-    test: readPart(dir, FASHION_MNIST_FILES.testImages, FASHION_MNIST_FILES.testLabels, () => null),
-  };
+  const [train, test] = await Promise.all([
+    readPart(dir, FASHION_MNIST_FILES.trainImages, FASHION_MNIST_FILES.trainLabels, limited),
+    readPart(dir, FASHION_MNIST_FILES.testImages, FASHION_MNIST_FILES.testLabels, () => null),
+  ]);
+  return { name: 'fashion-mnist', train, test };
 }
 
 /**

@@ -5,9 +5,14 @@
  * are inflated first.
  *
  *   const { dims, data } = parseIdx(readFileSync('train-labels-idx1-ubyte.gz'), 1, 'labels');
+ *   const images = await readIdxFile('train-images-idx3-ubyte.gz', 3);   // inflates off-thread
  */
-import { gunzipSync } from 'node:zlib';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { gunzip, gunzipSync } from 'node:zlib';
 import { DataError } from '../errors.js';
+
+const gunzipAsync = promisify(gunzip);
 
 export interface IdxArray {
   readonly dims: number[];
@@ -16,10 +21,28 @@ export interface IdxArray {
 
 const UBYTE = 0x08;
 
+const isGzip = (b: Uint8Array) => b[0] === 0x1f && b[1] === 0x8b;
+
+/**
+ * Read and parse an IDX file, inflating it on libuv's thread pool: a launcher decoding a data set
+ * while its node processes start keeps its event loop free to answer them.
+ */
+export async function readIdxFile(path: string, ndims: number): Promise<IdxArray> {
+  let buf: Uint8Array = await readFile(path);
+  if (isGzip(buf)) {
+    try {
+      buf = await gunzipAsync(buf);
+    } catch (e) {
+      throw new DataError(`${path}: corrupt gzip stream (${(e as Error).message})`);
+    }
+  }
+  return parseIdx(buf, ndims, path);
+}
+
 /** Parse an IDX file (optionally gzipped) that must have `ndims` dimensions of unsigned bytes. */
 export function parseIdx(bytes: Uint8Array, ndims: number, source: string): IdxArray {
   let buf = bytes;
-  if (buf[0] === 0x1f && buf[1] === 0x8b) {
+  if (isGzip(buf)) {
     try {
       buf = gunzipSync(buf);
     } catch (e) {

@@ -6,6 +6,7 @@
  */
 import { Rng } from '../compute/rng.js';
 import { ConfigError } from '../errors.js';
+import { pixelDataset, pixelsOf } from './pixels.js';
 import type { Dataset } from './types.js';
 
 /** Size of one sample in values (product of the shape). */
@@ -16,7 +17,10 @@ export function sampleSize(ds: Pick<Dataset, 'shape'>): number {
 /** The rows `indices` of `ds`, in that order (an index may repeat). */
 export function subset(ds: Dataset, indices: Int32Array): Dataset {
   const d = sampleSize(ds);
-  const x = new Float32Array(indices.length * d);
+  const pixels = pixelsOf(ds);
+  // Pixel data sets stay bytes (see pixels.ts): their float features need not exist here.
+  const rows = pixels ?? ds.x;
+  const x = pixels ? new Uint8Array(indices.length * d) : new Float32Array(indices.length * d);
   const y = new Int32Array(indices.length);
   const groups = ds.groups ? new Int32Array(indices.length) : undefined;
   for (let r = 0; r < indices.length; r++) {
@@ -24,18 +28,18 @@ export function subset(ds: Dataset, indices: Int32Array): Dataset {
     if (!(i >= 0 && i < ds.count)) {
       throw new RangeError(`subset: index ${i} at position ${r} is outside [0, ${ds.count})`);
     }
-    x.set(ds.x.subarray(i * d, (i + 1) * d), r * d);
+    x.set(rows.subarray(i * d, (i + 1) * d), r * d);
     y[r] = ds.y[i]!;
     if (groups) groups[r] = ds.groups![i]!;
   }
-  return {
-    x,
+  const rest = {
     y,
     count: indices.length,
     shape: [...ds.shape],
     classes: ds.classes,
     ...(groups ? { groups } : {}),
   };
+  return x instanceof Uint8Array ? pixelDataset(x, rest) : { x, ...rest };
 }
 
 /**

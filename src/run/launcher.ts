@@ -295,6 +295,9 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   writeDerived(shardDir, derived);
   let ctx: RunContext | undefined;
   const shardsWritten = (async () => {
+    // Not before the nodes are spawned: loading the data set starts with ~0.5 s of synchronous
+    // decoding, which would hold up every spawn below.
+    await new Promise((r) => setImmediate(r));
     ctx = await prepareRun(runCfg, runId, { derived });
     await writeRunShards(ctx, shardDir);
   })();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -10,7 +10,8 @@ import {
   findFashionMnistDir,
   loadFashionMnist,
 } from '../../src/data/fashion-mnist.js';
-import { encodeIdx, parseIdx } from '../../src/data/idx.js';
+import { encodeIdx, parseIdx, readIdxFile } from '../../src/data/idx.js';
+import { pixelsOf } from '../../src/data/pixels.js';
 import { DataError } from '../../src/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flatmesh-fm-'));
@@ -39,8 +40,8 @@ function writeSmall(dir: string, nTrain: number, nTest: number, gz: boolean): vo
 }
 
 describe('Fashion-MNIST', () => {
-  it('reads the real IDX files installed by dataset-fashion-mnist', () => {
-    const split = loadFashionMnist({ dataDir: join(tmp, 'empty') });
+  it('reads the real IDX files installed by dataset-fashion-mnist', async () => {
+    const split = await loadFashionMnist({ dataDir: join(tmp, 'empty') });
     assert.equal(split.train.count, 60000);
     assert.equal(split.test.count, 10000);
     assert.deepEqual(split.train.shape, [28, 28, 1]);
@@ -51,13 +52,24 @@ describe('Fashion-MNIST', () => {
     for (let i = 0; i < 784 * 100; i++) max = Math.max(max, split.train.x[i]!);
     assert.equal(max, 1);
     assert.equal(findFashionMnistDir(join(tmp, 'empty')), DEBIAN_FASHION_MNIST_DIR);
+    // Rows decoded after the loader yielded to the event loop are right too: the last row.
+    const raw = parseIdx(
+      readFileSync(join(DEBIAN_FASHION_MNIST_DIR, `${FASHION_MNIST_FILES.trainImages}.gz`)),
+      3,
+      'raw',
+    );
+    // Bytes kept as they are (shards and subsets copy them, not float32 features).
+    assert.equal(pixelsOf(split.train)?.length, 60000 * 784);
+    const last = 59999 * 784;
+    for (let j = 0; j < 784; j++)
+      assert.equal(split.train.x[last + j], Math.fround(raw.data[last + j]! / 255));
   });
 
-  it('reads small IDX files from the data directory, gzipped or not', () => {
+  it('reads small IDX files from the data directory, gzipped or not', async () => {
     for (const gz of [true, false]) {
       const dir = join(tmp, gz ? 'gz' : 'plain');
       writeSmall(join(dir, 'fashion-mnist'), 12, 5, gz);
-      const split = loadFashionMnist({ dataDir: dir });
+      const split = await loadFashionMnist({ dataDir: dir });
       assert.equal(split.train.count, 12);
       assert.equal(split.test.count, 5);
       assert.deepEqual(Array.from(split.train.y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
@@ -65,11 +77,11 @@ describe('Fashion-MNIST', () => {
     }
   });
 
-  it('limit keeps a seeded random subset, the same for the same seed', () => {
+  it('limit keeps a seeded random subset, the same for the same seed', async () => {
     const dir = join(tmp, 'gz');
-    const a = loadFashionMnist({ dataDir: dir, limit: 5, seed: 3 });
-    const b = loadFashionMnist({ dataDir: dir, limit: 5, seed: 3 });
-    const c = loadFashionMnist({ dataDir: dir, limit: 5, seed: 4 });
+    const a = await loadFashionMnist({ dataDir: dir, limit: 5, seed: 3 });
+    const b = await loadFashionMnist({ dataDir: dir, limit: 5, seed: 3 });
+    const c = await loadFashionMnist({ dataDir: dir, limit: 5, seed: 4 });
     assert.equal(a.train.count, 5);
     assert.equal(a.test.count, 5, 'limit leaves the test set whole');
     assert.deepEqual(a.train.x, b.train.x);
@@ -82,7 +94,7 @@ describe('Fashion-MNIST', () => {
     );
   });
 
-  it('rejects corrupt IDX files with a DataError', () => {
+  it('rejects corrupt IDX files with a DataError', async () => {
     const good = encodeIdx([2, 28, 28], new Uint8Array(2 * 784));
     assert.equal(parseIdx(good, 3, 'x').dims[0], 2);
     const badMagic = Uint8Array.from(good);
@@ -97,14 +109,20 @@ describe('Fashion-MNIST', () => {
       /1568 values, file holds 1567/,
     );
     assert.throws(() => parseIdx(Uint8Array.of(0x1f, 0x8b, 1, 2, 3), 3, 'x'), /gzip/);
+    const corrupt = join(tmp, 'corrupt.gz');
+    writeFileSync(corrupt, Uint8Array.of(0x1f, 0x8b, 1, 2, 3));
+    await assert.rejects(
+      readIdxFile(corrupt, 3),
+      (e: unknown) => e instanceof DataError && /gzip/.test(e.message),
+    );
   });
 
-  it('reports labels and images that disagree', () => {
+  it('reports labels and images that disagree', async () => {
     const dir = join(tmp, 'mismatch', 'fashion-mnist');
     writeSmall(dir, 4, 2, false);
     writeFileSync(join(dir, FASHION_MNIST_FILES.trainLabels), encodeIdx([3], new Uint8Array(3)));
-    assert.throws(
-      () => loadFashionMnist({ dataDir: join(tmp, 'mismatch') }),
+    await assert.rejects(
+      loadFashionMnist({ dataDir: join(tmp, 'mismatch') }),
       /3 labels for 4 images/,
     );
   });
