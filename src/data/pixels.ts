@@ -7,6 +7,7 @@
  *   const ds = pixelDataset(imageBytes, { y, count, shape: [28, 28, 1], classes: 10 });
  *   pixelsOf(ds);   // the bytes (undefined for a data set built any other way)
  *   ds.x;           // Float32Array, decoded on first access: x[i] = PIXEL_VALUES[bytes[i]]
+ *   pixelsOf(ds);   // undefined from then on: the bytes are let go
  *
  * The bytes are a non-enumerable property, so `{ ...ds, x: other }` drops them with the features
  * they described; the spread copies `x` itself as a plain, decoded value.
@@ -20,14 +21,20 @@ const PIXELS = Symbol('pixels');
 
 export function pixelDataset(pixels: Uint8Array, rest: Omit<Dataset, 'x'>): Dataset {
   let x: Float32Array | undefined;
+  let bytes: Uint8Array | undefined = pixels;
   const ds = {
     ...rest,
     get x(): Float32Array {
-      x ??= decodePixels(pixels);
+      if (!x) {
+        x = decodePixels(bytes!);
+        bytes = undefined;
+        // Decoded, the bytes are no longer needed: a node would otherwise hold its data twice.
+        delete (ds as { [PIXELS]?: Uint8Array })[PIXELS];
+      }
       return x;
     },
   };
-  Object.defineProperty(ds, PIXELS, { value: pixels, enumerable: false });
+  Object.defineProperty(ds, PIXELS, { value: pixels, enumerable: false, configurable: true });
   return ds;
 }
 

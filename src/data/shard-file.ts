@@ -126,7 +126,8 @@ export function readShardFile(path: string): Dataset {
       : new Ctor(buf.buffer.slice(buf.byteOffset + at, buf.byteOffset + at + len * 4), 0, len);
   const y = view(Int32Array, yStart, h.count);
   const rest = { y, count: h.count, shape: h.shape, classes: h.classes };
-  if (encoding === 'u8/255')
-    return pixelDataset(new Uint8Array(buf.buffer, buf.byteOffset + xStart, n), rest);
-  return { x: view(Float32Array, xStart, n), ...rest };
+  if (encoding === 'f32') return { x: view(Float32Array, xStart, n), ...rest };
+  // Labels copied: a view would keep the file's bytes alive after the pixels are decoded.
+  const pixels = new Uint8Array(buf.buffer, buf.byteOffset + xStart, n);
+  return pixelDataset(pixels, { ...rest, y: Int32Array.from(y) });
 }

@@ -42,6 +42,8 @@ function writeSmall(dir: string, nTrain: number, nTest: number, gz: boolean): vo
 describe('Fashion-MNIST', () => {
   it('reads the real IDX files installed by dataset-fashion-mnist', async () => {
     const split = await loadFashionMnist({ dataDir: join(tmp, 'empty') });
+    // Bytes kept as they are until read (shards and subsets copy them, not float32 features).
+    assert.equal(pixelsOf(split.train)?.length, 60000 * 784);
     assert.equal(split.train.count, 60000);
     assert.equal(split.test.count, 10000);
     assert.deepEqual(split.train.shape, [28, 28, 1]);
@@ -58,8 +60,6 @@ describe('Fashion-MNIST', () => {
       3,
       'raw',
     );
-    // Bytes kept as they are (shards and subsets copy them, not float32 features).
-    assert.equal(pixelsOf(split.train)?.length, 60000 * 784);
     const last = 59999 * 784;
     for (let j = 0; j < 784; j++)
       assert.equal(split.train.x[last + j], Math.fround(raw.data[last + j]! / 255));
