@@ -87,7 +87,12 @@ export interface TransportMetrics {
 }
 
 /** Why the receiver reset an incoming weights stream (see TransportMetrics.streamReset). */
-export type StreamResetReason = 'rejected-frames' | 'unread-receipts' | 'framing' | 'timeout';
+export type StreamResetReason =
+  | 'rejected-frames'
+  | 'unread-receipts'
+  | 'framing'
+  | 'timeout'
+  | 'stream-limit';
 
 export interface ControlMessage {
   readonly type: 'heartbeat' | 'join' | 'leave';

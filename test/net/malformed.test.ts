@@ -18,7 +18,7 @@ import {
   type Roster,
   rosterGate,
 } from '../../src/net/libp2p/host.js';
-import { MAX_CONSECUTIVE_REJECTS } from '../../src/net/libp2p/receiver.js';
+import { MAX_CONSECUTIVE_REJECTS, MAX_STREAMS_PER_PEER } from '../../src/net/libp2p/receiver.js';
 import {
   type Libp2pTransport,
   libp2pTransport,
@@ -239,5 +239,28 @@ describe('a live node under malformed frames', () => {
     assert.equal(await sendRawFrame(attacker, to, frame({ round: 7 }, weights(7))), 0x01);
     const r = await victim.collect(7, [1], 10_000);
     assert.deepEqual(r.received[0]!.weights, weights(7));
+  });
+  it('resets weights streams beyond the per-peer limit of open ones, and stays alive', async () => {
+    const before = metrics.counts.streamResets['stream-limit'] ?? 0;
+    // Six streams held open without a byte: each admitted one could hold a frame buffer.
+    const streams = await Promise.all(
+      Array.from({ length: 6 }, () => attacker.dialProtocol(multiaddr(to), WEIGHTS_PROTOCOL)),
+    );
+    await until(
+      () => (metrics.counts.streamResets['stream-limit'] ?? 0) >= before + 2,
+      'the streams over the limit reset',
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(metrics.counts.streamResets['stream-limit'], before + 6 - MAX_STREAMS_PER_PEER);
+    for (const st of streams) st.abort(new Error('done'));
+    // Once they are gone, a new stream is admitted and its frame delivered (retried until the
+    // victim has seen the resets: a stream it still counts as open keeps the limit full).
+    const deadline = Date.now() + 10_000;
+    while ((await sendRawFrame(attacker, to, frame({ round: 8 }, weights(8)))) !== 0x01) {
+      assert.ok(Date.now() < deadline, 'a frame on a new stream is delivered');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const r = await victim.collect(8, [1], 10_000);
+    assert.deepEqual(r.received[0]!.weights, weights(8));
   });
 });

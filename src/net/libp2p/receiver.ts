@@ -9,8 +9,15 @@
  *   does not read them (the receipt queue would grow for as long as the peer keeps writing);
  * - 'framing' / 'timeout': a length prefix above the frame bound, or a frame that missed its
  *   deadline.
+ * Limits hold per peer, not only per stream (`PeerStreams`): a peer may have at most
+ * `maxStreamsPerPeer` weights streams open at once (a new one beyond that is reset at once,
+ * 'stream-limit'), and its run of rejected frames carries over to its next stream, so opening
+ * streams anew does not buy another `maxConsecutiveRejects` rejections each.
  *
- *   await serveWeightsStream(stream, from, { inbox, stop, limits: { maxBytes }, metrics });
+ *   const peers = new PeerStreams(limits);
+ *   const peer = peers.admit(remotePeerId);            // undefined: over the limit, reset it
+ *   try { await serveWeightsStream(stream, from, { inbox, stop, limits, metrics, peer }); }
+ *   finally { peers.release(remotePeerId); }
  */
 import type { Stream } from '@libp2p/interface';
 import { ConfigError, TransportError, WireError } from '../../errors.js';
@@ -29,6 +36,8 @@ export const RECEIPT_REJECTED = 0x02;
 export const MAX_CONSECUTIVE_REJECTS = 16;
 /** Default for ReceiveLimits.maxUnreadReceipts. */
 export const MAX_UNREAD_RECEIPTS = 64;
+/** Default for ReceiveLimits.maxStreamsPerPeer. */
+export const MAX_STREAMS_PER_PEER = 4;
 
 export interface ReceiveLimits {
   /** Largest frame accepted (a longer length prefix ends the stream). */
@@ -46,6 +55,50 @@ export interface ReceiveLimits {
    * empty but for a moment; yamux's window already holds 256 KiB of them unread.
    */
   readonly maxUnreadReceipts?: number;
+  /**
+   * Weights streams one peer may have open at once (default 4, at least 1). A node sends over one
+   * long-lived stream per neighbour and opens a new one only after the old one failed; each open
+   * stream may hold a frame buffer and yamux's receive window, so the bound is on memory.
+   */
+  readonly maxStreamsPerPeer?: number;
+}
+
+/** What the receiver remembers of one peer across its streams. */
+export interface PeerState {
+  /** Frames rejected in a row, over all of the peer's streams. */
+  rejectedInRow: number;
+}
+
+/** Per-peer stream accounting for one node (peers by peer id). */
+export class PeerStreams {
+  private readonly peers = new Map<string, PeerState & { open: number }>();
+  private readonly max: number;
+
+  constructor(limits: Pick<ReceiveLimits, 'maxStreamsPerPeer'> = {}) {
+    this.max = checkLimit('maxStreamsPerPeer', limits.maxStreamsPerPeer, MAX_STREAMS_PER_PEER);
+  }
+
+  /** Count a new stream from `peer`: its state, or undefined when it has too many open. */
+  admit(peer: string): PeerState | undefined {
+    let p = this.peers.get(peer);
+    if (!p) {
+      p = { open: 0, rejectedInRow: 0 };
+      this.peers.set(peer, p);
+    }
+    if (p.open >= this.max) return undefined;
+    p.open++;
+    return p;
+  }
+
+  /** The stream admitted for `peer` is done. (The state stays: the reject run carries over.) */
+  release(peer: string): void {
+    const p = this.peers.get(peer);
+    if (p) p.open = Math.max(0, p.open - 1);
+  }
+
+  open(peer: string): number {
+    return this.peers.get(peer)?.open ?? 0;
+  }
 }
 
 /** The parts of a libp2p stream this module uses (tests hand in fakes). */
@@ -57,6 +110,8 @@ export interface ServeDeps {
   readonly stop: AbortSignal;
   readonly limits: ReceiveLimits;
   readonly metrics?: TransportMetrics;
+  /** The peer's state across its streams (PeerStreams.admit); a fresh one if absent. */
+  readonly peer?: PeerState;
 }
 
 /** Check a limit option: an integer >= 1 (names the field and its range otherwise). */
@@ -99,7 +154,7 @@ export async function serveWeightsStream(
   };
   try {
     let frames = 0;
-    let rejectedInRow = 0;
+    const peer = deps.peer ?? { rejectedInRow: 0 };
     for await (const verdict of readFrames(
       stream.source,
       {
@@ -118,9 +173,9 @@ export async function serveWeightsStream(
     )) {
       frames++;
       const accepted = verdict === 'accepted' || verdict === 'late';
-      rejectedInRow = accepted ? 0 : rejectedInRow + 1;
+      peer.rejectedInRow = accepted ? 0 : peer.rejectedInRow + 1;
       receipts.push(Uint8Array.of(accepted ? RECEIPT_OK : RECEIPT_REJECTED));
-      if (rejectedInRow >= maxRejects) {
+      if (peer.rejectedInRow >= maxRejects) {
         reset('rejected-frames');
         return;
       }

@@ -47,6 +47,7 @@ import {
   checkLimit,
   MAX_CONSECUTIVE_REJECTS,
   MAX_UNREAD_RECEIPTS,
+  PeerStreams,
   RECEIPT_OK,
   RECEIPT_REJECTED,
   type ReceiveLimits,
@@ -86,6 +87,8 @@ export interface Libp2pTransportInit {
   readonly maxConsecutiveRejects?: number;
   /** Unread receipts beyond which an incoming stream is reset (default 64, >= 1). */
   readonly maxUnreadReceipts?: number;
+  /** Weights streams one peer may have open at once; more are reset (default 4, >= 1). */
+  readonly maxStreamsPerPeer?: number;
 }
 
 export interface Libp2pTransportComponents {
@@ -134,6 +137,8 @@ class Libp2pTransportImpl implements Libp2pTransport {
     | { weights: Float32Array; round: number; mass: number; frame: EncodedFrame }
     | undefined;
   private readonly receiveLimits: ReceiveLimits;
+  /** Incoming weights streams per peer, and each peer's run of rejected frames. */
+  private peerStreams: PeerStreams;
 
   constructor(
     private readonly init: Libp2pTransportInit,
@@ -156,6 +161,7 @@ class Libp2pTransportImpl implements Libp2pTransport {
         MAX_UNREAD_RECEIPTS,
       ),
     };
+    this.peerStreams = new PeerStreams({ maxStreamsPerPeer: init.maxStreamsPerPeer });
     this.topic = controlTopic(init.runId);
     this.inbox = this.makeInbox();
     this.inbox.close(); // closed until start()
@@ -433,12 +439,24 @@ class Libp2pTransportImpl implements Libp2pTransport {
       stream.abort(new TransportError('peer is not in the roster'));
       return;
     }
-    await serveWeightsStream(stream, from, {
-      inbox: this.inbox,
-      stop: this.stopController.signal,
-      limits: this.receiveLimits,
-      ...(this.components.metrics ? { metrics: this.components.metrics } : {}),
-    });
+    const key = connection.remotePeer.toString();
+    const peer = this.peerStreams.admit(key);
+    if (!peer) {
+      this.components.metrics?.streamReset?.(from, 'stream-limit');
+      stream.abort(new TransportError('too many weights streams from this peer'));
+      return;
+    }
+    try {
+      await serveWeightsStream(stream, from, {
+        inbox: this.inbox,
+        stop: this.stopController.signal,
+        limits: this.receiveLimits,
+        peer,
+        ...(this.components.metrics ? { metrics: this.components.metrics } : {}),
+      });
+    } finally {
+      this.peerStreams.release(key);
+    }
   };
 
   private sendTimeout(): number {
