@@ -56,6 +56,8 @@ export const RECEIPT_REJECTED = 0x02;
 export interface LiveNodeOptions {
   readonly rounds: number;
   readonly seed?: number;
+  /** The victim's limit on the attacker's open weights streams (default: the transport's). */
+  readonly maxStreamsPerPeer?: number;
 }
 
 export interface NodeRun {
@@ -251,6 +253,7 @@ export async function startLiveNode(opts: LiveNodeOptions): Promise<LiveNode> {
     codec: cfg.gossip.codec,
     privateKey: v.privateKey,
     listen: ['/ip4/127.0.0.1/tcp/0'],
+    ...(opts.maxStreamsPerPeer !== undefined && { maxStreamsPerPeer: opts.maxStreamsPerPeer }),
   })({ metrics: tee(counters, tally) });
   await victim.start();
 

@@ -9,14 +9,11 @@
  *   does not read them (the receipt queue would grow for as long as the peer keeps writing);
  * - 'framing' / 'timeout': a length prefix above the frame bound, or a frame that missed its
  *   deadline.
- * Limits hold per peer, not only per stream (`PeerStreams`): a peer may have at most
- * `maxStreamsPerPeer` weights streams open at once (a new one beyond that is reset at once,
- * 'stream-limit'), and its run of rejected frames carries over to its next stream, so opening
- * streams anew does not buy another `maxConsecutiveRejects` rejections each.
+ * - 'stream-limit': the peer already has `maxStreamsPerPeer` weights streams open (counted per
+ *   peer by `PeerStreams`, before this function runs).
  *
- *   const peers = new PeerStreams(limits);
- *   const peer = peers.admit(remotePeerId);            // undefined: over the limit, reset it
- *   try { await serveWeightsStream(stream, from, { inbox, stop, limits, metrics, peer }); }
+ *   if (!peers.admit(remotePeerId)) { reset it; return; }
+ *   try { await serveWeightsStream(stream, from, { inbox, stop, limits, metrics }); }
  *   finally { peers.release(remotePeerId); }
  */
 import type { Stream } from '@libp2p/interface';
@@ -63,41 +60,32 @@ export interface ReceiveLimits {
   readonly maxStreamsPerPeer?: number;
 }
 
-/** What the receiver remembers of one peer across its streams. */
-export interface PeerState {
-  /** Frames rejected in a row, over all of the peer's streams. */
-  rejectedInRow: number;
-}
-
-/** Per-peer stream accounting for one node (peers by peer id). */
+/** Open weights streams per peer, for one node (peers by peer id). */
 export class PeerStreams {
-  private readonly peers = new Map<string, PeerState & { open: number }>();
+  private readonly open = new Map<string, number>();
   private readonly max: number;
 
   constructor(limits: Pick<ReceiveLimits, 'maxStreamsPerPeer'> = {}) {
     this.max = checkLimit('maxStreamsPerPeer', limits.maxStreamsPerPeer, MAX_STREAMS_PER_PEER);
   }
 
-  /** Count a new stream from `peer`: its state, or undefined when it has too many open. */
-  admit(peer: string): PeerState | undefined {
-    let p = this.peers.get(peer);
-    if (!p) {
-      p = { open: 0, rejectedInRow: 0 };
-      this.peers.set(peer, p);
-    }
-    if (p.open >= this.max) return undefined;
-    p.open++;
-    return p;
+  /** Count a new stream from `peer`; false (not counted) when it has too many open. */
+  admit(peer: string): boolean {
+    const n = this.open.get(peer) ?? 0;
+    if (n >= this.max) return false;
+    this.open.set(peer, n + 1);
+    return true;
   }
 
-  /** The stream admitted for `peer` is done. (The state stays: the reject run carries over.) */
+  /** The stream admitted for `peer` is done. */
   release(peer: string): void {
-    const p = this.peers.get(peer);
-    if (p) p.open = Math.max(0, p.open - 1);
+    const n = this.open.get(peer) ?? 0;
+    if (n <= 1) this.open.delete(peer);
+    else this.open.set(peer, n - 1);
   }
 
-  open(peer: string): number {
-    return this.peers.get(peer)?.open ?? 0;
+  openStreams(peer: string): number {
+    return this.open.get(peer) ?? 0;
   }
 }
 
@@ -110,8 +98,6 @@ export interface ServeDeps {
   readonly stop: AbortSignal;
   readonly limits: ReceiveLimits;
   readonly metrics?: TransportMetrics;
-  /** The peer's state across its streams (PeerStreams.admit); a fresh one if absent. */
-  readonly peer?: PeerState;
 }
 
 /** Check a limit option: an integer >= 1 (names the field and its range otherwise). */
@@ -154,7 +140,7 @@ export async function serveWeightsStream(
   };
   try {
     let frames = 0;
-    const peer = deps.peer ?? { rejectedInRow: 0 };
+    let rejectedInRow = 0;
     for await (const verdict of readFrames(
       stream.source,
       {
@@ -173,9 +159,9 @@ export async function serveWeightsStream(
     )) {
       frames++;
       const accepted = verdict === 'accepted' || verdict === 'late';
-      peer.rejectedInRow = accepted ? 0 : peer.rejectedInRow + 1;
+      rejectedInRow = accepted ? 0 : rejectedInRow + 1;
       receipts.push(Uint8Array.of(accepted ? RECEIPT_OK : RECEIPT_REJECTED));
-      if (peer.rejectedInRow >= maxRejects) {
+      if (rejectedInRow >= maxRejects) {
         reset('rejected-frames');
         return;
       }

@@ -137,7 +137,7 @@ class Libp2pTransportImpl implements Libp2pTransport {
     | { weights: Float32Array; round: number; mass: number; frame: EncodedFrame }
     | undefined;
   private readonly receiveLimits: ReceiveLimits;
-  /** Incoming weights streams per peer, and each peer's run of rejected frames. */
+  /** Open incoming weights streams per peer. */
   private peerStreams: PeerStreams;
 
   constructor(
@@ -440,8 +440,7 @@ class Libp2pTransportImpl implements Libp2pTransport {
       return;
     }
     const key = connection.remotePeer.toString();
-    const peer = this.peerStreams.admit(key);
-    if (!peer) {
+    if (!this.peerStreams.admit(key)) {
       this.components.metrics?.streamReset?.(from, 'stream-limit');
       stream.abort(new TransportError('too many weights streams from this peer'));
       return;
@@ -451,7 +450,6 @@ class Libp2pTransportImpl implements Libp2pTransport {
         inbox: this.inbox,
         stop: this.stopController.signal,
         limits: this.receiveLimits,
-        peer,
         ...(this.components.metrics ? { metrics: this.components.metrics } : {}),
       });
     } finally {
