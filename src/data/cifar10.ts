@@ -33,6 +33,7 @@ import {
 } from './cache-file.js';
 import { candidateDirs, dataDir } from './data-dir.js';
 import { download, type ProgressFn } from './download.js';
+import { pixelDataset } from './pixels.js';
 import { decodePng } from './png.js';
 import { limitIndices } from './subset.js';
 import { tarEntries } from './tar.js';
@@ -333,17 +334,16 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
   throw new DataError(`could not fetch CIFAR-10 from any source:\n  ${failures.join('\n  ')}`);
 }
 
-function toFloat(part: CachedPart, rows: Int32Array | null): Dataset {
+/** The rows of a cached part as a pixel data set (x = byte / 255, decoded when first read). */
+function toPixels(part: CachedPart, rows: Int32Array | null): Dataset {
   const n = rows ? rows.length : part.labels.length;
-  const x = new Float32Array(n * IMAGE);
-  const y = new Int32Array(n);
-  for (let r = 0; r < n; r++) {
-    const i = rows ? rows[r]! : r;
-    y[r] = part.labels[i]!;
-    const src = part.pixels.subarray(i * IMAGE, (i + 1) * IMAGE);
-    for (let j = 0; j < IMAGE; j++) x[r * IMAGE + j] = src[j]! / 255;
+  let pixels = part.pixels;
+  if (rows) {
+    pixels = new Uint8Array(n * IMAGE);
+    rows.forEach((i, r) => pixels.set(part.pixels.subarray(i * IMAGE, (i + 1) * IMAGE), r * IMAGE));
   }
-  return { x, y, count: n, shape: [...CIFAR10_SHAPE], classes: 10 };
+  const y = Int32Array.from({ length: n }, (_, r) => part.labels[rows ? rows[r]! : r]!);
+  return pixelDataset(pixels, { y, count: n, shape: [...CIFAR10_SHAPE], classes: 10 });
 }
 
 export function loadCifar10(
@@ -363,5 +363,5 @@ export function loadCifar10(
     opts.limit === undefined
       ? null
       : limitIndices(c.train.labels.length, opts.limit, opts.seed ?? 0, 'dataset.limit');
-  return { name: 'cifar10', train: toFloat(c.train, rows), test: toFloat(c.test, null) };
+  return { name: 'cifar10', train: toPixels(c.train, rows), test: toPixels(c.test, null) };
 }

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type CachedDataset, readCacheFile, writeCacheFile } from '../../src/data/cache-file.js';
-import { loadCifar10 } from '../../src/data/cifar10.js';
+import { CIFAR10_CACHE_FILE, loadCifar10 } from '../../src/data/cifar10.js';
+import { pixelsOf } from '../../src/data/pixels.js';
 import { DataError } from '../../src/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flatmesh-cache-'));
@@ -61,6 +62,49 @@ describe('data cache file', () => {
         train: { ...ds.train, labels: new Uint8Array(3) },
       }),
     );
+  });
+
+  it('loads a cached CIFAR-10 as pixels over 255, whole or limited', () => {
+    const dir = join(tmp, 'cifar');
+    const image = 32 * 32 * 3;
+    const part = (n: number, off: number) => ({
+      // Rows differ in their first bytes (row * 37), so a row can be told by its start.
+      pixels: Uint8Array.from(
+        { length: n * image },
+        (_, i) => (Math.floor(i / image) * 37 + (i % image) * 13 + off) & 0xff,
+      ),
+      labels: Uint8Array.from({ length: n }, (_, i) => (i + off) % 10),
+    });
+    const cached = {
+      name: 'cifar10',
+      shape: [32, 32, 3],
+      classes: 10,
+      train: part(6, 0),
+      test: part(2, 5),
+    };
+    mkdirSync(dir, { recursive: true });
+    writeCacheFile(join(dir, CIFAR10_CACHE_FILE), cached);
+    const split = loadCifar10({ dataDir: dir });
+    assert.equal(split.train.count, 6);
+    assert.deepEqual(split.train.shape, [32, 32, 3]);
+    assert.deepEqual(
+      split.train.x,
+      Float32Array.from(cached.train.pixels, (b) => b / 255),
+    );
+    assert.deepEqual([...split.test.y], [...cached.test.labels]);
+    assert.ok(pixelsOf(split.test), 'kept as bytes until read');
+    // A limit keeps a seeded subset of training rows, the test set whole.
+    const lim = loadCifar10({ dataDir: dir, limit: 3, seed: 2 });
+    assert.equal(lim.train.count, 3);
+    assert.equal(lim.test.count, 2);
+    for (let r = 0; r < 3; r++) {
+      const row = [...lim.train.x.subarray(r * image, r * image + 5)];
+      const i = [...Array(6).keys()].find((k) =>
+        row.every((v, j) => v === Math.fround(cached.train.pixels[k * image + j]! / 255)),
+      );
+      assert.ok(i !== undefined, `row ${r} is one of the cached rows`);
+      assert.equal(lim.train.y[r], cached.train.labels[i]);
+    }
   });
 
   it('tells the user to run the fetch when CIFAR-10 is not cached', () => {
