@@ -63,8 +63,9 @@ async function readPart(
   const d = h * w;
   const y = new Int32Array(take?.length ?? n);
   for (let r = 0; r < y.length; r++) {
-    const label = lbl.data[take ? take[r]! : r]!;
-    if (label > 9) throw new DataError(`${lblPath}: label ${label} at row ${r} is not in [0, 9]`);
+    const i = take ? take[r]! : r;
+    const label = lbl.data[i]!;
+    if (label > 9) throw new DataError(`${lblPath}: label ${label} at row ${i} is not in [0, 9]`);
     y[r] = label;
   }
   // The image bytes as they are (see pixels.ts): x = byte / 255, decoded when first read.
