@@ -35,7 +35,7 @@ import { candidateDirs, dataDir } from './data-dir.js';
 import { download, type ProgressFn } from './download.js';
 import { pixelDataset } from './pixels.js';
 import { decodePng } from './png.js';
-import { limitIndices } from './subset.js';
+import { limitIndices, subset } from './subset.js';
 import { tarEntries } from './tar.js';
 import type { Dataset, DatasetSplit } from './types.js';
 
@@ -336,14 +336,14 @@ export async function fetchCifar10(opts: FetchOptions = {}): Promise<FetchResult
 
 /** The rows of a cached part as a pixel data set (x = byte / 255, decoded when first read). */
 function toPixels(part: CachedPart, rows: Int32Array | null): Dataset {
-  const n = rows ? rows.length : part.labels.length;
-  let pixels = part.pixels;
-  if (rows) {
-    pixels = new Uint8Array(n * IMAGE);
-    rows.forEach((i, r) => pixels.set(part.pixels.subarray(i * IMAGE, (i + 1) * IMAGE), r * IMAGE));
-  }
-  const y = Int32Array.from({ length: n }, (_, r) => part.labels[rows ? rows[r]! : r]!);
-  return pixelDataset(pixels, { y, count: n, shape: [...CIFAR10_SHAPE], classes: 10 });
+  const n = part.labels.length;
+  const all = pixelDataset(part.pixels, {
+    y: Int32Array.from(part.labels),
+    count: n,
+    shape: [...CIFAR10_SHAPE],
+    classes: 10,
+  });
+  return rows ? subset(all, rows) : all;
 }
 
 export function loadCifar10(

@@ -14,7 +14,7 @@ import { candidateDirs, dataDir } from './data-dir.js';
 import { download, type ProgressFn } from './download.js';
 import { parseIdx, readIdxFile } from './idx.js';
 import { pixelDataset } from './pixels.js';
-import { limitIndices } from './subset.js';
+import { limitIndices, subset } from './subset.js';
 import type { Dataset, DatasetSplit } from './types.js';
 
 export const FASHION_MNIST_FILES = {
@@ -59,22 +59,16 @@ async function readPart(
   if (lbl.dims[0] !== n) {
     throw new DataError(`${lblPath}: ${lbl.dims[0]} labels for ${n} images in ${imgPath}`);
   }
-  const take = pickRows(n);
-  const d = h * w;
-  const y = new Int32Array(take?.length ?? n);
-  for (let r = 0; r < y.length; r++) {
-    const i = take ? take[r]! : r;
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
     const label = lbl.data[i]!;
     if (label > 9) throw new DataError(`${lblPath}: label ${label} at row ${i} is not in [0, 9]`);
-    y[r] = label;
+    y[i] = label;
   }
   // The image bytes as they are (see pixels.ts): x = byte / 255, decoded when first read.
-  let pixels = img.data;
-  if (take) {
-    pixels = new Uint8Array(take.length * d);
-    take.forEach((i, r) => pixels.set(img.data.subarray(i * d, (i + 1) * d), r * d));
-  }
-  return pixelDataset(pixels, { y, count: y.length, shape: [...FASHION_MNIST_SHAPE], classes: 10 });
+  const all = pixelDataset(img.data, { y, count: n, shape: [...FASHION_MNIST_SHAPE], classes: 10 });
+  const take = pickRows(n);
+  return take ? subset(all, take) : all;
 }
 
 export async function loadFashionMnist(
