@@ -5,6 +5,7 @@
  *   npm run bench -- train      # training throughput per model/backend/optimizer vs a bare tfjs loop
  *   npm run bench -- topology   # MATCHA optimization time on generated graphs
  *   npm run bench -- net        # weight exchange throughput vs raw TCP, round overhead
+ *   npm run bench -- cluster    # N real processes: start-up, round time, CPU per node-round, PSS, failed sends
  */
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -1,27 +1,44 @@
 /**
  * A real cluster: `flatmesh launch` (the installed command: dist/src/cli/start.js, so build first)
- * with N node processes on Fashion-MNIST, MLP 784-200-200-10, 10 local steps per round, MATCHA at
- * budget 0.5 on ring-16.
- * `npm run bench -- cluster [--nodes 16] [--rounds 5] [--graph ring-16.json] [--codec f32]
- *                           [--backend wasm] [--steps 10]`
+ * with N node processes on Fashion-MNIST, MLP 784-200-200-10, Dirichlet(0.1), SGD lr 0.05, 10 local
+ * steps of 32 per round, no evaluation but at the last round (left out of every figure).
  *
- * Prints JSON lines:
- *   {"suite":"cluster","kind":"startup", "allConnectedMs": launch -> every node connected and in its
- *    first round, "allFirstRoundDoneMs": -> every node done with it, ...}
- *   {"suite":"cluster","kind":"overhead", per-round overhead = (roundMs - trainMs - waitMs) / roundMs,
- *    median/p90/mean over every node's rounds, and the mean of each phase}
- *   {"suite":"cluster","kind":"memory", peak RSS per node (VmHWM sampled from /proc, and the
- *    records' rssMB), numTensors across rounds}
- * The 16-process targets (issue 4): all in round 1 within 5 s of launch, overhead <= 10% of the
- * round, <= 250 MB RSS per node, numTensors flat across rounds.
+ *   npm run bench -- cluster [--mode matcha|vanilla] [--nodes 16] [--rounds R] [--graph ring-16.json]
+ *                            [--codec f32] [--backend wasm] [--steps 10] [--hog N] [--keep DIR]
+ *
+ * Modes:
+ *   matcha   (default, 5 rounds): MATCHA at budget 0.5, Laplacian mixing (flatmesh's own protocol).
+ *   vanilla  (20 rounds): every edge every round, Metropolis-Hastings weights: issue 14's
+ *            side-by-side config, the protocol decentralizepy runs (ring-16, Fashion-MNIST, MLP
+ *            784-200-200-10, Dirichlet 0.1, 10 local SGD steps of 32, lr 0.05, no momentum or weight
+ *            decay, 20 rounds, no eval).
+ * `--hog N` runs N processes spinning on the CPU beside the cluster for the whole launch (issue 10's
+ * "under load": 16 processes on 2 cores with a hog: no failed sends, p90 round time <= 2x median).
+ * `--keep DIR` keeps the run directory there (records, node logs, profiles) instead of deleting it.
+ *
+ * Prints JSON lines (suite "cluster"), by kind:
+ *   config   the exact experiment, cores, hog processes, load average before and after
+ *   startup  launch -> every node connected and in its first round, -> done with it
+ *   rounds   round time per node-round (the records' roundMs) and of the cluster (interval between
+ *            the last node finishing round k-1 and round k): median, p90, max; mean of each phase
+ *   cpu      CPU (user + system, from /proc) per node-round from the end of round 0 to the end of
+ *            the last round before the evaluated one, per node: mean, median, max; the whole run's
+ *            CPU per node; the launcher's
+ *   messages every message fate summed over the records (sent, delivered, failed, missing, late...)
+ *   memory   peak PSS per node (median, max) and the peak of the PSS summed over the node processes
+ *            at one instant; the launcher's; peak RSS; live tensors across rounds
+ *   overhead (roundMs - trainMs - waitMs) / roundMs per node-round
+ *   round    per round: medians over the nodes
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseExperiment } from '../../src/config/index.js';
-import type { RoundRecord } from '../../src/node/metrics.js';
+import { addCounts, emptyCounts, type RoundRecord } from '../../src/node/metrics.js';
 import { readSummary } from '../../src/run/launcher.js';
+import { ProcSampler, processesMatching } from './lib/proc.js';
+import { mean, quantile, round, spread } from './lib/stats.js';
 
 const START = new URL('../../dist/src/cli/start.js', import.meta.url).pathname;
 
@@ -30,55 +47,92 @@ export async function run(args: string[]): Promise<void> {
     const i = args.indexOf(`--${name}`);
     return i >= 0 && args[i + 1] ? args[i + 1]! : def;
   };
+  const mode = opt('mode', 'matcha');
+  if (mode !== 'matcha' && mode !== 'vanilla') {
+    throw new Error(`--mode: must be matcha or vanilla (got ${mode})`);
+  }
   const nodes = Number(opt('nodes', '16'));
-  const rounds = Number(opt('rounds', '5'));
+  const rounds = Number(opt('rounds', mode === 'vanilla' ? '20' : '5'));
   const steps = Number(opt('steps', '10'));
   const graph = opt('graph', nodes === 16 ? 'ring-16.json' : 'ring');
   const codec = opt('codec', 'f32');
   const backend = opt('backend', 'wasm');
+  const hogs = Number(opt('hog', '0'));
+  const keep = opt('keep', '');
   const cfg = parseExperiment({
     nodes,
     run: { seed: 1, rounds },
-    topology: { graph, sampler: 'matcha', budget: 0.5 },
+    topology:
+      mode === 'vanilla'
+        ? { graph, sampler: 'vanilla' }
+        : { graph, sampler: 'matcha', budget: 0.5 },
     data: { dataset: 'fashion-mnist', partition: 'dirichlet:0.1' },
     model: { kind: 'mlp', hidden: [200, 200] },
-    train: { optimizer: 'sgd', lr: 0.05, batchSize: 32, localSteps: steps },
-    gossip: { codec, deadlineMs: 30_000 },
-    // Evaluate only at the last round: the overhead figure is about the exchange, not eval cost
-    // (eval rounds are reported apart all the same).
+    // Vanilla: plain SGD as decentralizepy runs it (flatmesh's default weight decay is 4e-4).
+    train: {
+      optimizer: 'sgd',
+      lr: 0.05,
+      batchSize: 32,
+      localSteps: steps,
+      ...(mode === 'vanilla' && { weightDecay: 0, momentum: 0 }),
+    },
+    gossip: { codec, deadlineMs: 30_000, ...(mode === 'vanilla' && { mixing: 'metropolis' }) },
+    // Evaluate only at the last round (the schema always evaluates there); the figures below leave
+    // that round out, so they are of rounds without evaluation.
     eval: { every: 1_000_000 },
     checkpoint: { every: 1_000_000 },
     backend,
   });
-  const out = mkdtempSync(join(tmpdir(), 'flatmesh-bench-cluster-'));
-  const peaks = new Map<number, { vmHWM: number; node?: number }>();
-  const sample = () => {
-    for (const { pid, node } of nodeProcesses(out)) {
-      const hwm = vmHWM(pid);
-      if (hwm === undefined) continue;
-      const p = peaks.get(pid) ?? { vmHWM: 0 };
-      p.vmHWM = Math.max(p.vmHWM, hwm);
-      if (node !== undefined) p.node = node;
-      peaks.set(pid, p);
-    }
-  };
-  const sampler = setInterval(sample, 250);
+  const out = keep || mkdtempSync(join(tmpdir(), 'flatmesh-bench-cluster-'));
+  emit({
+    kind: 'config',
+    mode,
+    nodes,
+    rounds,
+    graph,
+    sampler: cfg.topology.sampler,
+    mixing: cfg.gossip.mixing,
+    dataset: cfg.data.dataset,
+    partition: cfg.data.partition,
+    model: 'mlp 784-200-200-10',
+    optimizer: cfg.train.optimizer,
+    lr: cfg.train.lr,
+    momentum: cfg.train.momentum,
+    weightDecay: cfg.train.weightDecay,
+    batchSize: cfg.train.batchSize,
+    localSteps: cfg.train.localSteps,
+    codec,
+    backend,
+    hogProcesses: hogs,
+    cores: cpus().length,
+    loadavgBefore: loadavg().map((x) => round(x, 2)),
+  });
+
+  const hogProcs: ChildProcess[] = [];
+  let launcherPid: number | undefined;
+  const sampler = new ProcSampler(() => [
+    ...processesMatching([out, ' node ']),
+    ...(launcherPid !== undefined ? [{ pid: launcherPid }] : []),
+  ]);
   try {
+    for (let i = 0; i < hogs; i++) {
+      hogProcs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+    }
     // The installed command, as a user runs it (the bundle and its code cache: `npm run build`).
     const expFile = join(out, 'experiment.json');
     writeFileSync(expFile, JSON.stringify(cfg));
     const t0 = Date.now();
+    sampler.start(250);
     const code = await new Promise<number | null>((done) => {
       const child = spawn(
         process.execPath,
         [START, 'launch', '--config', expFile, '--out', join(out, 'run'), '--quiet'],
-        {
-          stdio: ['ignore', 'ignore', 'inherit'],
-        },
+        { stdio: ['ignore', 'ignore', 'inherit'] },
       );
+      launcherPid = child.pid;
       child.once('exit', (c) => done(c));
     });
-    clearInterval(sampler);
+    sampler.stop();
     const wallS = (Date.now() - t0) / 1000;
     if (code !== 0) throw new Error(`flatmesh launch exited with ${code}`);
     const summary = readSummary(join(out, 'run'));
@@ -88,25 +142,22 @@ export async function run(args: string[]): Promise<void> {
         .split('\n')
         .map((l) => JSON.parse(l) as RoundRecord),
     ).flat();
+    const lastRound = rounds - 1;
 
     // Startup: launch -> every node done with round 0 (so in round 1), and with round 1.
-    const doneBy = (round: number) => {
-      const ts = records.filter((r) => r.round === round).map((r) => r.time);
+    const doneBy = (k: number) => {
+      const ts = records.filter((r) => r.round === k).map((r) => r.time);
       return ts.length === nodes ? Math.max(...ts) - t0 : null;
     };
-    const firstRound0 = Math.min(...records.filter((r) => r.round === 0).map((r) => r.time)) - t0;
     emit({
       kind: 'startup',
-      nodes,
-      graph,
-      codec,
-      backend,
       // From the launcher's own clock (summary.json): every node connected to its neighbours and
       // in its first round (flatmesh numbers rounds from 0), and every node done with it.
       allConnectedMs: ms(summary.startup?.allConnectedSeconds),
       allFirstRoundDoneMs: ms(summary.startup?.allFirstRoundSeconds),
       // From the records' clocks, measured here from before the command started.
-      firstNodeDoneRound0Ms: firstRound0,
+      firstNodeDoneRound0Ms:
+        Math.min(...records.filter((r) => r.round === 0).map((r) => r.time)) - t0,
       allDoneRound0Ms: doneBy(0),
       allDoneRound1Ms: doneBy(1),
       meanRound0Ms: round(mean(records.filter((r) => r.round === 0).map((r) => r.phases.roundMs))),
@@ -114,145 +165,151 @@ export async function run(args: string[]): Promise<void> {
       completed: summary.completed,
     });
 
-    // Round overhead in steady state: after round 0 (which absorbs start-up skew between nodes)
-    // and without evaluation rounds (the last round evaluates; its records carry an accuracy).
-    const steady = records.filter((r) => r.round >= 1 && r.accuracy === undefined);
-    for (const [label, set] of [
-      ['round>=1, no eval', steady],
-      ['all', records],
-    ] as const) {
-      const frac = set.map(
-        (r) => (r.phases.roundMs - r.phases.trainMs - r.phases.waitMs) / r.phases.roundMs,
-      );
-      const phase = (k: keyof RoundRecord['phases']) => round(mean(set.map((r) => r.phases[k])));
-      emit({
-        kind: 'overhead',
-        rounds: label,
-        records: set.length,
-        overheadMedian: round(quantile(frac, 0.5), 3),
-        overheadP90: round(quantile(frac, 0.9), 3),
-        overheadMean: round(mean(frac), 3),
-        roundMs: phase('roundMs'),
-        trainMs: phase('trainMs'),
-        exchangeMs: phase('exchangeMs'),
-        waitMs: phase('waitMs'),
-        sendMs: round(mean(set.map((r) => r.phases.exchangeMs - r.phases.waitMs))),
-        mixMs: phase('mixMs'),
-        evalMs: phase('evalMs'),
-        checkpointMs: phase('checkpointMs'),
-        otherMs: round(
-          mean(
-            set.map(
-              (r) =>
-                r.phases.roundMs -
-                r.phases.trainMs -
-                r.phases.exchangeMs -
-                r.phases.mixMs -
-                r.phases.evalMs -
-                r.phases.checkpointMs,
-            ),
+    // Steady state: after round 0 (which absorbs start-up skew between nodes) and before the
+    // evaluated last round.
+    const steady = records.filter((r) => r.round >= 1 && r.round < lastRound);
+    const phase = (k: keyof RoundRecord['phases']) => round(mean(steady.map((r) => r.phases[k])));
+    const lastDone = (k: number) =>
+      Math.max(...records.filter((r) => r.round === k).map((r) => r.time));
+    const clusterRounds: number[] = [];
+    for (let k = 1; k < lastRound; k++) clusterRounds.push(lastDone(k) - lastDone(k - 1));
+    emit({
+      kind: 'rounds',
+      rounds: `1..${lastRound - 1}`,
+      records: steady.length,
+      roundMs: spread(steady.map((r) => r.phases.roundMs)),
+      clusterRoundMs: spread(clusterRounds),
+      trainMs: phase('trainMs'),
+      exchangeMs: phase('exchangeMs'),
+      waitMs: phase('waitMs'),
+      sendMs: round(mean(steady.map((r) => r.phases.exchangeMs - r.phases.waitMs))),
+      mixMs: phase('mixMs'),
+      checkpointMs: phase('checkpointMs'),
+      otherMs: round(
+        mean(
+          steady.map(
+            (r) =>
+              r.phases.roundMs -
+              r.phases.trainMs -
+              r.phases.exchangeMs -
+              r.phases.mixMs -
+              r.phases.evalMs -
+              r.phases.checkpointMs,
           ),
         ),
-      });
-    }
+      ),
+    });
 
-    for (let k = 0; k < rounds; k++) {
-      const rs = records.filter((r) => r.round === k);
-      emit({
-        kind: 'round',
-        round: k,
-        overheadMedian: round(
-          quantile(
-            rs.map(
-              (r) => (r.phases.roundMs - r.phases.trainMs - r.phases.waitMs) / r.phases.roundMs,
-            ),
-            0.5,
-          ),
-          3,
-        ),
-        roundMs: round(
-          quantile(
-            rs.map((r) => r.phases.roundMs),
-            0.5,
-          ),
-        ),
-        trainMs: round(
-          quantile(
-            rs.map((r) => r.phases.trainMs),
-            0.5,
-          ),
-        ),
-        waitMs: round(
-          quantile(
-            rs.map((r) => r.phases.waitMs),
-            0.5,
-          ),
-        ),
-        sendMs: round(
-          quantile(
-            rs.map((r) => r.phases.exchangeMs - r.phases.waitMs),
-            0.5,
-          ),
-        ),
-        evalMs: round(
-          quantile(
-            rs.map((r) => r.phases.evalMs),
-            0.5,
-          ),
-        ),
-      });
+    // CPU per node-round over the same rounds: the process's CPU time at the end of round 0 and at
+    // the end of round lastRound - 1, interpolated between the 250 ms samples.
+    const perNodeRound: number[] = [];
+    const wholeRun: number[] = [];
+    let launcherCpuMs: number | null = null;
+    for (const [pid, t] of sampler.tracks) {
+      const last = t.cpu[t.cpu.length - 1]?.[1] ?? 0;
+      if (t.node === undefined) {
+        launcherCpuMs = pid === launcherPid ? last : launcherCpuMs;
+        continue;
+      }
+      wholeRun.push(last);
+      const at = (k: number) => records.find((r) => r.node === t.node && r.round === k)?.time;
+      const from = at(0);
+      const to = at(lastRound - 1);
+      if (from === undefined || to === undefined || lastRound < 2) continue;
+      const c0 = sampler.cpuMsAt(pid, from);
+      const c1 = sampler.cpuMsAt(pid, to);
+      if (c0 !== undefined && c1 !== undefined) perNodeRound.push((c1 - c0) / (lastRound - 1));
     }
+    emit({
+      kind: 'cpu',
+      rounds: `1..${lastRound - 1}`,
+      nodesMeasured: perNodeRound.length,
+      cpuPerNodeRoundMs: {
+        mean: round(mean(perNodeRound)),
+        ...spread(perNodeRound),
+      },
+      // Wall time of training (it includes waiting for a core while 16 processes share 2).
+      trainWallMsPerNodeRound: phase('trainMs'),
+      cpuPerNodeWholeRunS: round(mean(wholeRun) / 1000, 2),
+      launcherCpuS: launcherCpuMs === null ? null : round(launcherCpuMs / 1000, 2),
+    });
 
-    // Memory: sampled peak RSS of the node processes, the records' rssMB, tensors across rounds.
-    const hwm = [...peaks.values()].map((p) => p.vmHWM / 1024);
+    const totals = emptyCounts();
+    for (const r of records) addCounts(totals, r.messages);
+    const steadyTotals = emptyCounts();
+    for (const r of steady) addCounts(steadyTotals, r.messages);
+    emit({
+      kind: 'messages',
+      ...totals,
+      failedSends: totals.failed,
+      failedRate: totals.sent ? round(totals.failed / totals.sent, 4) : 0,
+      steadyFailed: steadyTotals.failed,
+      steadyMissing: steadyTotals.missing,
+      streamResets: records.reduce(
+        (n, r) => n + Object.values(r.streamResets).reduce((a, b) => a + (b ?? 0), 0),
+        0,
+      ),
+    });
+
+    const nodeTracks = [...sampler.tracks.values()].filter((t) => t.node !== undefined);
+    const launcher = launcherPid === undefined ? undefined : sampler.tracks.get(launcherPid);
     const byNode = new Map<number, RoundRecord[]>();
     for (const r of records) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
     const tensorGrowth = [...byNode.values()].map((rs) => {
       const t = rs.filter((r) => r.round >= 1).map((r) => r.numTensors);
       return t.length ? Math.max(...t) - Math.min(...t) : 0;
     });
+    const pss = nodeTracks.map((t) => t.peakPssMB);
+    const rss = nodeTracks.map((t) => t.peakRssMB);
     emit({
       kind: 'memory',
-      processesSampled: hwm.length,
-      peakRssMBMax: round(Math.max(0, ...hwm)),
-      peakRssMBMedian: round(quantile(hwm, 0.5)),
+      processesSampled: nodeTracks.length,
+      peakPssMBMedian: round(quantile(pss, 0.5)),
+      peakPssMBMax: round(Math.max(0, ...pss)),
+      // Sampled every second: the peak of the sum at one instant (not the sum of the peaks).
+      peakTotalPssMB: round(sampler.peakTotalPssMB),
+      launcherPeakPssMB: launcher ? round(launcher.peakPssMB) : null,
+      peakRssMBMedian: round(quantile(rss, 0.5)),
+      peakRssMBMax: round(Math.max(0, ...rss)),
       recordRssMBMax: round(Math.max(0, ...records.map((r) => r.rssMB))),
       numTensorsGrowthMax: Math.max(0, ...tensorGrowth),
     });
-  } finally {
-    clearInterval(sampler);
-    rmSync(out, { recursive: true, force: true });
-  }
-}
 
-/**
- * Node processes of this run: their command line names the run's directory. Read from /proc, not
- * by spawning `ps` every 250 ms, which took CPU from the start-up being measured.
- */
-function nodeProcesses(out: string): { pid: number; node?: number }[] {
-  const found: { pid: number; node?: number }[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let args: string;
-    try {
-      args = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ');
-    } catch {
-      continue;
+    const frac = steady.map(
+      (r) => (r.phases.roundMs - r.phases.trainMs - r.phases.waitMs) / r.phases.roundMs,
+    );
+    emit({
+      kind: 'overhead',
+      records: steady.length,
+      overheadMedian: round(quantile(frac, 0.5), 3),
+      overheadP90: round(quantile(frac, 0.9), 3),
+      overheadMean: round(mean(frac), 3),
+    });
+
+    for (let k = 0; k < rounds; k++) {
+      const rs = records.filter((r) => r.round === k);
+      const med = (f: (r: RoundRecord) => number, digits = 1) =>
+        round(quantile(rs.map(f), 0.5), digits);
+      emit({
+        kind: 'round',
+        round: k,
+        overheadMedian: med(
+          (r) => (r.phases.roundMs - r.phases.trainMs - r.phases.waitMs) / r.phases.roundMs,
+          3,
+        ),
+        roundMs: med((r) => r.phases.roundMs),
+        trainMs: med((r) => r.phases.trainMs),
+        waitMs: med((r) => r.phases.waitMs),
+        sendMs: med((r) => r.phases.exchangeMs - r.phases.waitMs),
+        evalMs: med((r) => r.phases.evalMs),
+        failed: rs.reduce((n, r) => n + r.messages.failed, 0),
+      });
     }
-    if (!args.includes(out) || !args.includes(' node ')) continue;
-    const id = / --id (\d+)/.exec(args);
-    found.push({ pid: Number(name), ...(id ? { node: Number(id[1]) } : {}) });
-  }
-  return found;
-}
-
-/** Peak resident set (kB) of a process, or undefined once it exited. */
-function vmHWM(pid: number): number | undefined {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
+    emit({ kind: 'done', loadavgAfter: loadavg().map((x) => round(x, 2)) });
+  } finally {
+    sampler.stop();
+    for (const h of hogProcs) h.kill('SIGKILL');
+    if (!keep) rmSync(out, { recursive: true, force: true });
   }
 }
 
@@ -260,21 +317,6 @@ function emit(o: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ suite: 'cluster', ...o })}\n`);
 }
 
-function mean(xs: readonly number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
-}
-
-function quantile(xs: readonly number[], q: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-}
-
 function ms(seconds: number | null | undefined): number | null {
   return seconds === null || seconds === undefined ? null : Math.round(seconds * 1000);
-}
-
-function round(x: number, digits = 1): number {
-  const k = 10 ** digits;
-  return Math.round(x * k) / k;
 }
