@@ -13,20 +13,7 @@
  */
 import { parseExperiment } from '../../src/config/index.js';
 import { simulate } from '../../src/run/simulate.js';
-
-function flag(args: string[], name: string, dflt: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt;
-}
-
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function merge(a: Json, b: Json): Json {
-  const out: Json = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isObj(v) && isObj(out[k]) ? merge(out[k], v) : v;
-  return out;
-}
+import { flag, type Json, merge } from './args.js';
 
 /** Two-sided 95% Student t quantiles by degrees of freedom (1..10); beyond that ~1.96. */
 const T95 = [Number.NaN, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];

@@ -80,6 +80,11 @@ export interface RoundRecord {
   neighbours: number[];
   /** Neighbours whose weights were mixed in. */
   heard: number[];
+  /**
+   * Clipped gossip only: neighbours heard whose difference was clipped to the radius, and those
+   * left out of the mix as too far (`heard` still lists them: their frames arrived).
+   */
+  robust?: { clipped: number[]; rejected: number[] };
   /** Mean RMS distance between this node's weights and those it heard, before mixing. */
   disagreement: number | null;
   bytesSent: number;

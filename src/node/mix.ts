@@ -11,7 +11,12 @@ import {
   type Neighbour,
   pushSumMix,
 } from '../gossip/mixing.js';
-import { ClipRadius, clippedMix, trimmedMeanMix } from '../gossip/robust.js';
+import {
+  type ClipDecisions,
+  ClipRadius,
+  clippedMixWith,
+  trimmedMeanMix,
+} from '../gossip/robust.js';
 
 export interface MixInput {
   x: Float32Array;
@@ -27,11 +32,18 @@ export interface MixInput {
   expectedLoss?: number;
 }
 
+export interface MixOutput {
+  x: Float32Array;
+  mass: number;
+  /** Clipped gossip: which neighbours this round's mix clipped and which it left out. */
+  robust?: ClipDecisions;
+}
+
 export class Mixer {
   private readonly clip = new ClipRadius();
   constructor(private readonly gossip: Experiment['gossip']) {}
 
-  mix(inp: MixInput): { x: Float32Array; mass: number } {
+  mix(inp: MixInput): MixOutput {
     const { x, received, alpha } = inp;
     const robust = this.gossip.robust;
     switch (this.gossip.mixing) {
@@ -49,10 +61,10 @@ export class Mixer {
       case 'metropolis':
         if (robust.kind === 'none')
           return { x: metropolisMix(x, received, inp.degree, inp.degreeOf), mass: 1 };
-        return { x: this.robustMix(x, received, 1 / (1 + Math.max(inp.degree, 1))), mass: 1 };
+        return this.robustMix(x, received, 1 / (1 + Math.max(inp.degree, 1)));
       case 'laplacian':
         if (robust.kind === 'none') return { x: laplacianMix(x, received, alpha), mass: 1 };
-        return { x: this.robustMix(x, received, alpha), mass: 1 };
+        return this.robustMix(x, received, alpha);
       default: {
         const never: never = this.gossip.mixing;
         throw new Error(`unknown mixing rule ${String(never)}`);
@@ -60,9 +72,10 @@ export class Mixer {
     }
   }
 
-  private robustMix(x: Float32Array, received: readonly Neighbour[], alpha: number): Float32Array {
+  private robustMix(x: Float32Array, received: readonly Neighbour[], alpha: number): MixOutput {
     const robust = this.gossip.robust;
-    if (robust.kind === 'trimmed-mean') return trimmedMeanMix(x, received, alpha, robust.trim);
+    if (robust.kind === 'trimmed-mean')
+      return { x: trimmedMeanMix(x, received, alpha, robust.trim), mass: 1 };
     const r =
       robust.radius > 0
         ? { tau: robust.radius, reject: Number.POSITIVE_INFINITY }
@@ -70,10 +83,8 @@ export class Mixer {
             received.map((n) => l2Distance(n.weights, x)),
             x,
           );
-    const out = clippedMix(x, received, alpha, r.tau, r.reject);
-    // The adaptive radius measures the node's own movement from one mix to the next.
-    this.clip.settle(out);
-    return out;
+    const { x: out, clipped, rejected } = clippedMixWith(x, received, alpha, r.tau, r.reject);
+    return { x: out, mass: 1, robust: { clipped, rejected } };
   }
 
   clipState(): number[] {

@@ -385,6 +385,7 @@ export class NodeRuntime {
       },
       neighbours,
       heard: received.map((m) => m.from).sort((a, b) => a - b),
+      ...(mixed.robust && { robust: mixed.robust }),
       disagreement,
       ...tallies,
       ...(cfg.gossip.mixing === 'push-sum' && { mass: this.mass }),

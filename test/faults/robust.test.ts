@@ -1,70 +1,66 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Neighbour } from '../../src/gossip/mixing.js';
-import { ClipRadius, clippedMix, trimmedMeanMix } from '../../src/gossip/robust.js';
+import { ClipRadius, clippedMix, clippedMixWith, trimmedMeanMix } from '../../src/gossip/robust.js';
 
 const v = (...xs: number[]) => Float32Array.from(xs);
 const n = (from: number, weights: Float32Array): Neighbour => ({ from, weights, mass: 1 });
 
 describe('adaptive clip radius', () => {
-  it('does not mix before it knows its own movement, then scales from it', () => {
+  it('scales from the median distance heard, this round included', () => {
     const c = new ClipRadius();
-    assert.deepEqual(c.radius([1, 2, 50], v(0, 0)), { tau: 0, reject: 0 });
-    c.settle(v(0, 0));
-    // Moved 1 since the last mix: scale = 2 * movement (no heard history yet).
-    const r = c.radius([1.5, 2, 50], v(1, 0));
-    assert.equal(r.tau, 4);
-    assert.equal(r.reject, 6);
+    // No norm given: no cap. Median of [1, 2, 50] is 2.
+    assert.deepEqual(c.radius([1, 2, 50]), { tau: 4, reject: 6 });
+    // Window [1, 2, 50, 3]: median 2.5.
+    assert.deepEqual(c.radius([3]), { tau: 5, reject: 7.5 });
   });
 
-  it('an attacker far out is rejected and never enters the history; the scale follows honest distances', () => {
+  it("never mixes a neighbour farther than the node's own norm, even one heard alone", () => {
     const c = new ClipRadius();
-    let x = v(0, 0);
-    c.radius([], x);
+    const x = v(3, 4); // norm 5
+    // A sign-flip attacker heard alone sends -x: distance 10. The median is 10, the cap 5/3.
+    const r = c.radius([10], x);
+    assert.ok(Math.abs(r.reject - 5) < 1e-6, `reject ${r.reject}`);
+    assert.ok(Math.abs(r.tau - 10 / 3) < 1e-6, `tau ${r.tau}`);
+    const out = clippedMixWith(x, [n(3, v(-3, -4))], 0.5, r.tau, r.reject);
+    assert.deepEqual(out.rejected, [3]);
+    assert.deepEqual([...out.x], [3, 4]);
+  });
+
+  it('an attacker far out is rejected every round while the scale follows honest distances', () => {
+    const c = new ClipRadius();
     for (let k = 1; k <= 40; k++) {
-      c.settle(x);
-      x = v(k, 0); // moves 1 per round
-      const r = c.radius([1.8, 2, 2.2, 40], x);
-      if (k > 3) {
-        assert.ok(r.tau >= 3.6 && r.tau <= 4.4, `tau ${r.tau}`);
-        assert.ok(r.reject < 40);
-      }
+      const r = c.radius([1.8, 2, 2.2, 40]);
+      assert.ok(r.tau >= 3.6 && r.tau <= 4.4, `round ${k}: tau ${r.tau}`);
+      assert.ok(r.reject < 40);
     }
-    const hist = c.state();
-    const len = hist[hist.length - 1]!;
-    assert.ok(
-      hist.slice(0, len).every((d) => d <= 2.2),
-      'only honest distances were recorded',
-    );
   });
 
-  it('the movement cap bounds the scale when the node itself slows down', () => {
-    const c = new ClipRadius();
-    let pos = 0;
-    c.radius([], v(pos));
-    const step = (move: number, heard: number[]) => {
-      c.settle(v(pos));
-      pos += move;
-      return c.radius(heard, v(pos));
-    };
-    for (let k = 0; k < 10; k++) step(1, [2, 2]); // heard median 2, accepted
-    assert.equal(step(1, [2]).tau, 4);
-    let r = step(0.1, [2]);
-    for (let k = 0; k < 20; k++) r = step(0.1, [0.3]); // movement window now all 0.1
-    // Heard median is still 2 (64-message window), but 4 * mean movement = 0.4 bounds it.
-    assert.ok(Math.abs(r.tau - 0.8) < 1e-6, `tau ${r.tau}`);
+  it('a node that rejected its honest neighbours accepts them again (no lock-out)', () => {
+    const c = new ClipRadius(2, 16);
+    for (let k = 0; k < 16; k++) c.radius([0.1]); // a first phase of tiny distances
+    // Honest neighbours now sit at 2: rejected at first, but their distances enter the window.
+    const seen: boolean[] = [];
+    for (let k = 0; k < 12; k++) {
+      const r = c.radius([2, 2]);
+      seen.push(2 <= r.reject);
+    }
+    assert.equal(seen[0], false);
+    assert.equal(seen.at(-1), true);
   });
 
-  it('state and restore round-trip the heard and movement histories', () => {
+  it("state and restore round-trip the window; the earlier rule's state restores its distances", () => {
     const c = new ClipRadius();
-    c.radius([], v(0));
-    c.settle(v(0));
-    c.radius([1, 1.5], v(0.8));
+    c.radius([1, 1.5]);
     const d = new ClipRadius();
     d.restore(c.state());
     assert.deepEqual(d.state(), c.state());
+    assert.deepEqual(d.radius([]), c.radius([]));
+    const legacy = new ClipRadius();
+    legacy.restore([1, 2, 0.5, 0.4, 2]); // heard [1, 2], movements [0.5, 0.4], count 2
+    assert.deepEqual(legacy.state(), [1, 2, 2]);
     const e = new ClipRadius();
-    e.restore([1, 2, 3]); // malformed (legacy): ignored, not thrown
+    e.restore([1, 2, 3]); // malformed: ignored, not thrown
     assert.deepEqual(e.state(), [0]);
   });
 
@@ -74,6 +70,8 @@ describe('adaptive clip radius', () => {
     // 1 passes whole (0.5), 2 is clipped to length 2 (moves 0.5 * 2), 3 is left out.
     assert.ok(Math.abs(out[0]! - 0.5) < 1e-6);
     assert.ok(Math.abs(out[1]! - 1) < 1e-6);
+    const said = clippedMixWith(x, [n(3, v(-100, 0)), n(1, v(1, 0)), n(2, v(0, 3))], 0.5, 2, 10);
+    assert.deepEqual(said, { x: out, clipped: [2], rejected: [3] });
   });
 });
 
