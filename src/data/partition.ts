@@ -12,13 +12,22 @@
  *   exactly one class per node: with nodes >= classes node i gets class i mod classes, and the
  *   nodes sharing a class split it evenly; with fewer nodes than classes node i gets the classes
  *   c with c mod nodes = i.
+ * - `labeldir:<alpha>[:<min>]`: the per-class Dirichlet split of NIID-Bench (Li, Diao, Chen, He,
+ *   *Federated Learning on Non-IID Data Silos: An Experimental Study*, ICDE 2022, "noniid-labeldir")
+ *   and FedML, which most decentralized-learning papers use. For each class in turn, its samples
+ *   are shuffled and cut among the nodes in proportions p ~ Dirichlet(alpha, ..., alpha), except
+ *   that a node that already holds N / nodes samples or more gets none of this class (the
+ *   proportions of the others are renormalized). Node sizes are unequal. If some node ends with
+ *   fewer than `min` samples (default 10, NIID-Bench's, or N / nodes if smaller), the whole split
+ *   is drawn again (at most 1000 times). alpha > 0.
+ *   `dirichlet:<alpha>` above is a different split: equal node sizes, a class mix per node.
  * - `shards:<k>`: sort by label, cut into nodes * k equal shards, give each node k random shards
  *   (McMahan et al. 2017); each node then has at most k classes (more if a shard straddles two).
  * - `natural`: data sets with generating groups (synthetic's devices): groups are dealt to nodes
  *   round-robin in a seeded order.
  *
  * Minimum size: iid, dirichlet (alpha > 0) and shards give every node floor(N / nodes) samples or
- * more (shards: floor(N / (nodes * k)) * k). dirichlet:0 and natural follow the classes' and
+ * more (shards: floor(N / (nodes * k)) * k); labeldir gives every node at least its `min`. dirichlet:0 and natural follow the classes' and
  * groups' sizes; should a node still be empty (a class with fewer samples than the nodes sharing
  * it), it takes one sample from the currently largest node. Fewer samples than nodes is a
  * ConfigError.
@@ -29,12 +38,29 @@ import { Rng } from '../compute/rng.js';
 import { ConfigError } from '../errors.js';
 import type { Partition, PartitionSpec } from './types.js';
 
-const LEGAL = "'iid', 'dirichlet:<alpha >= 0>', 'shards:<k >= 1>' or 'natural'";
+const LEGAL =
+  "'iid', 'dirichlet:<alpha >= 0>', 'labeldir:<alpha > 0>[:<min size >= 1>]', 'shards:<k >= 1>' or 'natural'";
+
+/** NIID-Bench's minimum node size for `labeldir`, and how often a split is redrawn to reach it. */
+export const LABELDIR_MIN_SIZE = 10;
+const LABELDIR_ATTEMPTS = 1000;
 
 export function parsePartitionSpec(s: string, field = 'partition'): PartitionSpec {
   const t = s.trim().toLowerCase();
   if (t === 'iid') return { kind: 'iid' };
   if (t === 'natural') return { kind: 'natural' };
+  const ld = /^labeldir:([^:]+)(?::(.+))?$/.exec(t);
+  if (ld) {
+    const alpha = Number(ld[1]);
+    const min = ld[2] === undefined ? undefined : Number(ld[2]);
+    if (
+      Number.isFinite(alpha) &&
+      alpha > 0 &&
+      (min === undefined || (Number.isInteger(min) && min >= 1))
+    )
+      return { kind: 'labeldir', alpha, ...(min !== undefined && { minSize: min }) };
+    throw new ConfigError(field, `must be ${LEGAL}`, s);
+  }
   const m = /^(dirichlet|shards):(.+)$/.exec(t);
   if (m) {
     const v = Number(m[2]);
@@ -53,6 +79,8 @@ export function formatPartitionSpec(p: PartitionSpec): string {
       return p.kind;
     case 'dirichlet':
       return `dirichlet:${p.alpha}`;
+    case 'labeldir':
+      return p.minSize === undefined ? `labeldir:${p.alpha}` : `labeldir:${p.alpha}:${p.minSize}`;
     case 'shards':
       return `shards:${p.k}`;
     default: {
@@ -94,6 +122,9 @@ export function partitionDataset(
         spec.alpha === 0
           ? oneClassPerNode(labels, classes, nodes, rng)
           : dirichlet(labels, classes, nodes, spec.alpha, rng);
+      break;
+    case 'labeldir':
+      parts = labelDirichlet(labels, classes, nodes, spec.alpha, spec.minSize, rng);
       break;
     case 'shards':
       parts = shards(labels, nodes, spec.k, rng);
@@ -214,6 +245,54 @@ function dirichlet(
     parts[i]!.push(pools[c]![remaining[c]!]!);
   }
   return parts;
+}
+
+function labelDirichlet(
+  labels: Int32Array,
+  classes: number,
+  nodes: number,
+  alpha: number,
+  minSize: number | undefined,
+  rng: Rng,
+): number[][] {
+  const n = labels.length;
+  const min = minSize ?? Math.min(LABELDIR_MIN_SIZE, Math.floor(n / nodes));
+  if (min * nodes > n) {
+    throw new ConfigError(
+      'partition',
+      `labeldir minimum size ${min} over ${nodes} nodes needs at least ${min * nodes} samples (got ${n})`,
+    );
+  }
+  const full = n / nodes;
+  const concentration = new Array<number>(nodes).fill(alpha);
+  for (let attempt = 0; attempt < LABELDIR_ATTEMPTS; attempt++) {
+    const draw = rng.fork('attempt', attempt);
+    const parts: number[][] = Array.from({ length: nodes }, () => []);
+    for (const pool of byClass(labels, classes, draw.fork('pools'))) {
+      // A node holding its even share already takes no more: sizes stay within reach of N / nodes.
+      const open = parts.map((part) => part.length < full);
+      let p = sampleDirichlet(concentration, draw).map((q, i) => (open[i] ? q : 0));
+      // Every open node's share can underflow to 0 at a tiny alpha: then the open nodes share evenly.
+      if (!(p.reduce((x, y) => x + y, 0) > 0)) p = open.map((o) => (o ? 1 : 0));
+      const total = p.reduce((x, y) => x + y, 0);
+      // Cut the class at the cumulative proportions, rounded down; the last node with a share
+      // takes the rest (so a closed node gets exactly nothing, whatever the float round-off).
+      const last = p.findLastIndex((q) => q > 0);
+      let from = 0;
+      let acc = 0;
+      for (let i = 0; i <= last; i++) {
+        acc += p[i]!;
+        const to = i === last ? pool.length : Math.floor((acc / total) * pool.length);
+        for (let s = from; s < to; s++) parts[i]!.push(pool[s]!);
+        from = Math.max(from, to);
+      }
+    }
+    if (parts.every((part) => part.length >= min)) return parts;
+  }
+  throw new ConfigError(
+    'partition',
+    `labeldir:${alpha} gave some node fewer than ${min} samples in ${LABELDIR_ATTEMPTS} draws; raise alpha, lower the minimum (labeldir:${alpha}:<min>) or use fewer nodes`,
+  );
 }
 
 function shards(labels: Int32Array, nodes: number, k: number, rng: Rng): number[][] {

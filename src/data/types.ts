@@ -63,5 +63,6 @@ export type DatasetName = DatasetSpec['name'];
 export type PartitionSpec =
   | { readonly kind: 'iid' }
   | { readonly kind: 'dirichlet'; readonly alpha: number }
+  | { readonly kind: 'labeldir'; readonly alpha: number; readonly minSize?: number }
   | { readonly kind: 'shards'; readonly k: number }
   | { readonly kind: 'natural' };

@@ -38,6 +38,7 @@ export {
   validateSwaSpec,
 } from './schedule.js';
 export { SwaAverage, type SwaState } from './swa.js';
+export { isEvalRound, isTailRound, TailMean } from './tail.js';
 export {
   LocalTrainer,
   type LocalTrainerOptions,

@@ -3,19 +3,26 @@
  *
  *   learningRate({ kind: 'cosine' }, 0.05, round, 150);                       // cosine decay
  *   const swa = { start: 0.75, cycle: 5, lr2: 1e-4 };
- *   learningRate({ kind: 'constant' }, 0.05, round, 150, swa);                // cyclical from 112
- *   swaStartRound(swa, 150);       // 112
- *   isSwaCollectRound(swa, 116, 150); // true: last round of the first cycle (112..116)
+ *   learningRate({ kind: 'constant' }, 0.05, round, 150, swa);                // cyclical from 115
+ *   swaStartRound(swa, 150);       // 115: 7 whole cycles end at the last round, 149
+ *   isSwaCollectRound(swa, 119, 150); // true: last round of the first cycle (115..119)
  *
  * Rounds count from 0. Schedules:
  * - `constant`: baseLr.
  * - `step`: baseLr * gamma^floor(round / every).
  * - `cosine`: minLr + (baseLr - minLr) * (1 + cos(pi * round / totalRounds)) / 2 (minLr default 0).
- * SWA phase (round r >= swaStartRound = floor(start * totalRounds)): with k = r - swaStartRound,
- * t = (k mod cycle + 1) / cycle and lr = (1 - t) * lr1 + t * lr2, where lr1 is the schedule's rate
- * at the start round. So each cycle decays linearly from just below lr1 to exactly lr2 at its last
- * round, which is the round the average is collected (Izmailov et al.: collect at the low end).
+ * SWA phase: whole cycles that end at the run's last round. From the configured start
+ * s0 = floor(start * totalRounds), the phase holds n = max(1, floor((totalRounds - s0) / cycle))
+ * cycles and begins at swaStartRound = max(0, totalRounds - n * cycle), so it starts at the
+ * configured round or a little later (at most cycle - 1 rounds), and earlier only to fit one whole
+ * cycle. For a round r of the phase with e = (totalRounds - 1 - r) mod cycle (rounds left to the
+ * cycle's end), t = (cycle - e) / cycle and lr = (1 - t) * lr1 + t * lr2, where lr1 is the
+ * schedule's rate at the start round: each cycle decays linearly from just below lr1 to exactly lr2
+ * at its last round, the round the average is collected (Izmailov et al.: collect at the low end).
+ * The run ends on a collection round at lr2, as fedsam's runs do; before this alignment a 150-round
+ * run collected last at round 146 and measured its final models at a rising rate (issue 13).
  */
+import { SWA_DEFAULTS } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 
 export type LrSchedule =
@@ -28,11 +35,11 @@ export interface SwaSpec {
   start: number;
   /** Rounds per learning-rate cycle, an integer >= 1; the average is collected once per cycle. */
   cycle: number;
-  /** Learning rate at the end of each cycle, > 0. Default 1e-4. */
+  /** Learning rate at the end of each cycle, > 0. Default 1e-4 (the schema's default). */
   lr2: number;
 }
 
-export const DEFAULT_SWA: Readonly<SwaSpec> = Object.freeze({ start: 0.75, cycle: 5, lr2: 1e-4 });
+export const DEFAULT_SWA: Readonly<SwaSpec> = Object.freeze({ ...SWA_DEFAULTS });
 
 export function validateSwaSpec(spec: SwaSpec): void {
   if (!(spec.start >= 0 && spec.start < 1)) {
@@ -80,16 +87,22 @@ export function scheduleRate(
   }
 }
 
-/** First round of the SWA phase: floor(start * totalRounds). */
+/** First round of the SWA phase: whole cycles from there end at the last round (see above). */
 export function swaStartRound(spec: SwaSpec, totalRounds: number): number {
   validateSwaSpec(spec);
-  return Math.floor(spec.start * totalRounds);
+  const configured = Math.floor(spec.start * totalRounds);
+  const cycles = Math.max(1, Math.floor((totalRounds - configured) / spec.cycle));
+  return Math.max(0, totalRounds - cycles * spec.cycle);
+}
+
+/** Rounds from `round` to the end of its SWA cycle (0 at a collection round). */
+function toCycleEnd(spec: SwaSpec, round: number, totalRounds: number): number {
+  return (((totalRounds - 1 - round) % spec.cycle) + spec.cycle) % spec.cycle;
 }
 
 /** True at the last round of each SWA cycle, where the running average is updated. */
 export function isSwaCollectRound(spec: SwaSpec, round: number, totalRounds: number): boolean {
-  const start = swaStartRound(spec, totalRounds);
-  return round >= start && (round - start) % spec.cycle === spec.cycle - 1;
+  return round >= swaStartRound(spec, totalRounds) && toCycleEnd(spec, round, totalRounds) === 0;
 }
 
 /** The learning rate of `round` (0-based), the SWA phase overriding the schedule when given. */
@@ -110,7 +123,7 @@ export function learningRate(
     const start = swaStartRound(swa, totalRounds);
     if (round >= start) {
       const lr1 = scheduleRate(schedule, baseLr, start, totalRounds);
-      const t = (((round - start) % swa.cycle) + 1) / swa.cycle;
+      const t = (swa.cycle - toCycleEnd(swa, round, totalRounds)) / swa.cycle;
       return (1 - t) * lr1 + t * swa.lr2;
     }
   }

@@ -23,13 +23,16 @@ import { pushSumShare, rmsDistance } from '../gossip/mixing.js';
 import {
   evaluate,
   evaluateFlat,
+  isEvalRound,
   isSwaCollectRound,
+  isTailRound,
   type LocalOptimizer,
   type LocalTrainer,
   learningRate,
   type Model,
   readFlat,
   SwaAverage,
+  TailMean,
   writeFlat,
 } from '../learn/index.js';
 import type { ControlMessage, Transport } from '../net/transport.js';
@@ -85,6 +88,9 @@ export interface NodeResult {
   restarts: number;
   accuracy: number | null;
   swaAccuracy: number | null;
+  /** Mean test accuracy of the current and of the SWA model over the last `eval.tail` rounds. */
+  tailAccuracy: number | null;
+  tailSwaAccuracy: number | null;
   messages: MessageCounts;
   bytesSent: number;
   bytesReceived: number;
@@ -106,6 +112,7 @@ export class NodeRuntime {
   private roundsDone = 0;
   private lastAccuracy: number | null = null;
   private lastSwaAccuracy: number | null = null;
+  private readonly tail = { accuracy: new TailMean(), swaAccuracy: new TailMean() };
   /** Highest round any other node reported in a heartbeat. */
   private observedRound = -1;
   /** When each peer was last heard from (heartbeat or frame), and this node's last round time. */
@@ -174,8 +181,10 @@ export class NodeRuntime {
         cursor: trainerRng[4]!,
       });
     }
-    const extra = ck.extra as { clip?: number[] };
+    const extra = ck.extra as { clip?: number[]; tail?: number[][] };
     if (extra.clip) this.mixer.restoreClipState(extra.clip);
+    this.tail.accuracy.restore(extra.tail?.[0]);
+    this.tail.swaAccuracy.restore(extra.tail?.[1]);
   }
 
   /**
@@ -338,7 +347,7 @@ export class NodeRuntime {
     let accuracy: number | undefined;
     let testLoss: number | undefined;
     let swaAccuracy: number | undefined;
-    if ((k + 1) % cfg.eval.every === 0 || k === rounds - 1) {
+    if (isEvalRound(cfg.eval, k, rounds)) {
       const ev = evaluate(model, this.d.test, cfg.eval.batchSize);
       accuracy = ev.accuracy;
       testLoss = ev.loss;
@@ -347,6 +356,10 @@ export class NodeRuntime {
       if (avg) {
         swaAccuracy = evaluateFlat(model, avg, this.d.test, cfg.eval.batchSize).accuracy;
         this.lastSwaAccuracy = swaAccuracy;
+      }
+      if (isTailRound(cfg.eval.tail, k, rounds)) {
+        this.tail.accuracy.add(accuracy);
+        this.tail.swaAccuracy.add(swaAccuracy);
       }
     }
     const evalMs = performance.now() - t2;
@@ -418,7 +431,12 @@ export class NodeRuntime {
       swa: { count: this.swa.count, mean: this.swa.state().mean },
       mass: this.mass,
       rng: { trainer: [...rng.passStart, rng.cursor] },
-      extra: { clip: this.mixer.clipState(), roundsDone: this.roundsDone, totals: this.totals },
+      extra: {
+        clip: this.mixer.clipState(),
+        tail: [this.tail.accuracy.state(), this.tail.swaAccuracy.state()],
+        roundsDone: this.roundsDone,
+        totals: this.totals,
+      },
     };
     store.save(state);
   }
@@ -433,6 +451,8 @@ export class NodeRuntime {
       restarts: this.restarts,
       accuracy: this.lastAccuracy,
       swaAccuracy: this.lastSwaAccuracy,
+      tailAccuracy: this.tail.accuracy.mean,
+      tailSwaAccuracy: this.tail.swaAccuracy.mean,
       messages: { ...this.totals },
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,

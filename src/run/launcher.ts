@@ -363,6 +363,8 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       id: s.id,
       accuracy: o?.accuracy ?? null,
       swaAccuracy: o?.swaAccuracy ?? null,
+      tailAccuracy: o?.tailAccuracy ?? null,
+      tailSwaAccuracy: o?.tailSwaAccuracy ?? null,
       roundsCompleted: o?.roundsCompleted ?? (ck ? ck.round + 1 : 0),
       lastRound: o?.lastRound ?? ck?.round ?? -1,
       restarts: s.restarts,

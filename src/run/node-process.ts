@@ -161,6 +161,8 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
         id,
         accuracy: r.accuracy,
         swaAccuracy: r.swaAccuracy,
+        tailAccuracy: r.tailAccuracy,
+        tailSwaAccuracy: r.tailSwaAccuracy,
         roundsCompleted: r.roundsCompleted,
         lastRound: r.lastRound,
         roundsLostToRestarts: r.roundsSkipped,

@@ -103,6 +103,8 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       id: r.id,
       accuracy: r.accuracy,
       swaAccuracy: r.swaAccuracy,
+      tailAccuracy: r.tailAccuracy,
+      tailSwaAccuracy: r.tailSwaAccuracy,
       roundsCompleted: r.roundsCompleted,
       lastRound: r.lastRound,
       restarts: r.restarts,

@@ -13,6 +13,9 @@ export interface NodeOutcome {
   id: number;
   accuracy: number | null;
   swaAccuracy: number | null;
+  /** Mean accuracy of the current and SWA models over the last `eval.tail` rounds. */
+  tailAccuracy?: number | null;
+  tailSwaAccuracy?: number | null;
   roundsCompleted: number;
   lastRound: number;
   restarts: number;
@@ -35,6 +38,13 @@ export interface RunSummary {
   wallSeconds: number;
   meanAccuracy: number | null;
   meanSwaAccuracy: number | null;
+  /**
+   * Rounds the tail means are taken over (`eval.tail`), and the mean over nodes of each node's
+   * mean accuracy over them (current, SWA model). Absent in summaries of older versions.
+   */
+  tailRounds?: number;
+  meanTailAccuracy?: number | null;
+  meanTailSwaAccuracy?: number | null;
   /** Test accuracy of the plain average of the final node models. */
   accuracyOfAverageModel: number | null;
   /** Mean RMS distance of the final node models to their average (consensus distance). */
@@ -123,6 +133,9 @@ export function buildSummary(args: {
     wallSeconds: args.wallSeconds,
     meanAccuracy: mean(outcomes.map((o) => o.accuracy)),
     meanSwaAccuracy: mean(outcomes.map((o) => o.swaAccuracy)),
+    tailRounds: cfg.eval.tail,
+    meanTailAccuracy: mean(outcomes.map((o) => o.tailAccuracy ?? null)),
+    meanTailSwaAccuracy: mean(outcomes.map((o) => o.tailSwaAccuracy ?? null)),
     ...consensusFigures(ctx, args.finals),
     messages,
     faults,

@@ -579,6 +579,17 @@ function writeAtomic(file: string, text: string): void {
 export const SWEEP_METRICS = [
   { name: 'meanAccuracy', label: 'accuracy %', get: (s: RunSummary) => s.meanAccuracy },
   { name: 'meanSwaAccuracy', label: 'SWA acc. %', get: (s: RunSummary) => s.meanSwaAccuracy },
+  // Absent (null) in summaries written before tail means existed.
+  {
+    name: 'meanTailAccuracy',
+    label: 'tail acc. %',
+    get: (s: RunSummary) => s.meanTailAccuracy ?? null,
+  },
+  {
+    name: 'meanTailSwaAccuracy',
+    label: 'tail SWA %',
+    get: (s: RunSummary) => s.meanTailSwaAccuracy ?? null,
+  },
   {
     name: 'accuracyOfAverageModel',
     label: 'avg model %',

@@ -42,6 +42,12 @@ describe('parsePartitionSpec', () => {
     assert.deepEqual(parsePartitionSpec('Dirichlet:0'), { kind: 'dirichlet', alpha: 0 });
     assert.deepEqual(parsePartitionSpec('shards:2'), { kind: 'shards', k: 2 });
     assert.deepEqual(parsePartitionSpec('natural'), { kind: 'natural' });
+    assert.deepEqual(parsePartitionSpec('labeldir:0.1'), { kind: 'labeldir', alpha: 0.1 });
+    assert.deepEqual(parsePartitionSpec('labeldir:0.5:20'), {
+      kind: 'labeldir',
+      alpha: 0.5,
+      minSize: 20,
+    });
   });
 
   it('rejects bad specs with a ConfigError naming the spec and the legal forms', () => {
@@ -54,13 +60,21 @@ describe('parsePartitionSpec', () => {
       'shards:0',
       'shards:1.5',
       'noniid',
+      'labeldir',
+      'labeldir:',
+      'labeldir:0',
+      'labeldir:-1',
+      'labeldir:x',
+      'labeldir:0.1:0',
+      'labeldir:0.1:2.5',
     ]) {
       assert.throws(
         () => parsePartitionSpec(bad),
         (e: unknown) =>
           e instanceof ConfigError &&
           e.message.includes(JSON.stringify(bad)) &&
-          e.message.includes("'dirichlet:<alpha >= 0>'"),
+          e.message.includes("'dirichlet:<alpha >= 0>'") &&
+          e.message.includes("'labeldir:<alpha > 0>[:<min size >= 1>]'"),
         bad,
       );
     }
@@ -76,6 +90,8 @@ describe('partitionDataset', () => {
     { kind: 'dirichlet', alpha: 0.1 },
     { kind: 'dirichlet', alpha: 1000 },
     { kind: 'shards', k: 2 },
+    { kind: 'labeldir', alpha: 0.1 },
+    { kind: 'labeldir', alpha: 100 },
   ];
 
   it('assigns every index to exactly one node, none empty, for every kind', () => {
@@ -146,6 +162,73 @@ describe('partitionDataset', () => {
       (p) => p.length,
     );
     assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1);
+  });
+
+  it('labeldir: per class, a node that already holds N / nodes samples gets none of it', () => {
+    for (const [nodes, alpha, seed] of [
+      [16, 0.1, 1],
+      [16, 0.5, 2],
+      [5, 0.1, 3],
+      [40, 1, 4],
+    ] as const) {
+      const parts = partitionDataset(labels, 10, nodes, { kind: 'labeldir', alpha }, seed);
+      assertExactCover(parts, n);
+      for (const [i, p] of parts.entries()) {
+        // Classes are dealt in order 0..9: replay the node's size before each class.
+        const h = histOf(p, labels, 10);
+        let before = 0;
+        for (let c = 0; c < 10; c++) {
+          if (before >= n / nodes) assert.equal(h[c], 0, `node ${i} got class ${c} when full`);
+          before += h[c]!;
+        }
+        assert.ok(p.length >= 10, `node ${i} has ${p.length} < 10 samples`);
+      }
+    }
+  });
+
+  it('labeldir: unequal sizes and strong skew at small alpha, near the global mix at large', () => {
+    const stats = (alpha: number, seed: number) => {
+      const parts = partitionDataset(labels, 10, 10, { kind: 'labeldir', alpha }, seed);
+      const sizes = parts.map((p) => p.length);
+      const top =
+        parts.reduce((s, p) => s + Math.max(...histOf(p, labels, 10)) / p.length, 0) / parts.length;
+      return { ratio: Math.max(...sizes) / Math.min(...sizes), top };
+    };
+    for (const seed of [1, 2, 3]) {
+      const skewed = stats(0.1, seed);
+      assert.ok(skewed.ratio > 3, `alpha 0.1 seed ${seed}: size ratio ${skewed.ratio}`);
+      assert.ok(skewed.top > 0.6, `alpha 0.1 seed ${seed}: top share ${skewed.top}`);
+      const mixed = stats(1000, seed);
+      assert.ok(mixed.ratio < 1.3, `alpha 1000 seed ${seed}: size ratio ${mixed.ratio}`);
+      assert.ok(mixed.top < 0.2, `alpha 1000 seed ${seed}: top share ${mixed.top}`);
+    }
+  });
+
+  it('labeldir: every node reaches the minimum size, or the split is refused naming it', () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const parts = partitionDataset(
+        labels,
+        10,
+        16,
+        { kind: 'labeldir', alpha: 0.3, minSize: 60 },
+        seed,
+      );
+      assert.ok(Math.min(...parts.map((p) => p.length)) >= 60);
+    }
+    // Under 10 samples per node: the default minimum is N / nodes, rounded down.
+    const few = labels.subarray(0, 60);
+    for (const p of partitionDataset(few, 10, 8, { kind: 'labeldir', alpha: 0.5 }, 1))
+      assert.ok(p.length >= 7);
+    assert.throws(
+      () => partitionDataset(few, 10, 8, { kind: 'labeldir', alpha: 0.5, minSize: 8 }, 1),
+      (e: unknown) =>
+        e instanceof ConfigError && /needs at least 64 samples \(got 60\)/.test(e.message),
+    );
+    assert.throws(
+      () => partitionDataset(labels, 10, 16, { kind: 'labeldir', alpha: 0.001, minSize: 200 }, 1),
+      (e: unknown) =>
+        e instanceof ConfigError && /fewer than 200 samples in 1000 draws/.test(e.message),
+    );
   });
 
   it('shards(k) gives each node k label-sorted shards', () => {

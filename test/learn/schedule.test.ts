@@ -22,21 +22,49 @@ describe('learning-rate schedules', () => {
 
   it('the SWA phase cycles linearly from lr1 to lr2 and collects at the last round of a cycle', () => {
     const swa = { start: 0.75, cycle: 5, lr2: 1e-4 };
-    assert.equal(swaStartRound(swa, 150), 112);
-    close(learningRate({ kind: 'constant' }, 0.05, 111, 150, swa), 0.05);
+    // floor(0.75 * 150) = 112 leaves 38 rounds: 7 whole cycles, so the phase starts at 115.
+    assert.equal(swaStartRound(swa, 150), 115);
+    close(learningRate({ kind: 'constant' }, 0.05, 114, 150, swa), 0.05);
     const expect = [1, 2, 3, 4, 5].map((k) => (1 - k / 5) * 0.05 + (k / 5) * 1e-4);
-    for (let cycle = 0; cycle < 3; cycle++) {
+    for (let cycle = 0; cycle < 7; cycle++) {
       for (let i = 0; i < 5; i++) {
-        const r = 112 + cycle * 5 + i;
+        const r = 115 + cycle * 5 + i;
         close(learningRate({ kind: 'constant' }, 0.05, r, 150, swa), expect[i]!);
         assert.equal(isSwaCollectRound(swa, r, 150), i === 4, `round ${r}`);
       }
     }
-    assert.equal(isSwaCollectRound(swa, 111, 150), false);
+    assert.equal(isSwaCollectRound(swa, 114, 150), false);
     assert.equal(isSwaCollectRound(swa, 4, 150), false);
-    // lr1 is the underlying schedule's rate at the start round (here cosine at 112/150).
-    const lr1 = (0.1 * (1 + Math.cos((Math.PI * 112) / 150))) / 2;
-    close(learningRate({ kind: 'cosine' }, 0.1, 113, 150, swa), 0.6 * lr1 + 0.4 * 1e-4);
+    // lr1 is the underlying schedule's rate at the start round (here cosine at 115/150).
+    const lr1 = (0.1 * (1 + Math.cos((Math.PI * 115) / 150))) / 2;
+    close(learningRate({ kind: 'cosine' }, 0.1, 116, 150, swa), 0.6 * lr1 + 0.4 * 1e-4);
+  });
+
+  it('every run ends on a collection round at lr2, with whole cycles from the configured start on', () => {
+    for (const rounds of [1, 2, 3, 7, 10, 40, 41, 99, 150, 151]) {
+      for (const cycle of [1, 2, 3, 5, 7]) {
+        for (const start of [0, 0.5, 0.75, 0.9, 0.99]) {
+          const swa = { start, cycle, lr2: 1e-4 };
+          const s = swaStartRound(swa, rounds);
+          const at = `rounds ${rounds} cycle ${cycle} start ${start}`;
+          assert.ok(isSwaCollectRound(swa, rounds - 1, rounds), at);
+          close(learningRate({ kind: 'constant' }, 0.05, rounds - 1, rounds, swa), 1e-4);
+          const configured = Math.floor(start * rounds);
+          if (rounds - configured >= cycle) {
+            // Never earlier than configured, at most cycle - 1 rounds later, whole cycles.
+            assert.ok(s >= configured && s < configured + cycle, at);
+            assert.equal((rounds - s) % cycle, 0, at);
+          } else {
+            // Too few rounds left for a cycle: one whole cycle if the run has room for it.
+            assert.equal(s, Math.max(0, rounds - cycle), at);
+          }
+          const collects = Array.from({ length: rounds }, (_, r) => r).filter((r) =>
+            isSwaCollectRound(swa, r, rounds),
+          );
+          assert.equal(collects.length, Math.ceil((rounds - s) / cycle), at);
+        }
+      }
+    }
   });
 
   it('names the field on bad input', () => {
