@@ -12,10 +12,10 @@
  * - `step`: baseLr * gamma^floor(round / every).
  * - `cosine`: minLr + (baseLr - minLr) * (1 + cos(pi * round / totalRounds)) / 2 (minLr default 0).
  * SWA phase: whole cycles that end at the run's last round. From the configured start
- * s0 = floor(start * totalRounds), the phase holds n = max(1, floor((totalRounds - s0) / cycle))
- * cycles and begins at swaStartRound = max(0, totalRounds - n * cycle), so it starts at the
- * configured round or a little later (at most cycle - 1 rounds), and earlier only to fit one whole
- * cycle. For a round r of the phase with e = (totalRounds - 1 - r) mod cycle (rounds left to the
+ * s0 = floor(start * totalRounds), the phase holds n = floor((totalRounds - s0) / cycle) cycles and
+ * begins at swaStartRound = totalRounds - n * cycle: at the configured round or a little later (at
+ * most cycle - 1 rounds). When fewer than `cycle` rounds are left after s0 (a short run), the phase
+ * is the end of one cycle, from s0 on. For a round r of the phase with e = (totalRounds - 1 - r) mod cycle (rounds left to the
  * cycle's end), t = (cycle - e) / cycle and lr = (1 - t) * lr1 + t * lr2, where lr1 is the
  * schedule's rate at the start round: each cycle decays linearly from just below lr1 to exactly lr2
  * at its last round, the round the average is collected (Izmailov et al.: collect at the low end).
@@ -91,8 +91,8 @@ export function scheduleRate(
 export function swaStartRound(spec: SwaSpec, totalRounds: number): number {
   validateSwaSpec(spec);
   const configured = Math.floor(spec.start * totalRounds);
-  const cycles = Math.max(1, Math.floor((totalRounds - configured) / spec.cycle));
-  return Math.max(0, totalRounds - cycles * spec.cycle);
+  const cycles = Math.floor((totalRounds - configured) / spec.cycle);
+  return cycles === 0 ? configured : totalRounds - cycles * spec.cycle;
 }
 
 /** Rounds from `round` to the end of its SWA cycle (0 at a collection round). */

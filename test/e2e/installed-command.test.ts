@@ -26,6 +26,8 @@ const experiment = {
   model: { hidden: [16] },
   train: { localSteps: 10, lr: 0.3 },
   eval: { every: 2 },
+  // Four rounds are too few for an SWA phase: its last round would run at swa.lr2.
+  swa: { enabled: false },
   faults: { loss: { p: 0.2, mode: 'notify' } },
   backend: 'wasm',
 };
