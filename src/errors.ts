@@ -140,3 +140,9 @@ function formatValue(v: unknown): string {
     return String(v);
   }
 }
+
+/** A run or sweep directory cannot be read (missing, not a run, a corrupt record file). */
+export class RecordsError extends FlatmeshError {
+  override readonly name = 'RecordsError';
+  override readonly exitCode = 3;
+}

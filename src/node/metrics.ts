@@ -12,96 +12,16 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RejectReason } from '../errors.js';
 import type { StreamResetReason, TransportMetrics } from '../net/transport.js';
+import { emptyCounts, type MessageCounts, type RoundRecord } from '../report/records.js';
 
-export interface MessageCounts {
-  /** Frames this node tried to send. */
-  sent: number;
-  /** Of those, frames that reached the peer. */
-  delivered: number;
-  /** Of those, frames dropped by an injected fault (loss, partition). */
-  dropped: number;
-  /** Of those, frames whose send failed on the network (dial, stream, timeout). */
-  failed: number;
-  /** Valid frames received for the round they were collected in. */
-  received: number;
-  /** Expected frames that did not arrive by the deadline. */
-  missing: number;
-  /** Expected frames known lost (notify-mode loss): not waited for. */
-  lost: number;
-  /** Frames that arrived after their round was over. */
-  late: number;
-  /** Frames that failed validation. */
-  rejected: number;
-}
-
-export const emptyCounts = (): MessageCounts => ({
-  sent: 0,
-  delivered: 0,
-  dropped: 0,
-  failed: 0,
-  received: 0,
-  missing: 0,
-  lost: 0,
-  late: 0,
-  rejected: 0,
-});
-
-export function addCounts(into: MessageCounts, c: Readonly<MessageCounts>): MessageCounts {
-  for (const k of Object.keys(into) as (keyof MessageCounts)[]) into[k] += c[k];
-  return into;
-}
-
-export interface PhaseTimes {
-  trainMs: number;
-  exchangeMs: number;
-  /** Part of exchangeMs spent waiting for the slowest neighbour after this node's sends. */
-  waitMs: number;
-  mixMs: number;
-  evalMs: number;
-  checkpointMs: number;
-  roundMs: number;
-}
-
-export interface RoundRecord {
-  node: number;
-  round: number;
-  /** Wall-clock time the round ended (ms since the epoch). */
-  time: number;
-  lr: number;
-  trainLoss: number;
-  /** Test accuracy/loss of the current model, on evaluation rounds. */
-  accuracy?: number;
-  testLoss?: number;
-  /** Test accuracy of the node's SWA average, on evaluation rounds once it has one. */
-  swaAccuracy?: number;
-  swaCount: number;
-  phases: PhaseTimes;
-  /** Active neighbours of this round (from the shared schedule). */
-  neighbours: number[];
-  /** Neighbours whose weights were mixed in. */
-  heard: number[];
-  /**
-   * Clipped gossip only: neighbours heard whose difference was clipped to the radius, and those
-   * left out of the mix as too far (`heard` still lists them: their frames arrived).
-   */
-  robust?: { clipped: number[]; rejected: number[] };
-  /** Mean RMS distance between this node's weights and those it heard, before mixing. */
-  disagreement: number | null;
-  bytesSent: number;
-  bytesReceived: number;
-  messages: MessageCounts;
-  /** Per neighbour, this round's message counts (only neighbours with any traffic). */
-  byNeighbour: Record<string, MessageCounts>;
-  rejectedBy: Partial<Record<RejectReason, number>>;
-  /** Incoming weights streams this node reset because the peer misbehaved, by reason. */
-  streamResets: Partial<Record<StreamResetReason, number>>;
-  faults: Record<string, number>;
-  /** Push-sum mass, when push-sum mixing is used. */
-  mass?: number;
-  /** Resident memory of the process (MB) and live tensors, to catch leaks across rounds. */
-  rssMB: number;
-  numTensors: number;
-}
+// The record types live in the report layer, which node/, run/ and the report all share.
+export {
+  addCounts,
+  emptyCounts,
+  type MessageCounts,
+  type PhaseTimes,
+  type RoundRecord,
+} from '../report/records.js';
 
 /** Transport counters, tallied per round. */
 export class NodeCounters implements TransportMetrics {

@@ -3,66 +3,12 @@
  * average of all node models (what a server would have had), and totals of every message fate and
  * injected fault. Built the same way by the launcher and the simulator.
  */
-import type { Experiment } from '../config/schema.js';
 import { rmsDistance } from '../gossip/mixing.js';
 import { createModel, evaluate, writeFlat } from '../learn/index.js';
 import { modelSpec, type RunContext } from '../node/build.js';
-import { addCounts, emptyCounts, type MessageCounts } from '../node/metrics.js';
+import { addCounts, emptyCounts, type NodeOutcome, type RunSummary } from '../report/records.js';
 
-export interface NodeOutcome {
-  id: number;
-  accuracy: number | null;
-  swaAccuracy: number | null;
-  /** Mean accuracy of the current and SWA models over the last `eval.tail` rounds. */
-  tailAccuracy?: number | null;
-  tailSwaAccuracy?: number | null;
-  roundsCompleted: number;
-  lastRound: number;
-  restarts: number;
-  roundsLostToRestarts: number;
-  messages: MessageCounts;
-  bytesSent: number;
-  bytesReceived: number;
-  faults: Record<string, number>;
-  /** Exit status for process runs: 'ok', or why it ended otherwise. */
-  status: string;
-}
-
-export interface RunSummary {
-  runId: string;
-  mode: 'processes' | 'simulator';
-  nodes: number;
-  rounds: number;
-  /** Every node that was meant to finish ran its last round. */
-  completed: boolean;
-  wallSeconds: number;
-  meanAccuracy: number | null;
-  meanSwaAccuracy: number | null;
-  /**
-   * Rounds the tail means are taken over (`eval.tail`), and the mean over nodes of each node's
-   * mean accuracy over them (current, SWA model). Absent in summaries of older versions.
-   */
-  tailRounds?: number;
-  meanTailAccuracy?: number | null;
-  meanTailSwaAccuracy?: number | null;
-  /** Test accuracy of the plain average of the final node models. */
-  accuracyOfAverageModel: number | null;
-  /** Mean RMS distance of the final node models to their average (consensus distance). */
-  finalDisagreement: number | null;
-  messages: MessageCounts;
-  faults: Record<string, number>;
-  restarts: number;
-  roundsLostToRestarts: number;
-  perNode: NodeOutcome[];
-  /** Real processes only: seconds from launch until every node was... */
-  startup?: {
-    /** ...connected to its neighbours and in its first round. */
-    allConnectedSeconds: number | null;
-    /** ...done with its first round. */
-    allFirstRoundSeconds: number | null;
-  };
-  config: Experiment;
-}
+export type { NodeOutcome, RunSummary } from '../report/records.js';
 
 const mean = (xs: (number | null)[]): number | null => {
   const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));

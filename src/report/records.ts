@@ -1,0 +1,161 @@
+/**
+ * The records a run leaves behind, as types: one `RoundRecord` per node and round
+ * (nodes/<i>/metrics.jsonl), a `RunSummary` per run (summary.json). They live in the report layer,
+ * low in the stack, because three layers share them: node/ writes round records, run/ writes the
+ * summary, and the report (and anything else reading a run directory) reads both.
+ *
+ *   import type { RoundRecord } from '../report/records.js';
+ */
+import type { Experiment } from '../config/schema.js';
+import type { RejectReason } from '../errors.js';
+
+export interface MessageCounts {
+  /** Frames this node tried to send. */
+  sent: number;
+  /** Of those, frames that reached the peer. */
+  delivered: number;
+  /** Of those, frames dropped by an injected fault (loss, partition). */
+  dropped: number;
+  /** Of those, frames whose send failed on the network (dial, stream, timeout). */
+  failed: number;
+  /** Valid frames received for the round they were collected in. */
+  received: number;
+  /** Expected frames that did not arrive by the deadline. */
+  missing: number;
+  /** Expected frames known lost (notify-mode loss): not waited for. */
+  lost: number;
+  /** Frames that arrived after their round was over. */
+  late: number;
+  /** Frames that failed validation. */
+  rejected: number;
+}
+
+export const emptyCounts = (): MessageCounts => ({
+  sent: 0,
+  delivered: 0,
+  dropped: 0,
+  failed: 0,
+  received: 0,
+  missing: 0,
+  lost: 0,
+  late: 0,
+  rejected: 0,
+});
+
+export function addCounts(into: MessageCounts, c: Readonly<MessageCounts>): MessageCounts {
+  for (const k of Object.keys(into) as (keyof MessageCounts)[]) into[k] += c[k];
+  return into;
+}
+
+export interface PhaseTimes {
+  trainMs: number;
+  exchangeMs: number;
+  /** Part of exchangeMs spent waiting for the slowest neighbour after this node's sends. */
+  waitMs: number;
+  mixMs: number;
+  evalMs: number;
+  checkpointMs: number;
+  roundMs: number;
+}
+
+export interface RoundRecord {
+  node: number;
+  round: number;
+  /** Wall-clock time the round ended (ms since the epoch). */
+  time: number;
+  lr: number;
+  trainLoss: number;
+  /** Test accuracy/loss of the current model, on evaluation rounds. */
+  accuracy?: number;
+  testLoss?: number;
+  /** Test accuracy of the node's SWA average, on evaluation rounds once it has one. */
+  swaAccuracy?: number;
+  swaCount: number;
+  phases: PhaseTimes;
+  /** Active neighbours of this round (from the shared schedule). */
+  neighbours: number[];
+  /** Neighbours whose weights were mixed in. */
+  heard: number[];
+  /**
+   * Clipped gossip only: neighbours heard whose difference was clipped to the radius, and those
+   * left out of the mix as too far (`heard` still lists them: their frames arrived).
+   */
+  robust?: { clipped: number[]; rejected: number[] };
+  /** Mean RMS distance between this node's weights and those it heard, before mixing. */
+  disagreement: number | null;
+  bytesSent: number;
+  bytesReceived: number;
+  messages: MessageCounts;
+  /** Per neighbour, this round's message counts (only neighbours with any traffic). */
+  byNeighbour: Record<string, MessageCounts>;
+  rejectedBy: Partial<Record<RejectReason, number>>;
+  /** Incoming weights streams this node reset because the peer misbehaved, by reason (net's StreamResetReason). */
+  streamResets: Record<string, number>;
+  faults: Record<string, number>;
+  /** Push-sum mass, when push-sum mixing is used. */
+  mass?: number;
+  /** Resident memory of the process (MB) and live tensors, to catch leaks across rounds. */
+  rssMB: number;
+  numTensors: number;
+}
+
+export interface NodeOutcome {
+  id: number;
+  accuracy: number | null;
+  swaAccuracy: number | null;
+  /** Mean accuracy of the current and SWA models over the last `eval.tail` rounds. */
+  tailAccuracy?: number | null;
+  tailSwaAccuracy?: number | null;
+  roundsCompleted: number;
+  lastRound: number;
+  restarts: number;
+  roundsLostToRestarts: number;
+  messages: MessageCounts;
+  bytesSent: number;
+  bytesReceived: number;
+  faults: Record<string, number>;
+  /** Exit status for process runs: 'ok', or why it ended otherwise. */
+  status: string;
+}
+
+export interface RunSummary {
+  runId: string;
+  mode: 'processes' | 'simulator';
+  nodes: number;
+  rounds: number;
+  /** Every node that was meant to finish ran its last round. */
+  completed: boolean;
+  wallSeconds: number;
+  meanAccuracy: number | null;
+  meanSwaAccuracy: number | null;
+  /**
+   * Rounds the tail means are taken over (`eval.tail`), and the mean over nodes of each node's
+   * mean accuracy over them (current, SWA model). Absent in summaries of older versions.
+   */
+  tailRounds?: number;
+  meanTailAccuracy?: number | null;
+  meanTailSwaAccuracy?: number | null;
+  /** Test accuracy of the plain average of the final node models. */
+  accuracyOfAverageModel: number | null;
+  /** Mean RMS distance of the final node models to their average (consensus distance). */
+  finalDisagreement: number | null;
+  messages: MessageCounts;
+  faults: Record<string, number>;
+  restarts: number;
+  roundsLostToRestarts: number;
+  perNode: NodeOutcome[];
+  /** Real processes only: seconds from launch until every node was... */
+  startup?: {
+    /** ...connected to its neighbours and in its first round. */
+    allConnectedSeconds: number | null;
+    /** ...done with its first round. */
+    allFirstRoundSeconds: number | null;
+  };
+  config: Experiment;
+}
+
+/** roster.json: node index -> libp2p peer id -> addresses (the net layer's Roster, as stored). */
+export interface RosterRecord {
+  runId: string;
+  nodes: { id: number; peerId: string; addrs: string[] }[];
+}
