@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { loadExperiment } from '../config/index.js';
 import { parseExperiment } from '../config/load.js';
+import { formatSummary } from '../report/summary-text.js';
 import { launch } from '../run/launcher.js';
 import { runNodeProcess } from '../run/node-process.js';
 import { simulate } from '../run/simulate.js';
-import type { RunSummary } from '../run/summary.js';
 
 export interface ExperimentFlags {
   config?: string;
@@ -33,23 +33,6 @@ function experimentFrom(f: ExperimentFlags) {
       'run.out': f.out,
     },
   });
-}
-
-export function formatSummary(s: RunSummary, out?: string): string {
-  const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
-  const m = s.messages;
-  const connected = s.startup?.allConnectedSeconds;
-  const startup =
-    connected === null || connected === undefined
-      ? ''
-      : `; all nodes connected after ${connected.toFixed(1)} s`;
-  return [
-    `${s.completed ? 'completed' : 'INCOMPLETE'}: ${s.nodes} nodes x ${s.rounds} rounds in ${s.wallSeconds.toFixed(1)} s (${s.mode}${startup})`,
-    `mean accuracy ${pct(s.meanAccuracy)} | mean SWA accuracy ${pct(s.meanSwaAccuracy)} | average model ${pct(s.accuracyOfAverageModel)}`,
-    `messages: sent ${m.sent}, delivered ${m.delivered}, dropped ${m.dropped}, failed ${m.failed}, missing ${m.missing}, late ${m.late}, rejected ${m.rejected}` +
-      (s.restarts > 0 ? ` | restarts ${s.restarts}` : ''),
-    ...(out ? [`summary: ${out}/summary.json`] : []),
-  ].join('\n');
 }
 
 export async function launchCommand(

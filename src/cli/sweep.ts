@@ -7,14 +7,8 @@
  *   const text = await sweepCommand({ config: 'scripts/presets/loss-sweep.yaml', resume: true });
  */
 import { RunError } from '../errors.js';
-import {
-  formatTable,
-  loadSweep,
-  type RunSweepOptions,
-  runSweep,
-  SWEEP_METRICS,
-  type SweepEvent,
-} from '../run/sweep.js';
+import { formatTable, SWEEP_METRICS } from '../report/sweep-table.js';
+import { loadSweep, type RunSweepOptions, runSweep, type SweepEvent } from '../run/sweep.js';
 
 export interface SweepCommandOptions {
   /** The sweep file (YAML or JSON), or the name of a shipped preset (`loss-sweep`, `byzantine`). */

@@ -17,7 +17,7 @@
  *
  *   const plan = loadSweep('sweep.yaml');            // validates every cell before anything runs
  *   const result = await runSweep(plan, { resume: true });
- *   console.log(formatTable(result.table));
+ *   console.log(formatTable(result.table));   // src/report/sweep-table.ts
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,8 +30,8 @@ import { parsePartitionSpec } from '../data/partition.js';
 import { ConfigError, ConfigErrors, isFlatmeshError, UsageError } from '../errors.js';
 import { resolveGraph } from '../node/build.js';
 import { packagePath } from '../paths.js';
-import { type Describe, describe } from './stats.js';
-import type { RunSummary } from './summary.js';
+import type { RunSummary } from '../report/records.js';
+import { formatValue, type SweepTable, sweepTable, tableCsv } from '../report/sweep-table.js';
 
 // ---------------------------------------------------------------------------------------------
 // The sweep file
@@ -304,10 +304,6 @@ function* cartesian(axes: readonly (readonly unknown[])[]): Generator<unknown[]>
   }
 }
 
-export function formatValue(v: unknown): string {
-  return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
-}
-
 /** Canonical JSON (sorted keys) for hashing. */
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
@@ -574,142 +570,9 @@ function writeAtomic(file: string, text: string): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The table
-
-export const SWEEP_METRICS = [
-  { name: 'meanAccuracy', label: 'accuracy %', get: (s: RunSummary) => s.meanAccuracy },
-  { name: 'meanSwaAccuracy', label: 'SWA acc. %', get: (s: RunSummary) => s.meanSwaAccuracy },
-  // Absent (null) in summaries written before tail means existed.
-  {
-    name: 'meanTailAccuracy',
-    label: 'tail acc. %',
-    get: (s: RunSummary) => s.meanTailAccuracy ?? null,
-  },
-  {
-    name: 'meanTailSwaAccuracy',
-    label: 'tail SWA %',
-    get: (s: RunSummary) => s.meanTailSwaAccuracy ?? null,
-  },
-  {
-    name: 'accuracyOfAverageModel',
-    label: 'avg model %',
-    get: (s: RunSummary) => s.accuracyOfAverageModel,
-  },
-  {
-    name: 'finalDisagreement',
-    label: 'disagreement',
-    get: (s: RunSummary) => s.finalDisagreement,
-  },
-  { name: 'messages.dropped', label: 'dropped', get: (s: RunSummary) => s.messages.dropped },
-] as const;
-
-export type SweepMetric = (typeof SWEEP_METRICS)[number]['name'];
-
-export interface SweepRow {
-  cell: string;
-  values: Record<string, unknown>;
-  /** Seeds whose run is finished. */
-  seeds: number[];
-  runs: number;
-  /** Finished runs in which some node that should have finished did not. */
-  incomplete: number;
-  stats: Record<SweepMetric, Describe>;
-  /** Each finished run's figures, by seed (what the statistics are computed from). */
-  perSeed: ({ seed: number } & Record<SweepMetric, number | null>)[];
-}
-
-export interface SweepTable {
-  out: string;
-  mode: SweepMode;
-  gridKeys: string[];
-  seeds: number[];
-  metrics: SweepMetric[];
-  rows: SweepRow[];
-}
+// The table (its statistics and formats are the report layer's)
 
 /** The table of a sweep from the runs finished on disk (any call, any `only`). */
 export function buildTable(plan: SweepPlan): SweepTable {
-  const rows = plan.cells.map((cell): SweepRow => {
-    const runs = plan.seeds
-      .map((seed) => ({ seed, summary: readDoneSummary(runDir(plan.out, cell, seed)) }))
-      .filter((r): r is { seed: number; summary: RunSummary } => r.summary !== undefined);
-    const stats = Object.fromEntries(
-      SWEEP_METRICS.map((m) => [m.name, describe(runs.map((r) => m.get(r.summary)))]),
-    ) as Record<SweepMetric, Describe>;
-    return {
-      cell: cell.key,
-      values: cell.values,
-      seeds: runs.map((r) => r.seed),
-      runs: runs.length,
-      incomplete: runs.filter((r) => !r.summary.completed).length,
-      stats,
-      perSeed: runs.map((r) => ({
-        seed: r.seed,
-        ...(Object.fromEntries(SWEEP_METRICS.map((m) => [m.name, m.get(r.summary)])) as Record<
-          SweepMetric,
-          number | null
-        >),
-      })),
-    };
-  });
-  return {
-    out: plan.out,
-    mode: plan.mode,
-    gridKeys: plan.gridKeys,
-    seeds: plan.seeds,
-    metrics: SWEEP_METRICS.map((m) => m.name),
-    rows,
-  };
-}
-
-const STAT_FIELDS = ['mean', 'std', 'ci95', 'min', 'max', 'n'] as const;
-
-export function tableCsv(t: SweepTable): string {
-  const header = [
-    'cell',
-    ...t.gridKeys,
-    'runs',
-    'incomplete',
-    ...t.metrics.flatMap((m) => STAT_FIELDS.map((f) => `${m}.${f}`)),
-  ];
-  const lines = t.rows.map((r) => [
-    r.cell,
-    ...t.gridKeys.map((k) => formatValue(r.values[k])),
-    String(r.runs),
-    String(r.incomplete),
-    ...t.metrics.flatMap((m) => STAT_FIELDS.map((f) => String(r.stats[m][f] ?? ''))),
-  ]);
-  return `${[header, ...lines].map((l) => l.map(csvField).join(',')).join('\n')}\n`;
-}
-
-function csvField(s: string): string {
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-/** A readable table: one line per cell, each figure as mean ± 95% CI half-width over seeds. */
-export function formatTable(t: SweepTable): string {
-  const fmt = (m: SweepMetric, d: Describe): string => {
-    if (d.mean === null) return '-';
-    const pct = m !== 'finalDisagreement' && m !== 'messages.dropped';
-    const f = (v: number) =>
-      pct ? (100 * v).toFixed(1) : m === 'messages.dropped' ? v.toFixed(1) : v.toPrecision(3);
-    return d.ci95 === null ? f(d.mean) : `${f(d.mean)} ± ${f(d.ci95)}`;
-  };
-  const header = [
-    ...t.gridKeys,
-    'runs',
-    ...SWEEP_METRICS.filter((m) => t.metrics.includes(m.name)).map((m) => m.label),
-  ];
-  const rows = t.rows.map((r) => [
-    ...t.gridKeys.map((k) => formatValue(r.values[k])),
-    `${r.runs}/${t.seeds.length}${r.incomplete > 0 ? ` (${r.incomplete} incomplete)` : ''}`,
-    ...t.metrics.map((m) => fmt(m, r.stats[m])),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cols: string[]) =>
-    cols
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  return sweepTable(plan, (cell, seed) => readDoneSummary(runDir(plan.out, cell, seed)));
 }

@@ -18,7 +18,12 @@ import { parsePartitionSpec } from '../../src/data/partition.js';
 import { ConfigError, ConfigErrors, UsageError } from '../../src/errors.js';
 import { resolveGraph } from '../../src/node/build.js';
 import { packagePath } from '../../src/paths.js';
-import { ci95HalfWidth, sampleStd, describe as stats, tQuantile975 } from '../../src/run/stats.js';
+import {
+  ci95HalfWidth,
+  sampleStd,
+  describe as stats,
+  tQuantile975,
+} from '../../src/report/stats.js';
 import type { RunSummary } from '../../src/run/summary.js';
 import {
   loadSweep,

@@ -1,0 +1,26 @@
+/**
+ * The summary of a run as the terminal shows it when the run ends (and the report's header):
+ *
+ *   completed: 8 nodes x 40 rounds in 14.6 s (processes; all nodes connected after 1.5 s)
+ *   mean accuracy 92.2% | mean SWA accuracy 90.2% | average model 94.7%
+ *   messages: sent 572, delivered 508, dropped 64, failed 0, missing 0, late 0, rejected 0
+ *   summary: runs/run-20261126-102020-s1/summary.json
+ */
+import type { RunSummary } from './records.js';
+
+export function formatSummary(s: RunSummary, out?: string): string {
+  const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+  const m = s.messages;
+  const connected = s.startup?.allConnectedSeconds;
+  const startup =
+    connected === null || connected === undefined
+      ? ''
+      : `; all nodes connected after ${connected.toFixed(1)} s`;
+  return [
+    `${s.completed ? 'completed' : 'INCOMPLETE'}: ${s.nodes} nodes x ${s.rounds} rounds in ${s.wallSeconds.toFixed(1)} s (${s.mode}${startup})`,
+    `mean accuracy ${pct(s.meanAccuracy)} | mean SWA accuracy ${pct(s.meanSwaAccuracy)} | average model ${pct(s.accuracyOfAverageModel)}`,
+    `messages: sent ${m.sent}, delivered ${m.delivered}, dropped ${m.dropped}, failed ${m.failed}, missing ${m.missing}, late ${m.late}, rejected ${m.rejected}` +
+      (s.restarts > 0 ? ` | restarts ${s.restarts}` : ''),
+    ...(out ? [`summary: ${out}/summary.json`] : []),
+  ].join('\n');
+}
