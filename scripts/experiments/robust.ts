@@ -16,8 +16,8 @@
  * deep-merges a JSON object into every run's experiment.
  */
 import { parseExperiment } from '../../src/config/index.js';
+import { describe } from '../../src/report/stats.js';
 import { simulate } from '../../src/run/simulate.js';
-import { describe } from '../../src/run/stats.js';
 import { flag, type Json, merge } from './args.js';
 
 const BAD = [3, 11];
