@@ -6,6 +6,7 @@
  *   npm run bench -- topology   # MATCHA optimization time on generated graphs
  *   npm run bench -- net        # weight exchange throughput vs raw TCP, round overhead
  *   npm run bench -- cluster    # N real processes: start-up, round time, CPU per node-round, PSS, failed sends
+ *   npm run bench -- sim        # the simulator, batched against unbatched (time, CPU, figures agreeing)
  */
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';

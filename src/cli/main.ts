@@ -22,7 +22,8 @@ const USAGE = `flatmesh: peer-to-peer decentralized learning over libp2p
 usage: flatmesh <command> [options]
 
   launch     run N node processes on this machine (--config F --nodes N --rounds R --topology G --out DIR --seed S --set path=value --quiet --json)
-  sim        the same experiment in one process over the in-memory transport (same options)
+  sim        the same experiment in one process over the in-memory transport (same options;
+             --batched trains all MLP/logreg nodes of a round in one batched computation)
   node       one node process (--config F --id I --dir D [--roster R] [--listen ADDR] [--run-id ID])
   roster     keys and roster for a run across machines (--nodes N --out DIR [--hosts H1,H2] [--base-port P] [--run-id ID])
   topology   inspect FILE [--budget Cb] [--json] | draw FILE [--budget Cb] --out F.svg | gen KIND --n N [--p P --k K --radius R --beta B --rows R --cols C] [--seed S]
@@ -42,6 +43,7 @@ const experimentOptions = {
   out: { type: 'string', short: 'o' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
+  batched: { type: 'boolean' },
 } as const;
 
 function int(name: string, v: string | undefined): number | undefined {
@@ -100,8 +102,11 @@ export async function main(
         ...(v.json && { json: true }),
         ...(v.quiet && { quiet: true }),
       };
+      if (v.batched && cmd !== 'sim') throw new UsageError(`--batched: only for sim\n\n${USAGE}`);
       const out =
-        cmd === 'launch' ? await launchCommand(flags, signal) : await simCommand(flags, signal);
+        cmd === 'launch'
+          ? await launchCommand(flags, signal)
+          : await simCommand({ ...flags, ...(v.batched && { batched: true }) }, signal);
       return { code: 0, out };
     }
     case 'sweep': {

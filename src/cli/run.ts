@@ -53,12 +53,13 @@ export async function launchCommand(
 }
 
 export async function simCommand(
-  opts: ExperimentFlags & { json?: boolean },
+  opts: ExperimentFlags & { json?: boolean; batched?: boolean },
   signal?: AbortSignal,
 ): Promise<string> {
   const cfg = experimentFrom(opts);
   const summary = await simulate(cfg, {
     ...(opts.out && { out: opts.out }),
+    ...(opts.batched && { batched: true }),
     ...(signal && { signal }),
   });
   return opts.json

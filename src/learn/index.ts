@@ -40,8 +40,10 @@ export {
 export { SwaAverage, type SwaState } from './swa.js';
 export { isEvalRound, isTailRound, TailMean } from './tail.js';
 export {
+  checkTrainArgs,
   LocalTrainer,
   type LocalTrainerOptions,
+  type RoundTrainer,
   type TrainerRngState,
   type TrainResult,
 } from './trainer.js';

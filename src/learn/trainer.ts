@@ -47,7 +47,27 @@ export interface TrainResult {
   samples: number;
 }
 
-export class LocalTrainer {
+/**
+ * What a node's round engine needs of its trainer: LocalTrainer itself, or a stand-in that trains
+ * many nodes' steps together and answers once they are done (the batched simulator).
+ */
+export interface RoundTrainer {
+  train(steps: number, lr: number): TrainResult | Promise<TrainResult>;
+  getRngState(): TrainerRngState;
+  setRngState(state: TrainerRngState): void;
+}
+
+/** The checks of `train`'s arguments (every trainer makes the same ones, with the same errors). */
+export function checkTrainArgs(steps: number, lr: number): void {
+  if (!Number.isInteger(steps) || steps < 0) {
+    throw new ConfigError('train.localSteps', 'must be an integer >= 0', steps);
+  }
+  if (!(lr >= 0 && Number.isFinite(lr))) {
+    throw new ConfigError('lr', 'must be a finite number >= 0', lr);
+  }
+}
+
+export class LocalTrainer implements RoundTrainer {
   private readonly model: Model;
   private readonly optimizer: LocalOptimizer;
   private readonly data: Dataset;
@@ -86,13 +106,13 @@ export class LocalTrainer {
     this.perm = this.rng.permutation(this.indices.length);
   }
 
+  /** Number of samples in this node's shard (0: `train` does nothing and reports NaN). */
+  get shardSize(): number {
+    return this.indices.length;
+  }
+
   train(steps: number, lr: number): TrainResult {
-    if (!Number.isInteger(steps) || steps < 0) {
-      throw new ConfigError('train.localSteps', 'must be an integer >= 0', steps);
-    }
-    if (!(lr >= 0 && Number.isFinite(lr))) {
-      throw new ConfigError('lr', 'must be a finite number >= 0', lr);
-    }
+    checkTrainArgs(steps, lr);
     if (this.indices.length === 0 || steps === 0) return { loss: Number.NaN, samples: 0 };
     const losses: tf.Scalar[] = [];
     const sizes: number[] = [];
@@ -159,16 +179,31 @@ export class LocalTrainer {
     return out;
   }
 
-  private batchTensors(batch: Int32Array): { x: tf.Tensor; y: tf.Tensor2D } {
+  /**
+   * Draws the next minibatch exactly as `train` would (same stream, same checkpointable state) and
+   * writes its samples into `xs` from sample slot `at` on, its labels into `labels` from `at` on.
+   * Returns the batch size. For trainers that compute the steps themselves (src/learn/batched-mlp.ts).
+   */
+  nextBatchInto(xs: Float32Array, labels: Int32Array, at: number): number {
+    const batch = this.nextBatch();
+    this.fill(batch, xs, labels, at);
+    return batch.length;
+  }
+
+  private fill(batch: Int32Array, xs: Float32Array, labels: Int32Array, at: number): void {
     const f = this.features;
-    // A fresh array per batch: the cpu backend keeps a reference to the array a tensor is made of.
-    const xs = new Float32Array(batch.length * f);
-    const labels = new Int32Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const j = batch[i]!;
-      xs.set(this.data.x.subarray(j * f, (j + 1) * f), i * f);
-      labels[i] = this.data.y[j]!;
+      xs.set(this.data.x.subarray(j * f, (j + 1) * f), (at + i) * f);
+      labels[at + i] = this.data.y[j]!;
     }
+  }
+
+  private batchTensors(batch: Int32Array): { x: tf.Tensor; y: tf.Tensor2D } {
+    // A fresh array per batch: the cpu backend keeps a reference to the array a tensor is made of.
+    const xs = new Float32Array(batch.length * this.features);
+    const labels = new Int32Array(batch.length);
+    this.fill(batch, xs, labels, 0);
     return {
       x: tf.tensor(xs, [batch.length, ...this.model.inputShape], 'float32'),
       y: oneHot(labels, this.model.classes),

@@ -25,11 +25,13 @@ import { FaultPlan } from '../faults/plan.js';
 import {
   createModel,
   createOptimizer,
+  type LocalOptimizer,
   LocalTrainer,
   type Model,
   type ModelSpec,
   modelSignature,
   paramLayout,
+  type RoundTrainer,
 } from '../learn/index.js';
 import type { Transport } from '../net/transport.js';
 import { packagePath } from '../paths.js';
@@ -308,6 +310,15 @@ export interface NodeParts {
   log?: (msg: string) => void;
   /** Track neighbour liveness (real runs; see NodeDeps.liveness). */
   liveness?: boolean;
+  /**
+   * The trainer the runtime calls, built around the node's own (the batched simulator trains many
+   * nodes together). Default: the node's LocalTrainer.
+   */
+  trainer?: (node: {
+    model: Model;
+    optimizer: LocalOptimizer;
+    trainer: LocalTrainer;
+  }) => RoundTrainer;
 }
 
 export interface BuiltNode {
@@ -359,7 +370,7 @@ export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltN
     faults: ctx.faults,
     model,
     optimizer,
-    trainer,
+    trainer: parts.trainer ? parts.trainer({ model, optimizer, trainer }) : trainer,
     get test() {
       return ctx.test;
     },

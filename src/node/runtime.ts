@@ -27,9 +27,9 @@ import {
   isSwaCollectRound,
   isTailRound,
   type LocalOptimizer,
-  type LocalTrainer,
   learningRate,
   type Model,
+  type RoundTrainer,
   readFlat,
   SwaAverage,
   TailMean,
@@ -60,7 +60,7 @@ export interface NodeDeps {
   faults: FaultPlan;
   model: Model;
   optimizer: LocalOptimizer;
-  trainer: LocalTrainer;
+  trainer: RoundTrainer;
   test: Dataset;
   counters: NodeCounters;
   sink: MetricsSink;
@@ -108,7 +108,7 @@ export class NodeRuntime {
   private resumedFrom = -1;
   private roundsSkipped = 0;
   private restarts = 0;
-  private initial!: { weights: Float32Array; rng: ReturnType<LocalTrainer['getRngState']> };
+  private initial!: { weights: Float32Array; rng: ReturnType<RoundTrainer['getRngState']> };
   private roundsDone = 0;
   private lastAccuracy: number | null = null;
   private lastSwaAccuracy: number | null = null;
@@ -281,7 +281,8 @@ export class NodeRuntime {
 
     // 1. Train (a straggler takes `factor` times as long: it sleeps the difference).
     const t0 = performance.now();
-    const { loss } = this.d.trainer.train(cfg.train.localSteps, lr);
+    // Awaited: the batched simulator's trainer answers once every node's steps are trained.
+    const { loss } = await this.d.trainer.train(cfg.train.localSteps, lr);
     const factor = faults.stragglerFactor(id);
     if (factor > 1) {
       await sleep((factor - 1) * (performance.now() - t0), undefined, { signal }).catch(() => {});

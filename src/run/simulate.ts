@@ -27,6 +27,7 @@ import {
   type RoundRecord,
 } from '../node/metrics.js';
 import type { NodeRuntime } from '../node/runtime.js';
+import { BatchedTraining, batchedTrainingApplies } from './batched-sim.js';
 import { lockstep } from './lockstep.js';
 import { buildSummary, type NodeOutcome, type RunSummary } from './summary.js';
 
@@ -41,6 +42,11 @@ export interface SimulateOptions {
    */
   onWeights?: (node: number, round: number, x: Float32Array) => void;
   signal?: AbortSignal;
+  /**
+   * Train all nodes of a round as one batched computation (src/run/batched-sim.ts) when the model
+   * allows it (mlp, logreg); other models train node by node. Same figures within float32 rounding.
+   */
+  batched?: boolean;
 }
 
 export function defaultRunId(cfg: Experiment, prefix: string): string {
@@ -60,6 +66,7 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   const runtimes: NodeRuntime[] = [];
   const transports: Transport[] = [];
   const step = lockstep(cfg.nodes, ctx.faults);
+  const batch = opts.batched && batchedTrainingApplies(cfg) ? new BatchedTraining(cfg) : undefined;
   for (let id = 0; id < cfg.nodes; id++) {
     const c = new NodeCounters();
     const inner = memoryTransport(
@@ -91,6 +98,7 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       counters: c,
       sink: fanout(...sinks),
       ...(store && { store }),
+      ...(batch && { trainer: (n) => batch.trainerFor(n) }),
     });
     nodes.push(node);
     runtimes.push(node.runtime);
