@@ -31,7 +31,7 @@
  *   round    per round: medians over the nodes
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseExperiment } from '../../src/config/index.js';
@@ -84,6 +84,7 @@ export async function run(args: string[]): Promise<void> {
     backend,
   });
   const out = keep || mkdtempSync(join(tmpdir(), 'flatmesh-bench-cluster-'));
+  mkdirSync(out, { recursive: true });
   emit({
     kind: 'config',
     mode,

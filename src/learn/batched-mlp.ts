@@ -89,8 +89,9 @@ export class BatchedMlpTrainer {
         first.model.spec.kind,
       );
     }
-    // Chunks of at most `maxStackedValues` parameters: the stacked tensors, their gradients and
-    // updates stay in cache and within the wasm heap (4 GB for every tensor of the process).
+    // Chunks of at most `maxStackedValues` parameters bound the memory of the stacked copies, their
+    // gradients and updates: the wasm heap holds every tensor of the process in 4 GB at most, and
+    // 1,000 stacked MLPs 784-200-200-10 would need 0.8 GB for each of those.
     const per = first.model.size;
     const chunk = Math.max(1, Math.floor(BatchedMlpTrainer.maxStackedValues / per));
     if (members.length > chunk) {
