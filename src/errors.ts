@@ -76,6 +76,24 @@ export class CheckpointError extends FlatmeshError {
   override readonly exitCode = 4;
 }
 
+/**
+ * A run directory or checkpoint belongs to a different experiment than the one given: resuming
+ * would continue the old model under the new settings. `differences` lists each field that differs.
+ */
+export class ExperimentMismatchError extends FlatmeshError {
+  override readonly name = 'ExperimentMismatchError';
+  override readonly exitCode = 4;
+  constructor(
+    what: string,
+    readonly differences: readonly { path: string; was: unknown; now: unknown }[],
+    detail: string,
+  ) {
+    super(
+      `${what} was written by a different experiment (${detail}); resume only with the same experiment, or start afresh in a new directory`,
+    );
+  }
+}
+
 /** Reasons a network frame is rejected. Each is counted separately in the metrics. */
 export type RejectReason =
   | 'oversized'

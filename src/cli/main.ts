@@ -13,24 +13,28 @@ import { z } from 'zod';
 import { experimentSchema } from '../config/schema.js';
 import { isFlatmeshError, UsageError } from '../errors.js';
 import { dataFetch, dataInspect } from './data.js';
-import { launchCommand, nodeCommand, simCommand } from './run.js';
+import { commandHelp, wantsHelp } from './help.js';
+import { collectCommand, launchCommand, nodeCommand, simCommand } from './run.js';
 import { sweepCommand } from './sweep.js';
 import { topologyDraw, topologyGen, topologyInspect } from './topology.js';
 
-const USAGE = `flatmesh: peer-to-peer decentralized learning over libp2p
+export const USAGE = `flatmesh: peer-to-peer decentralized learning over libp2p
 
 usage: flatmesh <command> [options]
 
-  launch     run N node processes on this machine (--config F --nodes N --rounds R --topology G --out DIR --seed S --set path=value --quiet --json)
+  launch     run N node processes on this machine (--config F --nodes N --rounds R --topology G --out DIR --seed S --set path=value --resume --quiet --json)
   sim        the same experiment in one process over the in-memory transport (same options;
              --batched trains all MLP/logreg nodes of a round in one batched computation)
   node       one node process (--config F --id I --dir D [--roster R] [--listen ADDR] [--run-id ID])
+  collect    one run directory and summary from the node directories of several machines (DIR... --out OUT [--json])
   roster     keys and roster for a run across machines (--nodes N --out DIR [--hosts H1,H2] [--base-port P] [--run-id ID])
   topology   inspect FILE [--budget Cb] [--json] | draw FILE [--budget Cb] --out F.svg | gen KIND --n N [--p P --k K --radius R --beta B --rows R --cols C] [--seed S]
   data       inspect --dataset D --partition P --nodes N [--seed S] [--json] | fetch DATASET [--data-dir DIR]
   doctor     backend, versions and a throughput probe [--json]
   sweep      a grid of experiments x seeds, resumable; table with 95% CIs (--config F|PRESET [--resume] [--only key=value,seed=N] [--json] [--quiet])
   config     schema (JSON schema of experiment files) | show [--config F] [--set path=value] (the resolved experiment)
+
+\`flatmesh <command> --help\` prints a command's options.
 `;
 
 const experimentOptions = {
@@ -44,6 +48,7 @@ const experimentOptions = {
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
   batched: { type: 'boolean' },
+  resume: { type: 'boolean' },
 } as const;
 
 function int(name: string, v: string | undefined): number | undefined {
@@ -87,6 +92,10 @@ export async function main(
   signal?: AbortSignal,
 ): Promise<{ code: number; out: string }> {
   const [cmd, ...rest] = argv;
+  if (cmd !== undefined && wantsHelp(rest)) {
+    const help = commandHelp(cmd, USAGE);
+    if (help) return { code: 0, out: help };
+  }
   switch (cmd) {
     case 'launch':
     case 'sim': {
@@ -103,9 +112,11 @@ export async function main(
         ...(v.quiet && { quiet: true }),
       };
       if (v.batched && cmd !== 'sim') throw new UsageError(`--batched: only for sim\n\n${USAGE}`);
+      if (v.resume && cmd !== 'launch')
+        throw new UsageError(`--resume: only for launch\n\n${USAGE}`);
       const out =
         cmd === 'launch'
-          ? await launchCommand(flags, signal)
+          ? await launchCommand({ ...flags, ...(v.resume && { resume: true }) }, signal)
           : await simCommand({ ...flags, ...(v.batched && { batched: true }) }, signal);
       return { code: 0, out };
     }
@@ -171,6 +182,19 @@ export async function main(
         ...(v.shards && { shards: v.shards }),
       });
       return { code, out: '' };
+    }
+    case 'collect': {
+      const { values: v, positionals: p } = parse(rest, {
+        out: { type: 'string', short: 'o' },
+        json: { type: 'boolean' },
+      });
+      if (p.length === 0) throw new UsageError(`missing DIR (a node or run directory)\n\n${USAGE}`);
+      const out = await collectCommand({
+        dirs: p,
+        out: required(v.out, '--out'),
+        ...(v.json && { json: true }),
+      });
+      return { code: 0, out };
     }
     case 'topology': {
       const [sub, ...args] = rest;

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { loadExperiment } from '../config/index.js';
 import { parseExperiment } from '../config/load.js';
 import { formatSummary } from '../report/summary-text.js';
+import { collect } from '../run/collect.js';
 import { launch } from '../run/launcher.js';
 import { runNodeProcess } from '../run/node-process.js';
 import { simulate } from '../run/simulate.js';
@@ -36,7 +37,7 @@ function experimentFrom(f: ExperimentFlags) {
 }
 
 export async function launchCommand(
-  opts: ExperimentFlags & { quiet?: boolean; json?: boolean },
+  opts: ExperimentFlags & { quiet?: boolean; json?: boolean; resume?: boolean },
   signal?: AbortSignal,
 ): Promise<string> {
   const cfg = experimentFrom(opts);
@@ -45,6 +46,7 @@ export async function launchCommand(
     ...(opts.out && { out: opts.out }),
     progress: !opts.quiet,
     ...(signal && { signal }),
+    ...(opts.resume && { resume: true }),
   });
   outDir = opts.out ?? cfg.run.out ?? `runs/${summary.runId}`;
   return opts.json
@@ -93,4 +95,15 @@ export async function nodeCommand(opts: NodeCommandOptions): Promise<number> {
     ...(opts.shards && { shards: opts.shards }),
     log: (msg) => process.stderr.write(`[node ${opts.id}] ${msg}\n`),
   });
+}
+
+export async function collectCommand(opts: {
+  dirs: string[];
+  out: string;
+  json?: boolean;
+}): Promise<string> {
+  const summary = await collect(opts.dirs, { out: opts.out });
+  return opts.json
+    ? `${JSON.stringify(summary, null, 2)}\n`
+    : `${formatSummary(summary, opts.out)}\n`;
 }

@@ -215,6 +215,14 @@ const faultsSchema = z
           .strict(),
       )
       .default([]),
+    /**
+     * What the launcher does when a node process dies without a planned crash (processes only):
+     * `restart` it from its last checkpoint (up to `maxRestarts` times per node, then go on
+     * without it), `continue` without it, or `abort` the run.
+     */
+    onCrash: oneOf(['restart', 'continue', 'abort'] as const).default('restart'),
+    /** Unplanned restarts allowed per node under `onCrash: restart`. */
+    maxRestarts: int(0, 1000).default(3),
     /** Permanent leave at a round. */
     leaves: z
       .array(z.object({ node: int(0, MAX_NODES - 1), round: int(0, 1_000_000) }).strict())

@@ -43,7 +43,12 @@ import {
   vanillaPlan,
 } from '../topology/index.js';
 import type { Graph, MatchaPlan } from '../topology/types.js';
-import { type CheckpointSink, CheckpointStore } from './checkpoint.js';
+import {
+  type CheckpointFailure,
+  type CheckpointSink,
+  CheckpointStore,
+  tolerantCheckpoints,
+} from './checkpoint.js';
 import type { MetricsSink, NodeCounters } from './metrics.js';
 import { NodeRuntime } from './runtime.js';
 
@@ -319,12 +324,26 @@ export interface NodeParts {
     optimizer: LocalOptimizer;
     trainer: LocalTrainer;
   }) => RoundTrainer;
+  /**
+   * A checkpoint in `dir` could not be written (full disk, I/O error). The node keeps its previous
+   * checkpoint and goes on; the failure is also counted as a `checkpoint-failed` fault.
+   */
+  onCheckpointFailure?: (f: CheckpointFailure) => void;
 }
 
 export interface BuiltNode {
   runtime: NodeRuntime;
   model: Model;
   dispose(): void;
+}
+
+/** A node's checkpoint file, stamped with the experiment, whose failed writes do not end the run. */
+function fileCheckpoints(dir: string, cfg: Experiment, parts: NodeParts): CheckpointSink {
+  return tolerantCheckpoints(new CheckpointStore(dir, { experiment: cfg }), (f) => {
+    parts.counters.fault('checkpoint-failed');
+    parts.log?.(f.message);
+    parts.onCheckpointFailure?.(f);
+  });
 }
 
 export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltNode {
@@ -379,7 +398,7 @@ export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltN
     ...(parts.store
       ? { store: parts.store }
       : parts.dir
-        ? { store: new CheckpointStore(parts.dir) }
+        ? { store: fileCheckpoints(parts.dir, cfg, parts) }
         : {}),
     ...(parts.log ? { log: parts.log } : {}),
     ...(parts.liveness ? { liveness: true } : {}),

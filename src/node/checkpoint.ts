@@ -5,11 +5,19 @@
  * moment leaves either the old checkpoint or the new one, never a half-written file. The file
  * carries a CRC32 over its contents; a corrupt file is refused with a CheckpointError.
  *
- *   const store = new CheckpointStore(nodeDir);
- *   await store.save(state);
+ * A store given the experiment stamps each checkpoint with the experiment's identity (its hash and
+ * fields, src/config/identity.ts) and refuses to resume one written under another experiment, with
+ * an ExperimentMismatchError that names every field that differs.
+ *
+ *   const store = new CheckpointStore(nodeDir, { experiment: cfg });
+ *   store.save(state);
  *   const state = store.load();   // undefined when there is none
  *
+ * A failed write (a full disk, any I/O error) throws a CheckpointError and leaves the previous
+ * checkpoint as it was; `tolerantCheckpoints` turns such failures into reports so a node goes on.
+ *
  * Layout: "FMCK" | u32 version | u32 header length | header JSON | f32 blobs | u32 crc32.
+ * Version 2 adds `experiment` to the header; version 1 files are still read (without that check).
  */
 import {
   closeSync,
@@ -25,10 +33,13 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { CheckpointError } from '../errors.js';
+import { experimentDiff, experimentFields, formatDiff, hashFields } from '../config/identity.js';
+import type { Experiment } from '../config/schema.js';
+import { CheckpointError, ExperimentMismatchError } from '../errors.js';
 
 const MAGIC = 0x4b434d46; // 'FMCK' little-endian
-const VERSION = 1;
+const VERSION = 2;
+const READABLE_VERSIONS = new Set([1, 2]);
 export const CHECKPOINT_FILE = 'checkpoint.bin';
 
 export interface CheckpointState {
@@ -55,6 +66,8 @@ interface Header {
   rng: Record<string, number[]>;
   extra: Record<string, unknown>;
   blobs: { name: string; dtype: 'f32' | 'f64'; length: number }[];
+  /** The experiment that wrote it (version 2): hash of its identity fields, and the fields. */
+  experiment?: { hash: string; fields: Record<string, unknown> };
 }
 
 /** Where a node keeps its checkpoint: a file (CheckpointStore) or memory (the simulator). */
@@ -75,10 +88,23 @@ export function memoryCheckpoint(): CheckpointSink {
   };
 }
 
+export interface CheckpointStoreOptions {
+  /** Stamp checkpoints with this experiment, and refuse ones written under another. */
+  experiment?: Experiment;
+}
+
 export class CheckpointStore implements CheckpointSink {
   readonly file: string;
-  constructor(readonly dir: string) {
+  private readonly identity: { hash: string; fields: Record<string, unknown> } | undefined;
+  constructor(
+    readonly dir: string,
+    opts: CheckpointStoreOptions = {},
+  ) {
     this.file = join(dir, CHECKPOINT_FILE);
+    if (opts.experiment) {
+      const fields = experimentFields(opts.experiment);
+      this.identity = { hash: hashFields(fields), fields };
+    }
   }
 
   exists(): boolean {
@@ -104,6 +130,7 @@ export class CheckpointStore implements CheckpointSink {
         dtype: b.data instanceof Float64Array ? 'f64' : 'f32',
         length: b.data.length,
       })),
+      ...(this.identity && { experiment: this.identity }),
     };
     const json = Buffer.from(JSON.stringify(header), 'utf8');
     // Pad the header so the blobs start 8-byte aligned in the file (f64 blobs come after f32 ones
@@ -122,25 +149,84 @@ export class CheckpointStore implements CheckpointSink {
     tail.writeUInt32LE(crc >>> 0, 0);
     parts.push(tail);
 
-    mkdirSync(this.dir, { recursive: true });
+    // Any failure before the rename leaves the previous checkpoint untouched; the partial
+    // temporary file is removed so a full disk gets its space back.
     const tmp = `${this.file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o644);
+    let fd: number | undefined;
     try {
+      mkdirSync(this.dir, { recursive: true });
+      fd = openSync(tmp, 'w', 0o644);
       for (const p of parts) {
         let off = 0;
         while (off < p.byteLength) off += writeSync(fd, p, off, p.byteLength - off);
       }
       fsyncSync(fd);
-    } catch (e) {
       closeSync(fd);
+      fd = undefined;
+      renameSync(tmp, this.file);
+    } catch (e) {
+      if (fd !== undefined) {
+        try {
+          closeSync(fd);
+        } catch {}
+      }
       try {
         unlinkSync(tmp);
       } catch {}
-      throw new CheckpointError(`cannot write checkpoint ${tmp}: ${(e as Error).message}`);
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new CheckpointError(
+        `cannot write checkpoint of round ${state.round} to ${this.file}${code ? ` (${code})` : ''}: ${(e as Error).message}; the previous checkpoint is kept`,
+      );
     }
-    closeSync(fd);
-    renameSync(tmp, this.file);
     syncDir(this.dir);
+  }
+
+  /**
+   * Refuse (ExperimentMismatchError) a checkpoint written under a different experiment, reading
+   * only its header: a node checks this before it writes or connects anything.
+   */
+  checkExperiment(): void {
+    if (!this.identity || !this.exists()) return;
+    this.verifyExperiment(this.readHeader(readFileSync(this.file)));
+  }
+
+  private verifyExperiment(header: Header): void {
+    const mine = this.identity;
+    const theirs = header.experiment;
+    if (!mine || !theirs || theirs.hash === mine.hash) return;
+    const diffs = experimentDiff(theirs.fields, mine.fields, { flat: true });
+    throw new ExperimentMismatchError(
+      `checkpoint ${this.file}`,
+      diffs,
+      diffs.length > 0
+        ? `differs in ${formatDiff(diffs)}`
+        : `hash ${theirs.hash}, not ${mine.hash}`,
+    );
+  }
+
+  private unusable(why: string): never {
+    throw new CheckpointError(
+      `checkpoint ${this.file} is unusable: ${why}; delete it to start this node afresh`,
+    );
+  }
+
+  /** The header of a whole checkpoint file, after checking its framing and checksum. */
+  private readHeader(buf: Buffer): Header {
+    const fail = (why: string): never => this.unusable(why);
+    if (buf.length < 16) fail('file too short');
+    if (buf.readUInt32LE(0) !== MAGIC) fail('not a flatmesh checkpoint');
+    if (!READABLE_VERSIONS.has(buf.readUInt32LE(4)))
+      fail(`unsupported version ${buf.readUInt32LE(4)}`);
+    const stored = buf.readUInt32LE(buf.length - 4);
+    if (crc32(buf.subarray(0, buf.length - 4)) >>> 0 !== stored)
+      fail('checksum mismatch (truncated or corrupt)');
+    const hlen = buf.readUInt32LE(8);
+    if (12 + hlen > buf.length - 4) fail('header length out of range');
+    try {
+      return JSON.parse(buf.subarray(12, 12 + hlen).toString('utf8')) as Header;
+    } catch {
+      return fail('header is not valid JSON');
+    }
   }
 
   /** Remove temporary files a killed writer left behind (they are never read). */
@@ -169,30 +255,14 @@ export class CheckpointStore implements CheckpointSink {
     this.removeStaleTemps();
     if (!this.exists()) return undefined;
     const buf = readFileSync(this.file);
-    const fail = (why: string): never => {
-      throw new CheckpointError(
-        `checkpoint ${this.file} is unusable: ${why}; delete it to start this node afresh`,
-      );
-    };
-    if (buf.length < 16) fail('file too short');
-    if (buf.readUInt32LE(0) !== MAGIC) fail('not a flatmesh checkpoint');
-    if (buf.readUInt32LE(4) !== VERSION) fail(`unsupported version ${buf.readUInt32LE(4)}`);
-    const stored = buf.readUInt32LE(buf.length - 4);
-    if (crc32(buf.subarray(0, buf.length - 4)) >>> 0 !== stored)
-      fail('checksum mismatch (truncated or corrupt)');
-    const hlen = buf.readUInt32LE(8);
-    if (12 + hlen > buf.length - 4) fail('header length out of range');
-    let header: Header;
-    try {
-      header = JSON.parse(buf.subarray(12, 12 + hlen).toString('utf8')) as Header;
-    } catch {
-      return fail('header is not valid JSON');
-    }
+    const header = this.readHeader(buf);
+    const fail = (why: string): never => this.unusable(why);
+    this.verifyExperiment(header);
     if (expect?.runId !== undefined && header.runId !== expect.runId)
       fail(`it belongs to run ${header.runId}, not ${expect.runId}`);
     if (expect?.signature !== undefined && header.signature !== expect.signature)
       fail('it holds a different model');
-    let off = 12 + hlen;
+    let off = 12 + buf.readUInt32LE(8);
     const blobs = new Map<string, Float32Array | Float64Array>();
     for (const b of header.blobs) {
       const arr = b.dtype === 'f64' ? new Float64Array(b.length) : new Float32Array(b.length);
@@ -242,4 +312,31 @@ function syncDir(dir: string): void {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** A checkpoint that could not be written (the previous one is kept). */
+export interface CheckpointFailure {
+  round: number;
+  message: string;
+}
+
+/**
+ * A sink whose failed writes are reported instead of thrown: a full disk at round k costs the node
+ * its round-k checkpoint (it keeps the previous one), not its run. Loads are unchanged.
+ */
+export function tolerantCheckpoints(
+  inner: CheckpointSink,
+  onFailure: (f: CheckpointFailure) => void,
+): CheckpointSink {
+  return {
+    save: (state) => {
+      try {
+        inner.save(state);
+      } catch (e) {
+        if (!(e instanceof CheckpointError)) throw e;
+        onFailure({ round: state.round, message: e.message });
+      }
+    },
+    load: (expect) => inner.load(expect),
+  };
 }

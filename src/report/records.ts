@@ -116,6 +116,22 @@ export interface NodeOutcome {
   faults: Record<string, number>;
   /** Exit status for process runs: 'ok', or why it ended otherwise. */
   status: string;
+  /** Process runs: times its process died (planned SIGKILLs and unplanned deaths). */
+  crashes?: number;
+  /** Checkpoints it could not write (it kept the previous one each time). */
+  checkpointFailures?: { round: number; message: string }[];
+}
+
+/** Something that happened to a node process, planned (fault plan) or not. */
+export interface ProcessEvent {
+  /** Seconds since the launch started. */
+  at: number;
+  node: number;
+  kind: 'crash' | 'restart' | 'restart-limit' | 'checkpoint-failed';
+  planned: boolean;
+  /** The node's latest reported round at the time (-1: none yet). */
+  round: number;
+  detail?: string;
 }
 
 export interface RunSummary {
@@ -125,6 +141,8 @@ export interface RunSummary {
   rounds: number;
   /** Every node that was meant to finish ran its last round. */
   completed: boolean;
+  /** Why the run is not complete: the error, the interruption, or the nodes that did not finish. */
+  reason?: string;
   wallSeconds: number;
   meanAccuracy: number | null;
   meanSwaAccuracy: number | null;
@@ -144,6 +162,12 @@ export interface RunSummary {
   restarts: number;
   roundsLostToRestarts: number;
   perNode: NodeOutcome[];
+  /** Process runs: crashes, restarts and failed checkpoints, in order (also counted in `faults`). */
+  events?: ProcessEvent[];
+  /** Nodes whose final model is not on disk (stale or missing checkpoint): left out of the average. */
+  notInAverageModel?: number[];
+  /** `flatmesh collect`: the directories the node records came from. */
+  collectedFrom?: string[];
   /** Real processes only: seconds from launch until every node was... */
   startup?: {
     /** ...connected to its neighbours and in its first round. */

@@ -18,9 +18,15 @@ export function formatSummary(s: RunSummary, out?: string): string {
       : `; all nodes connected after ${connected.toFixed(1)} s`;
   return [
     `${s.completed ? 'completed' : 'INCOMPLETE'}: ${s.nodes} nodes x ${s.rounds} rounds in ${s.wallSeconds.toFixed(1)} s (${s.mode}${startup})`,
+    ...(s.reason ? [`why: ${s.reason}`] : []),
     `mean accuracy ${pct(s.meanAccuracy)} | mean SWA accuracy ${pct(s.meanSwaAccuracy)} | average model ${pct(s.accuracyOfAverageModel)}`,
     `messages: sent ${m.sent}, delivered ${m.delivered}, dropped ${m.dropped}, failed ${m.failed}, missing ${m.missing}, late ${m.late}, rejected ${m.rejected}` +
       (s.restarts > 0 ? ` | restarts ${s.restarts}` : ''),
+    ...(s.faults['checkpoint-failed']
+      ? [
+          `checkpoints not written: ${s.faults['checkpoint-failed']} (each node kept its previous one)`,
+        ]
+      : []),
     ...(out ? [`summary: ${out}/summary.json`] : []),
   ].join('\n');
 }

@@ -5,12 +5,14 @@
  */
 import type { Roster } from '../net/libp2p/host.js';
 import type { RoundRecord } from '../node/metrics.js';
-import type { NodeOutcome } from './summary.js';
+import type { NodeReport } from './summary.js';
 
 export type ChildMessage =
   | { type: 'listening'; id: number; peerId: string; addrs: string[] }
   | { type: 'round'; id: number; record: RoundRecord }
-  | { type: 'done'; id: number; outcome: Omit<NodeOutcome, 'restarts' | 'status'> }
+  | { type: 'done'; id: number; outcome: NodeReport }
+  /** A checkpoint could not be written; the node kept its previous one and goes on. */
+  | { type: 'checkpoint-failed'; id: number; round: number; message: string }
   | { type: 'error'; id: number; name: string; message: string }
   /** The node is ready to read its data shard; the launcher answers 'shards-ready' once written. */
   | { type: 'shards-wanted'; id: number }
@@ -31,6 +33,7 @@ export function isChildMessage(m: unknown): m is ChildMessage {
       t === 'done' ||
       t === 'error' ||
       t === 'shards-wanted' ||
+      t === 'checkpoint-failed' ||
       t === 'started') &&
     typeof (m as { id?: unknown }).id === 'number'
   );

@@ -1,22 +1,28 @@
 /**
  * The launcher: `flatmesh launch`. Spawns one real process per node on 127.0.0.1, builds the roster
  * from the addresses they report, shows live progress, injects process faults (SIGKILL at a round,
- * restart from the checkpoint after a number of rounds), and writes DIR/summary.json from what the
- * nodes report and their final checkpoints. Ctrl-C (or any node failing) stops every node; children
- * exit on their own if the launcher dies.
+ * restart from the checkpoint after a number of rounds), follows faults.onCrash when a node dies
+ * unplanned (restart it from its checkpoint, go on without it, or abort), and writes
+ * DIR/summary.json from what the nodes report and their final checkpoints, also when the run ends
+ * early (`completed: false` and the reason). Ctrl-C stops every node; children exit on their own
+ * if the launcher dies. A run never writes into another run's directory (see openRunDir).
  *
  *   const summary = await launch(cfg, { out: 'runs/demo' });
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../compute/backend.js';
+import { experimentDiff, formatDiff } from '../config/identity.js';
+import { parseExperiment } from '../config/load.js';
 import type { Experiment } from '../config/schema.js';
 import { datasetShape } from '../data/index.js';
-import { RunError } from '../errors.js';
+import { ConfigError, ExperimentMismatchError, RunError } from '../errors.js';
 import type { Roster, RosterNode } from '../net/libp2p/host.js';
 import {
+  type Derived,
   datasetSpec,
   deriveRun,
   prepareRun,
@@ -24,11 +30,15 @@ import {
   writeDerived,
   writeRunShards,
 } from '../node/build.js';
-import { CheckpointStore } from '../node/checkpoint.js';
-import { emptyCounts, type RoundRecord } from '../node/metrics.js';
+import type { RoundRecord } from '../node/metrics.js';
 import { type ChildMessage, isChildMessage, type ParentMessage } from './ipc.js';
 import { Progress } from './progress.js';
-import { buildSummary, type NodeOutcome, type RunSummary } from './summary.js';
+import {
+  type NodeReport,
+  type ProcessEvent,
+  type RunSummary,
+  summarizeNodeDirs,
+} from './summary.js';
 
 export interface LaunchOptions {
   /** Output directory; default runs/<run id>. */
@@ -40,6 +50,13 @@ export interface LaunchOptions {
   onRound?: (r: RoundRecord) => void;
   /** How long all nodes may take to start and report their address (ms, default 60 s). */
   startTimeoutMs?: number;
+  /**
+   * Continue the run in an existing `out` (same experiment, checked field by field): each node
+   * resumes from its checkpoint. Without it an existing, non-empty `out` is refused untouched.
+   */
+  resume?: boolean;
+  /** Called with every process event (crash, restart, failed checkpoint) as it happens. */
+  onEvent?: (e: ProcessEvent) => void;
 }
 
 /**
@@ -55,16 +72,24 @@ function cliEntry(): string {
 
 /**
  * Node flags children inherit: loaders (tsx when running from source) and source maps, never the
- * test runner's or inspector's flags.
+ * test runner's or inspector's flags. A loader named as a package (`--import tsx`) is resolved
+ * from here: Node resolves it from the working directory, where the package may not be.
  */
 export function childExecArgv(argv: readonly string[] = process.execArgv): string[] {
   const out: string[] = [];
+  const resolved = (spec: string) => {
+    if (!/^[@a-z]/i.test(spec) || spec.includes(':')) return spec;
+    try {
+      return import.meta.resolve(spec);
+    } catch {
+      return spec;
+    }
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (
-      ['--import', '--loader', '--experimental-loader', '--require', '-r'].includes(a) &&
-      i + 1 < argv.length
-    ) {
+    if (['--import', '--loader', '--experimental-loader'].includes(a) && i + 1 < argv.length) {
+      out.push(a, resolved(argv[++i]!));
+    } else if (['--require', '-r'].includes(a) && i + 1 < argv.length) {
       out.push(a, argv[++i]!);
     } else if (
       /^--(import|loader|experimental-loader|require)=/.test(a) ||
@@ -84,21 +109,90 @@ function nodeArgsFromEnv(): string[] {
   return (process.env.FLATMESH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 }
 
+/**
+ * A fresh run id: the time to the second, the seed, and a random suffix, so two launches in the
+ * same second never share a directory (or a control topic).
+ */
 export function launchRunId(cfg: Experiment): string {
   if (cfg.run.id) return cfg.run.id;
   const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
-  return `run-${t}-s${cfg.run.seed}`;
+  return `run-${t}-s${cfg.run.seed}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The run directory, checked before anything is written to it. A new run gets a directory that
+ * did not exist (or was empty); nothing of another run is ever overwritten. `resume` continues the
+ * run in an existing directory, only under the same experiment (the one in its config.json), and
+ * with its run id.
+ */
+export function openRunDir(
+  cfg: Experiment,
+  out: string,
+  resume: boolean,
+  freshId = launchRunId(cfg),
+): { cfg: Experiment; runId: string } {
+  const cfgFile = join(out, 'config.json');
+  if (resume) {
+    let stored: Experiment;
+    try {
+      stored = parseExperiment(JSON.parse(readFileSync(cfgFile, 'utf8')));
+    } catch (e) {
+      throw new ConfigError(
+        '--resume',
+        `${out} holds no run to resume (${cfgFile}: ${(e as Error).message})`,
+      );
+    }
+    const diffs = experimentDiff(stored, cfg);
+    if (diffs.length > 0)
+      throw new ExperimentMismatchError(`run directory ${out}`, diffs, formatDiff(diffs));
+    const runId = stored.run.id ?? freshId;
+    return { cfg: { ...stored, run: { ...stored.run, id: runId } }, runId };
+  }
+  createRunDir(out);
+  return { cfg: { ...cfg, run: { ...cfg.run, id: freshId } }, runId: freshId };
+}
+
+/**
+ * Create a directory for a new run: refused (ConfigError on --out, nothing written) when it exists
+ * with anything in it; an empty one is used as it is.
+ */
+export function createRunDir(
+  out: string,
+  hint = 'choose a new directory, or add --resume to continue the run in it',
+): void {
+  let entries: string[] | undefined;
+  try {
+    entries = readdirSync(out);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      throw new ConfigError('--out', 'is a file, not a directory', out);
+  }
+  const refuse = () => new ConfigError('--out', `already holds files; ${hint}`, out);
+  if (entries && entries.length > 0) throw refuse();
+  mkdirSync(dirname(out), { recursive: true });
+  try {
+    if (!entries) mkdirSync(out); // not recursive: of two launches racing for it, one is refused
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw refuse();
+    throw e;
+  }
 }
 
 interface Slot {
   id: number;
+  dir: string;
   child?: ChildProcess;
   roster?: RosterNode;
   listenAddr?: string;
   latestRound: number;
-  outcome?: Omit<NodeOutcome, 'restarts' | 'status'>;
+  outcome?: NodeReport;
   status: string;
   restarts: number;
+  /** Times its process died (planned or not), and restarts after unplanned deaths. */
+  crashes: number;
+  unplannedRestarts: number;
+  /** The last error the node reported before exiting, for the crash record. */
+  lastError?: string;
   /** Round at which the planned crash was injected (to restart later), if any. */
   crashedAt?: number;
   exited: Promise<void>;
@@ -111,18 +205,18 @@ interface Slot {
 
 export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise<RunSummary> {
   const t0 = performance.now();
-  const runId = launchRunId(cfg);
-  const runCfg: Experiment = { ...cfg, run: { ...cfg.run, id: runId } };
-  const out = resolve(opts.out ?? cfg.run.out ?? join('runs', runId));
-  mkdirSync(out, { recursive: true });
+  const freshId = launchRunId(cfg);
+  const out = resolve(opts.out ?? cfg.run.out ?? join('runs', freshId));
+  const { cfg: runCfg, runId } = openRunDir(cfg, out, opts.resume ?? false, freshId);
   const cfgFile = join(out, 'config.json');
-  writeFileSync(cfgFile, `${JSON.stringify(runCfg, null, 2)}\n`);
+  if (!opts.resume) writeFileSync(cfgFile, `${JSON.stringify(runCfg, null, 2)}\n`);
   const shardDir = join(out, 'shards');
   const progress = new Progress(
     cfg.nodes,
     cfg.run.rounds,
     opts.progress === false ? null : process.stderr,
   );
+  const logOf = (id: number) => join(out, 'nodes', String(id), 'node.log');
 
   const stop = new AbortController();
   let failure: Error | undefined;
@@ -130,11 +224,20 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const slots: Slot[] = Array.from({ length: cfg.nodes }, (_, id) => ({
     id,
+    dir: join(out, 'nodes', String(id)),
     latestRound: -1,
     status: 'starting',
     restarts: 0,
+    crashes: 0,
+    unplannedRestarts: 0,
     exited: Promise.resolve(),
   }));
+  const events: ProcessEvent[] = [];
+  const event = (e: Omit<ProcessEvent, 'at'>) => {
+    const full = { at: Math.round(performance.now() - t0) / 1000, ...e };
+    events.push(full);
+    opts.onEvent?.(full);
+  };
   let roster: Roster | undefined;
   let rosterReady: () => void = () => {};
   const allListening = new Promise<void>((r) => {
@@ -174,6 +277,16 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       case 'done':
         slot.outcome = m.outcome;
         return;
+      case 'checkpoint-failed':
+        event({
+          node: slot.id,
+          kind: 'checkpoint-failed',
+          planned: false,
+          round: m.round,
+          detail: m.message,
+        });
+        progress.note(`node ${slot.id}: ${m.message}`);
+        return;
       case 'shards-wanted':
         void shardsWritten.then(
           () => sendTo(slot, { type: 'shards-ready' }),
@@ -181,11 +294,11 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         );
         return;
       case 'error':
-        fail(
-          new RunError(
-            `node ${m.id} failed: ${m.name}: ${m.message} (log: ${join(out, 'nodes', String(m.id), 'node.log')})`,
-          ),
-        );
+        // Before the run is under way nothing can go on without this node; later, its exit is an
+        // unplanned crash, handled by faults.onCrash.
+        if (!roster) {
+          fail(new RunError(`node ${m.id} failed: ${m.name}: ${m.message} (log: ${logOf(m.id)})`));
+        } else slot.lastError = `${m.name}: ${m.message}`;
         return;
       default: {
         const never: never = m;
@@ -194,15 +307,14 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     }
   }
 
-  function fail(e: RunError): void {
+  function fail(e: Error): void {
     if (!failure) failure = e;
     stop.abort();
   }
 
   function spawnNode(slot: Slot): void {
-    const dir = join(out, 'nodes', String(slot.id));
-    mkdirSync(dir, { recursive: true });
-    const log = openSync(join(dir, 'node.log'), 'a');
+    mkdirSync(slot.dir, { recursive: true });
+    const log = openSync(logOf(slot.id), 'a');
     const args = [
       'node',
       '--config',
@@ -210,7 +322,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       '--id',
       String(slot.id),
       '--dir',
-      dir,
+      slot.dir,
       '--shards',
       shardDir,
     ];
@@ -220,6 +332,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       execArgv: [...childExecArgv(), ...nodeArgsFromEnv()],
       env: { ...process.env, FLATMESH_NODE_ID: String(slot.id) },
     });
+    closeSync(log); // the child holds its own copy
     slot.child = child;
     slot.listening = false;
     slot.status = 'running';
@@ -227,23 +340,61 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     slot.exited = new Promise((done) => {
       child.once('exit', (code, sig) => {
         if (slot.child === child) slot.child = undefined;
+        const how = sig ?? `exit ${code}`;
         if (slot.crashedAt !== undefined && sig === 'SIGKILL') {
           slot.status = 'crashed';
         } else if (code === 0) {
           slot.status = 'ok';
-        } else if (!stop.signal.aborted) {
-          slot.status = `exit ${code ?? sig}`;
-          fail(
-            new RunError(
-              `node ${slot.id} exited with ${code ?? sig} (log: ${join(dir, 'node.log')})`,
-            ),
-          );
+        } else if (stop.signal.aborted) {
+          slot.status = code === 130 || sig === 'SIGTERM' ? 'stopped' : how;
         } else {
-          slot.status = code === 130 || sig === 'SIGTERM' ? 'stopped' : `exit ${code ?? sig}`;
+          onUnplannedExit(slot, how);
         }
         done();
       });
     });
+  }
+
+  /** A node process died without a planned crash: faults.onCrash decides what happens next. */
+  function onUnplannedExit(slot: Slot, how: string): void {
+    const detail = slot.lastError ? `${how}; ${slot.lastError}` : how;
+    slot.lastError = undefined;
+    slot.crashes++;
+    slot.status = `crashed (${how})`;
+    event({ node: slot.id, kind: 'crash', planned: false, round: slot.latestRound, detail });
+    const where = `node ${slot.id} died (${detail}) after round ${slot.latestRound}`;
+    if (!roster) {
+      fail(new RunError(`${where} while the run was starting (log: ${logOf(slot.id)})`));
+      return;
+    }
+    const policy = cfg.faults.onCrash;
+    switch (policy) {
+      case 'abort':
+        fail(new RunError(`${where}; faults.onCrash is 'abort' (log: ${logOf(slot.id)})`));
+        return;
+      case 'continue':
+        progress.note(`${where}; going on without it (faults.onCrash: continue)`);
+        return;
+      case 'restart': {
+        if (slot.unplannedRestarts >= cfg.faults.maxRestarts) {
+          event({ node: slot.id, kind: 'restart-limit', planned: false, round: slot.latestRound });
+          progress.note(
+            `${where}; not restarted: faults.maxRestarts (${cfg.faults.maxRestarts}) reached, going on without it`,
+          );
+          return;
+        }
+        slot.unplannedRestarts++;
+        slot.restarts++;
+        event({ node: slot.id, kind: 'restart', planned: false, round: slot.latestRound });
+        progress.note(`${where}; restarting it from its last checkpoint`);
+        spawnNode(slot);
+        return;
+      }
+      default: {
+        const never: never = policy;
+        throw new Error(`unknown faults.onCrash ${String(never)}`);
+      }
+    }
   }
 
   /** SIGKILL nodes at their planned round; restart them once the others are `restartAfter` rounds on. */
@@ -252,11 +403,13 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       const slot = slots[c.node]!;
       if (
         slot.crashedAt === undefined &&
-        slot.restarts === 0 &&
+        slot.restarts === slot.unplannedRestarts &&
         slot.latestRound >= c.round &&
         slot.child
       ) {
         slot.crashedAt = slot.latestRound;
+        slot.crashes++;
+        event({ node: c.node, kind: 'crash', planned: true, round: slot.latestRound });
         progress.note(`fault: SIGKILL node ${c.node} at round ${slot.latestRound}`);
         slot.child.kill('SIGKILL');
       }
@@ -265,6 +418,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         if (Math.max(...others) >= slot.crashedAt + c.restartAfter) {
           slot.restarts++;
           slot.crashedAt = undefined;
+          event({ node: c.node, kind: 'restart', planned: true, round: slot.latestRound });
           progress.note(`fault: restart node ${c.node} (others at round ${Math.max(...others)})`);
           void slot.exited.then(() => spawnNode(slot));
         }
@@ -286,27 +440,27 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   };
   stop.signal.addEventListener('abort', kill, { once: true });
 
-  // The topology plan and model layout come first, from the data set's known shape, before any
-  // node starts (~0.1 s; with 16 processes loading their code the launcher would get a sixteenth
-  // of the CPU for it). With them a node starts its host, joins the roster and connects while the
-  // data set is decoded and partitioned here, once, and it asks for its shard only then.
-  await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
-  const derived = deriveRun(runCfg, datasetShape(datasetSpec(runCfg)));
-  writeDerived(shardDir, derived);
+  let derived: Derived | undefined;
   let ctx: RunContext | undefined;
-  const shardsWritten = (async () => {
-    // Not before the nodes are spawned: loading the data set starts with ~0.5 s of synchronous
-    // decoding, which would hold up every spawn below.
-    await new Promise((r) => setImmediate(r));
-    ctx = await prepareRun(runCfg, runId, { derived });
-    await writeRunShards(ctx, shardDir);
-  })();
-  shardsWritten.catch((e: unknown) => {
-    if (!failure) failure = e instanceof Error ? e : new RunError(String(e));
-    stop.abort();
-  });
-
+  let shardsWritten: Promise<void> = Promise.resolve();
   try {
+    // The topology plan and model layout come first, from the data set's known shape, before any
+    // node starts (~0.1 s; with 16 processes loading their code the launcher would get a sixteenth
+    // of the CPU for it). With them a node starts its host, joins the roster and connects while
+    // the data set is decoded and partitioned here, once, and it asks for its shard only then.
+    await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
+    derived = deriveRun(runCfg, datasetShape(datasetSpec(runCfg)));
+    writeDerived(shardDir, derived);
+    const plan = derived;
+    shardsWritten = (async () => {
+      // Not before the nodes are spawned: loading the data set starts with ~0.5 s of synchronous
+      // decoding, which would hold up every spawn below.
+      await new Promise((r) => setImmediate(r));
+      ctx = await prepareRun(runCfg, runId, { derived: plan });
+      await writeRunShards(ctx, shardDir);
+    })();
+    shardsWritten.catch((e: unknown) => fail(e instanceof Error ? e : new RunError(String(e))));
+
     for (const s of slots) spawnNode(s);
     const startTimeout = setTimeout(
       () =>
@@ -327,6 +481,10 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       writeFileSync(join(out, 'roster.json'), `${JSON.stringify(roster, null, 2)}\n`);
       for (const s of slots) sendTo(s, { type: 'roster', roster });
     }
+  } catch (e) {
+    fail(e instanceof Error ? e : new RunError(String(e)));
+  }
+  try {
     // Wait for every node, including ones restarted while we wait.
     for (;;) {
       await Promise.all(slots.map((s) => s.exited));
@@ -346,43 +504,27 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     opts.signal?.removeEventListener('abort', onAbort);
     progress.finish();
   }
-  if (failure) throw failure;
-  if (stop.signal.aborted) throw new RunError('run interrupted; partial metrics are in ' + out);
-
-  const run = ctx;
-  if (!run) throw new RunError('run ended before its data was prepared');
-  const finals: Float32Array[] = [];
-  const outcomes: NodeOutcome[] = slots.map((s) => {
-    const ck = new CheckpointStore(join(out, 'nodes', String(s.id))).load({
-      runId,
-      signature: run.signature,
-    });
-    if (ck && !cfg.faults.leaves.some((l) => l.node === s.id)) finals.push(ck.weights);
-    const o = s.outcome;
-    return {
+  // A run that ends early is summarized too (completed: false, and why), from what its nodes
+  // reported and left on disk, before the error is passed on.
+  const early =
+    failure?.message ??
+    (stop.signal.aborted
+      ? 'interrupted (Ctrl-C or a stop signal) before the last round'
+      : undefined);
+  if (ctx === undefined && early === undefined) await shardsWritten;
+  const summary = summarizeNodeDirs({
+    ctx: ctx ?? { cfg: runCfg, runId, ...(derived && { signature: derived.signature }) },
+    nodes: slots.map((s) => ({
       id: s.id,
-      accuracy: o?.accuracy ?? null,
-      swaAccuracy: o?.swaAccuracy ?? null,
-      tailAccuracy: o?.tailAccuracy ?? null,
-      tailSwaAccuracy: o?.tailSwaAccuracy ?? null,
-      roundsCompleted: o?.roundsCompleted ?? (ck ? ck.round + 1 : 0),
-      lastRound: o?.lastRound ?? ck?.round ?? -1,
-      restarts: s.restarts,
-      roundsLostToRestarts: o?.roundsLostToRestarts ?? 0,
-      messages: o?.messages ?? emptyCounts(),
-      bytesSent: o?.bytesSent ?? 0,
-      bytesReceived: o?.bytesReceived ?? 0,
-      faults: o?.faults ?? {},
+      dir: s.dir,
+      ...(s.outcome && { report: s.outcome }),
       status: s.status,
-    };
-  });
-  const summary = buildSummary({
-    ctx: run,
-    mode: 'processes',
-    outcomes,
-    finals,
+      restarts: s.restarts,
+      crashes: s.crashes,
+    })),
     wallSeconds: (performance.now() - t0) / 1000,
-    expectedUnfinished: new Set(cfg.faults.leaves.map((l) => l.node)),
+    events,
+    ...(early !== undefined && { failure: early }),
   });
   const allBy = (t: (s: Slot) => number | undefined): number | null => {
     const ts = slots.map(t);
@@ -393,6 +535,8 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     allFirstRoundSeconds: allBy((s) => s.firstRoundAt),
   };
   writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  if (failure) throw failure;
+  if (stop.signal.aborted) throw new RunError(`run interrupted; partial metrics are in ${out}`);
   return summary;
 }
 

@@ -4,6 +4,10 @@
  * after reporting its listen address), then runs the NodeRuntime and exits. It stops cleanly on
  * SIGTERM/SIGINT and exits at once if its launcher dies (IPC 'disconnect'): no orphans.
  *
+ * Before it writes or connects anything it refuses a checkpoint in its directory that another
+ * experiment wrote. When its runtime ends it writes its end record (DIR/end.json), which
+ * `flatmesh collect` merges across machines. On its own (no launcher) it prints its progress.
+ *
  *   flatmesh node --config run/config.json --id 3 --dir run/nodes/3 --roster run/roster.json
  */
 import '../net/polyfill.js';
@@ -11,6 +15,7 @@ import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../compute/backend.js';
+import { experimentHash } from '../config/identity.js';
 import type { Experiment } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { faultyTransport } from '../faults/transport.js';
@@ -23,9 +28,12 @@ import {
   type RunContext,
   readDerived,
 } from '../node/build.js';
+import { type CheckpointFailure, CheckpointStore } from '../node/checkpoint.js';
 import { fanout, jsonlSink, NodeCounters } from '../node/metrics.js';
 import type { NodeRuntime } from '../node/runtime.js';
 import { type ChildMessage, isParentMessage, type ParentMessage } from './ipc.js';
+import { Progress } from './progress.js';
+import { NODE_END_FILE, type NodeReport, writeNodeEnd } from './summary.js';
 
 export interface NodeProcessOptions {
   cfg: Experiment;
@@ -43,7 +51,14 @@ export interface NodeProcessOptions {
 
 export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> {
   const { cfg, id, dir, runId } = opts;
+  // A checkpoint of another experiment is refused before this process writes or connects anything.
+  new CheckpointStore(dir, { experiment: cfg }).checkExperiment();
   const send = (m: ChildMessage) => process.send?.(m);
+  // On its own (no launcher), the node shows its progress on stderr.
+  const progress =
+    process.send === undefined
+      ? new Progress(1, cfg.run.rounds, process.stderr, `node ${id}: `)
+      : undefined;
   const stop = new AbortController();
   // Each pending send and collect listens on the stop signal: many at once is expected.
   setMaxListeners(0, stop.signal);
@@ -137,12 +152,19 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       mode: cfg.faults.loss.mode,
       onFault: (k) => counters.fault(k),
     });
+    const checkpointFailures: CheckpointFailure[] = [];
     const node = buildNode(ctx, id, {
       transport,
       counters,
+      onCheckpointFailure: (f) => {
+        checkpointFailures.push(f);
+        send({ type: 'checkpoint-failed', id, round: f.round, message: f.message });
+        progress?.note(`node ${id}: ${f.message}`);
+      },
       sink: fanout(jsonlSink(join(dir, 'metrics.jsonl')), {
         record: (record) => {
           send({ type: 'round', id, record });
+          progress?.record(record);
           if (!firstRoundDone) mark(`round ${record.round} done`);
           firstRoundDone = true;
         },
@@ -154,24 +176,46 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     runtime = node.runtime;
     send({ type: 'started', id });
     const r = await node.runtime.run(stop.signal);
-    send({
-      type: 'done',
+    const report: NodeReport = {
       id,
-      outcome: {
-        id,
-        accuracy: r.accuracy,
-        swaAccuracy: r.swaAccuracy,
-        tailAccuracy: r.tailAccuracy,
-        tailSwaAccuracy: r.tailSwaAccuracy,
-        roundsCompleted: r.roundsCompleted,
-        lastRound: r.lastRound,
-        roundsLostToRestarts: r.roundsSkipped,
-        messages: r.messages,
-        bytesSent: r.bytesSent,
-        bytesReceived: r.bytesReceived,
-        faults: r.faults,
-      },
-    });
+      accuracy: r.accuracy,
+      swaAccuracy: r.swaAccuracy,
+      tailAccuracy: r.tailAccuracy,
+      tailSwaAccuracy: r.tailSwaAccuracy,
+      roundsCompleted: r.roundsCompleted,
+      lastRound: r.lastRound,
+      roundsLostToRestarts: r.roundsSkipped,
+      messages: r.messages,
+      bytesSent: r.bytesSent,
+      bytesReceived: r.bytesReceived,
+      faults: r.faults,
+      checkpointFailures,
+    };
+    send({ type: 'done', id, outcome: report });
+    const status = stop.signal.aborted ? 'stopped' : 'done';
+    try {
+      writeNodeEnd(dir, {
+        runId,
+        node: id,
+        experimentHash: experimentHash(cfg),
+        status,
+        endedAt: new Date().toISOString(),
+        report,
+        config: cfg,
+      });
+    } catch (e) {
+      // A full disk costs the end record, not the run: the launcher has the report already.
+      opts.log?.(`cannot write ${join(dir, NODE_END_FILE)}: ${(e as Error).message}`);
+    }
+    if (progress) {
+      progress.finish();
+      const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+      process.stderr.write(
+        `node ${id} ${status} after round ${r.lastRound}: accuracy ${pct(r.accuracy)}, SWA ${pct(r.swaAccuracy)}` +
+          `${checkpointFailures.length > 0 ? `, ${checkpointFailures.length} checkpoint(s) not written` : ''}` +
+          `; end record ${join(dir, NODE_END_FILE)}\n`,
+      );
+    }
     node.dispose();
     return stop.signal.aborted ? 130 : 0;
   } finally {

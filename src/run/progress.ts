@@ -21,6 +21,8 @@ export class Progress {
     private readonly rounds: number,
     /** Where to draw; null draws nothing. */
     private readonly out: NodeJS.WriteStream | null,
+    /** Put before every progress line (e.g. `node 3: ` for a node on its own). */
+    private readonly prefix = '',
   ) {}
 
   record(r: RoundRecord): void {
@@ -38,7 +40,7 @@ export class Progress {
     const avg = (m: Map<number, number>) =>
       m.size === 0 ? '-' : ([...m.values()].reduce((a, b) => a + b, 0) / m.size).toFixed(3);
     const secs = ((performance.now() - this.t0) / 1000).toFixed(1);
-    return `round ${minRound}/${this.rounds} | nodes ${this.latestRound.size}/${this.nodes} | acc ${avg(this.accuracy)} swa ${avg(this.swa)} | dropped ${this.dropped}/${this.sent} | ${secs} s`;
+    return `${this.prefix}round ${minRound}/${this.rounds} | nodes ${this.latestRound.size}/${this.nodes} | acc ${avg(this.accuracy)} swa ${avg(this.swa)} | dropped ${this.dropped}/${this.sent} | ${secs} s`;
   }
 
   note(msg: string): void {

@@ -1,0 +1,31 @@
+/** Helpers of the end-to-end tests: node processes of a launched run, file snapshots. */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Pids of the node processes whose command line names `dir` (the launcher passes each its own). */
+export function nodePids(dir: string): number[] {
+  return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(` ${dir} `) || l.endsWith(` ${dir}`))
+    .filter((l) => / node --config /.test(l))
+    .map((l) => Number(l.trim().split(/\s+/, 1)[0]));
+}
+
+/** Every file under `dir` with its SHA-256 and mtime: equal snapshots mean nothing was written. */
+export function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else
+        out[p] =
+          `${createHash('sha256').update(readFileSync(p)).digest('hex')} ${st.mtimeMs} ${st.size}`;
+    }
+  };
+  walk(dir);
+  return out;
+}
