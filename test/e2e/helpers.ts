@@ -4,6 +4,12 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+/**
+ * How long a test launch may take to start all its nodes: processes loading their code on 2 cores
+ * shared with other test runs can take minutes (not a figure the tests measure).
+ */
+export const START_TIMEOUT = 300_000;
+
 /** Pids of the node processes whose command line names `dir` (the launcher passes each its own). */
 export function nodePids(dir: string): number[] {
   return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })

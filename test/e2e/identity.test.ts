@@ -12,7 +12,7 @@ import { nodeCommand } from '../../src/cli/run.js';
 import { parseExperiment } from '../../src/config/index.js';
 import { ExperimentMismatchError } from '../../src/errors.js';
 import { launch } from '../../src/run/launcher.js';
-import { snapshot } from './helpers.js';
+import { START_TIMEOUT, snapshot } from './helpers.js';
 
 const experiment = {
   nodes: 2,
@@ -36,8 +36,8 @@ describe('run identity (real processes)', () => {
     process.chdir(cwd);
     const cfg = parseExperiment(experiment);
     const [a, b] = await Promise.all([
-      launch(cfg, { progress: false }),
-      launch(cfg, { progress: false }),
+      launch(cfg, { progress: false, startTimeoutMs: START_TIMEOUT }),
+      launch(cfg, { progress: false, startTimeoutMs: START_TIMEOUT }),
     ]);
     assert.notEqual(a.runId, b.runId);
     const second = (id: string) => /^run-(\d{8}-\d{6})-s7-[0-9a-f]{6}$/.exec(id)?.[1];
@@ -62,7 +62,7 @@ describe('run identity (real processes)', () => {
       train: { localSteps: 2, optimizer: 'sgd' },
     });
     await assert.rejects(
-      launch(changed, { out: dir, progress: false, resume: true }),
+      launch(changed, { out: dir, progress: false, startTimeoutMs: START_TIMEOUT, resume: true }),
       (e: Error) => {
         assert.ok(e instanceof ExperimentMismatchError, String(e));
         assert.deepEqual(
@@ -88,7 +88,12 @@ describe('run identity (real processes)', () => {
     assert.deepEqual(snapshot(dir), before, 'no file of the run changed');
 
     // The same experiment resumes: every node is past its last round, so no round is re-run.
-    const resumed = await launch(cfg, { out: dir, progress: false, resume: true });
+    const resumed = await launch(cfg, {
+      out: dir,
+      progress: false,
+      startTimeoutMs: START_TIMEOUT,
+      resume: true,
+    });
     assert.equal(resumed.completed, true);
     assert.equal(resumed.runId, a.runId);
     for (const node of [0, 1]) {

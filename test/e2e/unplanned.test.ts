@@ -12,7 +12,7 @@ import { parseExperiment } from '../../src/config/index.js';
 import { CheckpointStore } from '../../src/node/checkpoint.js';
 import { launch, readSummary } from '../../src/run/launcher.js';
 import type { RunSummary } from '../../src/run/summary.js';
-import { nodePids } from './helpers.js';
+import { START_TIMEOUT, nodePids } from './helpers.js';
 import { fillUp, mountTmpfs, unmount } from './tmpfs.js';
 
 const base = {
@@ -41,8 +41,7 @@ describe('unplanned failures (real processes)', () => {
     const s = await launch(cfg, {
       out,
       progress: false,
-      // 8 processes loading their code on 2 shared cores can take a while to all start.
-      startTimeoutMs: 240_000,
+      startTimeoutMs: START_TIMEOUT,
       onRound: (r) => {
         if (killed || r.round < 1) return;
         killed = true;
@@ -95,6 +94,7 @@ describe('unplanned failures (real processes)', () => {
       const s = await launch(cfg, {
         out,
         progress: false,
+        startTimeoutMs: START_TIMEOUT,
         onRound: (r) => {
           if (r.round >= 1) seen.add(r.node);
           if (filled || seen.size < (tmpfs ? 4 : 1)) return;
@@ -146,6 +146,7 @@ describe('unplanned failures (real processes)', () => {
       launch(cfg, {
         out,
         progress: false,
+        startTimeoutMs: START_TIMEOUT,
         onRound: (r) => {
           if (killed || r.round < 1) return;
           killed = true;
@@ -171,6 +172,7 @@ describe('unplanned failures (real processes)', () => {
       launch(cfg, {
         out,
         progress: false,
+        startTimeoutMs: START_TIMEOUT,
         signal: ac.signal,
         onRound: (r) => {
           if (r.round >= 1) ac.abort();
