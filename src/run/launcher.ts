@@ -250,7 +250,9 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
   };
 
   function sendTo(slot: Slot, m: ParentMessage): void {
-    if (slot.child?.connected) slot.child.send(m);
+    // A child killed a moment ago can still look connected; the failed send is then reported to
+    // the callback (not thrown as an 'error' event), and its exit is handled on 'exit'.
+    if (slot.child?.connected) slot.child.send(m, () => {});
   }
 
   function onChildMessage(slot: Slot, m: ChildMessage): void {
@@ -312,7 +314,8 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     stop.abort();
   }
 
-  function spawnNode(slot: Slot): void {
+  /** Start (or restart: `restarted` says which kind, for its round records) a node's process. */
+  function spawnNode(slot: Slot, restarted?: 'restart' | 'restart-unplanned'): void {
     mkdirSync(slot.dir, { recursive: true });
     const log = openSync(logOf(slot.id), 'a');
     const args = [
@@ -330,7 +333,11 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     const child = fork(cliEntry(), args, {
       stdio: ['ignore', log, log, 'ipc'],
       execArgv: [...childExecArgv(), ...nodeArgsFromEnv()],
-      env: { ...process.env, FLATMESH_NODE_ID: String(slot.id) },
+      env: {
+        ...process.env,
+        FLATMESH_NODE_ID: String(slot.id),
+        ...(restarted && { FLATMESH_RESTARTED: restarted }),
+      },
     });
     closeSync(log); // the child holds its own copy
     slot.child = child;
@@ -387,7 +394,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         slot.restarts++;
         event({ node: slot.id, kind: 'restart', planned: false, round: slot.latestRound });
         progress.note(`${where}; restarting it from its last checkpoint`);
-        spawnNode(slot);
+        spawnNode(slot, 'restart-unplanned');
         return;
       }
       default: {
@@ -420,7 +427,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
           slot.crashedAt = undefined;
           event({ node: c.node, kind: 'restart', planned: true, round: slot.latestRound });
           progress.note(`fault: restart node ${c.node} (others at round ${Math.max(...others)})`);
-          void slot.exited.then(() => spawnNode(slot));
+          void slot.exited.then(() => spawnNode(slot, 'restart'));
         }
       }
     }

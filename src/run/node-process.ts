@@ -105,6 +105,9 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   const listen = opts.listen ?? mine?.addrs[0]?.replace(/\/p2p\/.*$/, '') ?? '/ip4/127.0.0.1/tcp/0';
 
   const counters = new NodeCounters();
+  // A process its launcher restarted says so in its first round record, as the plan's faults do.
+  const restarted = process.env.FLATMESH_RESTARTED;
+  if (restarted === 'restart' || restarted === 'restart-unplanned') counters.fault(restarted);
   let firstRoundDone = false;
   let runtime: NodeRuntime | undefined;
   const inner = libp2pTransport({

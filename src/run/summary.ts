@@ -198,7 +198,10 @@ export function summarizeNodeDirs(args: {
     expectedUnfinished: leaves,
     ...(args.failure !== undefined && { failure: args.failure }),
   });
+  // The launcher's events are the account of crashes and restarts: they replace the counts the
+  // restarted processes put in their round records (a crashed process reports nothing).
   const events = args.events ?? [];
+  const counted: Record<string, number> = {};
   for (const e of events) {
     const key =
       e.kind === 'checkpoint-failed'
@@ -206,8 +209,9 @@ export function summarizeNodeDirs(args: {
         : e.planned || e.kind === 'restart-limit'
           ? e.kind
           : `${e.kind}-unplanned`;
-    if (key) summary.faults[key] = (summary.faults[key] ?? 0) + 1;
+    if (key) counted[key] = (counted[key] ?? 0) + 1;
   }
+  if (events.length > 0) Object.assign(summary.faults, counted);
   const failedCheckpoints = new Set<string>();
   for (const o of outcomes)
     for (const f of o.checkpointFailures ?? []) failedCheckpoints.add(`${o.id}:${f.round}`);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseExperiment } from '../../src/config/index.js';
 import { CheckpointStore } from '../../src/node/checkpoint.js';
+import type { RoundRecord } from '../../src/report/records.js';
 import { launch, readSummary } from '../../src/run/launcher.js';
 import type { RunSummary } from '../../src/run/summary.js';
 import { START_TIMEOUT, nodePids } from './helpers.js';
@@ -68,6 +69,16 @@ describe('unplanned failures (real processes)', () => {
       assert.match(s.events!.find((e) => e.node === v)!.detail!, /SIGKILL/);
       const log = readFileSync(join(out, 'nodes', String(v), 'node.log'), 'utf8');
       assert.match(log, /resumed from checkpoint of round \d+/);
+      // The restarted process says so in its first round record.
+      const records = readFileSync(join(out, 'nodes', String(v), 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as RoundRecord);
+      assert.equal(
+        records.filter((r) => r.faults['restart-unplanned'] === 1).length,
+        1,
+        `node ${v}: one record of its restart`,
+      );
     }
     assert.deepEqual(readSummary(out).events, s.events);
   });
