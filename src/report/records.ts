@@ -143,6 +143,8 @@ export interface RunSummary {
   completed: boolean;
   /** Why the run is not complete: the error, the interruption, or the nodes that did not finish. */
   reason?: string;
+  /** The run was cut short (an error, Ctrl-C, `faults.onCrash: abort`): re-run it to finish it. */
+  endedEarly?: boolean;
   wallSeconds: number;
   meanAccuracy: number | null;
   meanSwaAccuracy: number | null;

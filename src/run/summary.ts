@@ -108,6 +108,7 @@ export function buildSummary(args: {
     rounds: cfg.run.rounds,
     completed: reason === undefined,
     ...(reason !== undefined && { reason }),
+    ...(args.failure !== undefined && { endedEarly: true }),
     wallSeconds: args.wallSeconds,
     meanAccuracy: mean(outcomes.map((o) => o.accuracy)),
     meanSwaAccuracy: mean(outcomes.map((o) => o.swaAccuracy)),

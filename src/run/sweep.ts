@@ -403,12 +403,16 @@ export function runDir(out: string, cell: SweepCell, seed: number): string {
   return join(out, 'cells', cell.key, `seed-${seed}`);
 }
 
-/** A run is done when its directory holds a complete summary.json. */
+/**
+ * A run is done when its directory holds a complete summary.json of a run that was not cut short
+ * (a launch writes one with `endedEarly` when it is interrupted).
+ */
 export function readDoneSummary(dir: string): RunSummary | undefined {
   const file = join(dir, 'summary.json');
   if (!existsSync(file)) return undefined;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
+    const s = JSON.parse(readFileSync(file, 'utf8')) as RunSummary;
+    return s.endedEarly ? undefined : s;
   } catch {
     return undefined;
   }
@@ -424,7 +428,9 @@ export function defaultRunner(mode: SweepMode): SweepRunner {
     case 'processes':
       return async (cfg, dir, signal) => {
         const { launch } = await import('./launcher.js');
-        return launch(cfg, { out: dir, progress: false, ...(signal && { signal }) });
+        // A run cut short is continued from its checkpoints (a launch refuses a used directory).
+        const resume = existsSync(join(dir, 'config.json'));
+        return launch(cfg, { out: dir, progress: false, resume, ...(signal && { signal }) });
       };
     default: {
       const never: never = mode;
