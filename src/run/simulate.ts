@@ -18,7 +18,7 @@ import { readFlat } from '../learn/index.js';
 import { memoryNetwork, memoryTransport } from '../net/memory.js';
 import type { Transport } from '../net/transport.js';
 import { type BuiltNode, buildNode, prepareRun } from '../node/build.js';
-import { memoryCheckpoint } from '../node/checkpoint.js';
+import { type CheckpointSink, CheckpointStore, memoryCheckpoint } from '../node/checkpoint.js';
 import {
   fanout,
   jsonlSink,
@@ -92,7 +92,20 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
     // reading the model inside the sink gives exactly that round's weights.
     if (onWeights) sinks.push({ record: (r) => onWeights(r.node, r.round, readFlat(node.model)) });
     // Emulated crashes need somewhere to lose state to: an in-memory checkpoint per node.
-    const store = cfg.faults.crashes.some((x) => x.node === id) ? memoryCheckpoint() : undefined;
+    const memory = cfg.faults.crashes.some((x) => x.node === id) ? memoryCheckpoint() : undefined;
+    // With an output directory, each node's checkpoints also land in nodes/<i>/checkpoint.bin, as
+    // in a real run, so `flatmesh flatness` can read a simulated run's models. Write-only: a sim
+    // re-run in the same directory starts afresh, never resumes from those files.
+    const file = opts.out ? new CheckpointStore(join(opts.out, 'nodes', String(id))) : undefined;
+    const store: CheckpointSink | undefined = file
+      ? {
+          save: (s) => {
+            memory?.save(s);
+            file.save(s);
+          },
+          load: () => memory?.load(),
+        }
+      : memory;
     const node = buildNode(ctx, id, {
       transport,
       counters: c,
