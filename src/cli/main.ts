@@ -32,6 +32,7 @@ usage: flatmesh <command> [options]
   data       inspect --dataset D --partition P --nodes N [--seed S] [--json] | fetch DATASET [--data-dir DIR]
   doctor     backend, versions and a throughput probe [--json]
   sweep      a grid of experiments x seeds, resumable; table with 95% CIs (--config F|PRESET [--resume] [--only key=value,seed=N] [--json] [--quiet])
+  flatness   Hessian spectrum, trace, sharpness and landscapes of a run's models: RUN_DIR [--models node:0,swa:0,average,nodes,swas] [--data test|train|shard:I] [--samples N] [--top K] [--trace] [--probes P] [--density] [--landscape 1d|2d|path:A,B] [--json] [--out DIR] [--seed S] [--quiet]
   config     schema (JSON schema of experiment files) | show [--config F] [--set path=value] (the resolved experiment)
 
 \`flatmesh <command> --help\` prints a command's options.
@@ -138,6 +139,39 @@ export async function main(
         },
         signal,
       );
+      return { code: 0, out };
+    }
+    case 'flatness': {
+      const { values: v, positionals: p } = parse(rest, {
+        models: { type: 'string' },
+        data: { type: 'string' },
+        samples: { type: 'string' },
+        top: { type: 'string' },
+        trace: { type: 'boolean' },
+        probes: { type: 'string' },
+        density: { type: 'boolean' },
+        landscape: { type: 'string' },
+        json: { type: 'boolean' },
+        out: { type: 'string', short: 'o' },
+        seed: { type: 'string' },
+        quiet: { type: 'boolean', short: 'q' },
+      });
+      const { flatnessCommand } = await import('./flatness.js');
+      const out = await flatnessCommand({
+        runDir: required(p[0], 'RUN_DIR'),
+        ...(v.models && { models: v.models }),
+        ...(v.data && { data: v.data }),
+        ...(v.samples !== undefined && { samples: int('samples', v.samples)! }),
+        ...(v.top !== undefined && { top: int('top', v.top)! }),
+        ...(v.trace && { trace: true }),
+        ...(v.probes !== undefined && { probes: int('probes', v.probes)! }),
+        ...(v.density && { density: true }),
+        ...(v.landscape && { landscape: v.landscape }),
+        ...(v.json && { json: true }),
+        ...(v.out && { out: v.out }),
+        ...(v.seed !== undefined && { seed: int('seed', v.seed)! }),
+        ...(v.quiet && { quiet: true }),
+      });
       return { code: 0, out };
     }
     case 'roster': {

@@ -234,11 +234,13 @@ export class HessianOperator {
   }
 
   /**
-   * Checks double backprop on seeded unit probes u, w: it must run, give finite values, be
-   * symmetric (⟨u,Hw⟩ = ⟨w,Hu⟩ within 1e-3 of |Hu|·|Hw|) and agree with central differences of
-   * gradients within max(10%, 3× their own estimated error). Central differences of a ReLU net's
-   * gradient are rough (a step that crosses a kink jumps), so the last test only catches gross
-   * errors; the precise checks are the test suite's (float64 reference values, cpu vs wasm).
+   * Checks double backprop on seeded unit probes u, w: it must run (a kernel without a
+   * second-order gradient throws), give finite values and be symmetric (⟨u,Hw⟩ = ⟨w,Hu⟩ within
+   * 1e-3 of |Hu|·|Hw|). It is not compared with central differences here: a ReLU net's gradient
+   * jumps at every kink a step crosses, so central differences of it are rough (tens of percent
+   * on a trained MLP) and would reject a correct product. The precise checks are the test
+   * suite's: float64 reference values, linear-in-the-argument checks of every registered
+   * second-order gradient, and wasm against cpu on the conv nets.
    */
   private check(): CheckResult {
     const u = unitProbe(this.dim, 'hessian-check');
@@ -260,21 +262,12 @@ export class HessianOperator {
     }
     const asym = Math.abs(dot(u, hw) - dot(w, hu)) / Math.max(norm(hu) * norm(hw), 1e-30);
     if (asym > 1e-3) return fallback(`double backprop is not symmetric (${asym.toExponential(2)})`);
-    const fd = this.hvpFiniteDiff(u);
-    const fdErr = this.fdError(u, fd);
-    const diff = new Float32Array(fd.length);
-    for (let i = 0; i < diff.length; i++) diff[i] = hu[i]! - fd[i]!;
-    const rel = norm(diff) / Math.max(norm(fd), 1e-12);
-    if (rel > Math.max(0.1, 3 * fdErr)) {
-      return fallback(
-        `double backprop disagrees with central differences (relative ${rel.toExponential(2)})`,
-      );
-    }
     return { method: 'double-backprop' };
   }
 
   /** Relative error of central differences, from Richardson: |D(h) - D(2h)| / 3 over |D(h)|. */
-  private fdError(probe: Float32Array, fd = this.hvpFiniteDiff(probe)): number {
+  private fdError(probe: Float32Array): number {
+    const fd = this.hvpFiniteDiff(probe);
     const fd2 = this.hvpFiniteDiff(probe, 2 * FD_STEP);
     const diff = new Float32Array(fd.length);
     for (let i = 0; i < diff.length; i++) diff[i] = fd[i]! - fd2[i]!;
