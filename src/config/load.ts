@@ -131,6 +131,35 @@ function crossFieldProblems(cfg: Experiment): ConfigError[] {
   });
   if (cfg.run.rounds < 1)
     out.push(new ConfigError('run.rounds', 'must be at least 1', cfg.run.rounds));
+  const finish = cfg.gossip.finish;
+  if (finish.rounds > 0 && finish.at === 'end' && finish.rounds >= cfg.run.rounds)
+    out.push(
+      new ConfigError(
+        'gossip.finish.rounds',
+        `must be less than run.rounds (${cfg.run.rounds})`,
+        finish.rounds,
+      ),
+    );
+  if (finish.rounds > 0 && finish.at === 'collect') {
+    if (!cfg.swa.enabled)
+      out.push(new ConfigError('gossip.finish.at', "'collect' needs swa.enabled", finish.at));
+    else if (finish.rounds >= cfg.swa.cycle)
+      out.push(
+        new ConfigError(
+          'gossip.finish.rounds',
+          `must be less than swa.cycle (${cfg.swa.cycle}) with at: collect`,
+          finish.rounds,
+        ),
+      );
+  }
+  if (cfg.train.quasiGlobalMomentum && !(cfg.train.momentum > 0))
+    out.push(
+      new ConfigError(
+        'train.quasiGlobalMomentum',
+        'needs train.momentum > 0 (it is the momentum of the quasi-global buffer)',
+        true,
+      ),
+    );
   return out;
 }
 

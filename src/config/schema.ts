@@ -106,6 +106,13 @@ const trainSchema = z
     /** Minibatch steps per round. */
     localSteps: int(1, 100_000).default(10),
     schedule: oneOf(['constant', 'cosine', 'step'] as const).default('constant'),
+    /**
+     * Quasi-global momentum (QG-DSGDm, Lin, Karimireddy, Stich, Jaggi, ICML 2021): the momentum
+     * buffer a round starts from is an average of the node's whole model change per step, gossip
+     * included, instead of its own gradients only, which on non-IID data pull each node its own way.
+     * Needs momentum > 0 (used as both of the paper's beta and mu).
+     */
+    quasiGlobalMomentum: z.boolean().default(false),
     /** For `step`: multiply lr by gamma every `stepEvery` rounds. */
     stepEvery: int(1, 1_000_000).default(30),
     stepGamma: num(0, 1).default(0.1),
@@ -162,6 +169,19 @@ const gossipSchema = z
      */
     lossAware: z.boolean().default(true),
     robust: robustSchema,
+    /**
+     * Consensus finish: `rounds` gossip-only rounds (no local training) that bring the node models
+     * towards their average, either the last `rounds` rounds of the run (`at: end`) or the last
+     * `rounds` rounds of every SWA cycle (`at: collect`, so each collected model is a more agreed
+     * one; needs SWA and rounds < swa.cycle). 0 = none.
+     */
+    finish: z
+      .object({
+        rounds: int(0, 1_000_000).default(0),
+        at: oneOf(['end', 'collect'] as const).default('end'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .prefault({});

@@ -25,10 +25,13 @@ export {
   type SharpnessObserver,
   validateOptimizerSpec,
 } from './optim/optimizer.js';
+export { QuasiGlobalMomentum } from './optim/quasi-global.js';
 export { SgdUpdate } from './optim/sgd.js';
 export type { LocalOptimizer, OptimizerParam, OptimizerSpec } from './optim/types.js';
 export {
   DEFAULT_SWA,
+  type FinishSpec,
+  isGossipOnlyRound,
   isSwaCollectRound,
   type LrSchedule,
   learningRate,

@@ -105,6 +105,32 @@ export function isSwaCollectRound(spec: SwaSpec, round: number, totalRounds: num
   return round >= swaStartRound(spec, totalRounds) && toCycleEnd(spec, round, totalRounds) === 0;
 }
 
+/** The consensus finish (`gossip.finish`): gossip-only rounds at the end or before collections. */
+export interface FinishSpec {
+  rounds: number;
+  at: 'end' | 'collect';
+}
+
+/**
+ * True in a gossip-only round: the last `finish.rounds` rounds of the run (`end`), or of every SWA
+ * cycle (`collect`, so the collection round itself is one: the model it collects has been mixed
+ * `finish.rounds` times since it last trained). No SWA phase: no `collect` rounds.
+ */
+export function isGossipOnlyRound(
+  finish: FinishSpec,
+  round: number,
+  totalRounds: number,
+  swa?: SwaSpec,
+): boolean {
+  if (finish.rounds <= 0) return false;
+  if (finish.at === 'end') return round >= totalRounds - finish.rounds;
+  return (
+    swa !== undefined &&
+    round >= swaStartRound(swa, totalRounds) &&
+    toCycleEnd(swa, round, totalRounds) < finish.rounds
+  );
+}
+
 /** The learning rate of `round` (0-based), the SWA phase overriding the schedule when given. */
 export function learningRate(
   schedule: LrSchedule,

@@ -361,6 +361,7 @@ export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltN
       weightDecay: cfg.train.weightDecay,
       rho: cfg.train.rho,
       eta: cfg.train.eta,
+      quasiGlobal: cfg.train.quasiGlobalMomentum,
     },
     model.params,
   );

@@ -24,11 +24,13 @@ import {
   evaluate,
   evaluateFlat,
   isEvalRound,
+  isGossipOnlyRound,
   isSwaCollectRound,
   isTailRound,
   type LocalOptimizer,
   learningRate,
   type Model,
+  QuasiGlobalMomentum,
   type RoundTrainer,
   readFlat,
   SwaAverage,
@@ -102,6 +104,7 @@ export interface NodeResult {
 export class NodeRuntime {
   private readonly d: NodeDeps;
   private readonly mixer: Mixer;
+  private readonly qg: QuasiGlobalMomentum | undefined;
   private swa = new SwaAverage();
   private mass = 1;
   private firstRound = 0;
@@ -127,6 +130,8 @@ export class NodeRuntime {
   constructor(deps: NodeDeps) {
     this.d = deps;
     this.mixer = new Mixer(deps.cfg.gossip);
+    if (deps.cfg.train.quasiGlobalMomentum)
+      this.qg = new QuasiGlobalMomentum(deps.optimizer, deps.cfg.train.momentum);
     this.restore();
   }
 
@@ -279,10 +284,15 @@ export class NodeRuntime {
         : { kind: cfg.train.schedule };
     const lr = learningRate(schedule, cfg.train.lr, k, rounds, swaSpec);
 
-    // 1. Train (a straggler takes `factor` times as long: it sleeps the difference).
+    // 1. Train (a straggler takes `factor` times as long: it sleeps the difference), except in
+    // the consensus finish's gossip-only rounds (their record's trainLoss is NaN, null in JSON).
     const t0 = performance.now();
+    const gossipOnly = isGossipOnlyRound(cfg.gossip.finish, k, rounds, swaSpec);
+    const xStart = this.qg && !gossipOnly ? readFlat(model) : undefined;
     // Awaited: the batched simulator's trainer answers once every node's steps are trained.
-    const { loss } = await this.d.trainer.train(cfg.train.localSteps, lr);
+    const loss = gossipOnly
+      ? Number.NaN
+      : (await this.d.trainer.train(cfg.train.localSteps, lr)).loss;
     const factor = faults.stragglerFactor(id);
     if (factor > 1) {
       await sleep((factor - 1) * (performance.now() - t0), undefined, { signal }).catch(() => {});
@@ -334,6 +344,7 @@ export class NodeRuntime {
     });
     writeFlat(model, mixed.x);
     this.mass = mixed.mass;
+    if (xStart) this.qg?.end(xStart, mixed.x, lr, cfg.train.localSteps);
     const mixMs = performance.now() - t1;
     // The mixers return fresh vectors: the received ones are dead now. Handing them back lets the
     // transport decode the next round's frames into their memory (no page faults, no promoted
@@ -385,6 +396,7 @@ export class NodeRuntime {
       time: Date.now(),
       lr,
       trainLoss: loss,
+      ...(gossipOnly && { gossipOnly }),
       ...(accuracy !== undefined && { accuracy, testLoss }),
       ...(swaAccuracy !== undefined && { swaAccuracy }),
       swaCount: this.swa.count,

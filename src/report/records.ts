@@ -64,7 +64,10 @@ export interface RoundRecord {
   /** Wall-clock time the round ended (ms since the epoch). */
   time: number;
   lr: number;
+  /** Mean training loss of the round's local steps; NaN (null in JSON) in a gossip-only round. */
   trainLoss: number;
+  /** The consensus finish's gossip-only rounds (no local training). */
+  gossipOnly?: true;
   /** Test accuracy/loss of the current model, on evaluation rounds. */
   accuracy?: number;
   testLoss?: number;

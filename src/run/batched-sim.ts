@@ -26,7 +26,9 @@ interface Pending {
 
 /** Whether `flatmesh sim --batched` can batch this experiment's training (else it runs unbatched). */
 export function batchedTrainingApplies(cfg: Experiment): boolean {
-  return batchable({ kind: cfg.model.kind });
+  // Quasi-global momentum holds its buffer fixed over a round's steps; the batched engine
+  // accumulates heavy-ball buffers, so such runs train unbatched.
+  return batchable({ kind: cfg.model.kind }) && !cfg.train.quasiGlobalMomentum;
 }
 
 export class BatchedTraining {

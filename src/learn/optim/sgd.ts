@@ -6,6 +6,9 @@
  *   buf <- momentum * buf + g        (buf starts at 0, so the first step sets buf = g as torch does)
  *   w <- w - lr * buf                 (without momentum: w <- w - lr * g)
  *
+ * With `fixedBuffer` (quasi-global momentum) the buffer is not updated by the steps:
+ *   w <- w - lr * (momentum * buf + g)   and buf is set from outside (setState) between rounds.
+ *
  *   const sgd = new SgdUpdate(variables, { momentum: 0.9, weightDecay: 4e-4 });
  *   sgd.apply(grads, 0.01);  // grads[i] matches variables[i]; the caller disposes grads
  */
@@ -15,6 +18,7 @@ import { ModelMismatchError } from '../../errors.js';
 export class SgdUpdate {
   private readonly buffers: (tf.Variable | undefined)[];
   private readonly momentum: tf.Scalar | undefined;
+  private readonly fixedBuffer: boolean;
   private readonly weightDecay: tf.Scalar | undefined;
   // Cached -lr scalar: steps usually repeat the same learning rate for a whole round, and creating
   // a scalar per step costs as much as a small kernel.
@@ -23,8 +27,9 @@ export class SgdUpdate {
 
   constructor(
     private readonly variables: readonly tf.Variable[],
-    opts: { momentum: number; weightDecay: number },
+    opts: { momentum: number; weightDecay: number; fixedBuffer?: boolean },
   ) {
+    this.fixedBuffer = opts.fixedBuffer ?? false;
     this.momentum = opts.momentum > 0 ? tf.scalar(opts.momentum) : undefined;
     this.weightDecay = opts.weightDecay > 0 ? tf.scalar(opts.weightDecay) : undefined;
     // tidy frees the zerosLike temporaries; variables survive it.
@@ -47,7 +52,7 @@ export class SgdUpdate {
         const buf = this.buffers[i];
         if (buf && this.momentum) {
           const next = tf.add(tf.mul(buf, this.momentum), g);
-          buf.assign(next);
+          if (!this.fixedBuffer) buf.assign(next);
           g = next;
         }
         w.assign(tf.add(w, tf.mul(g, negLr)));

@@ -14,6 +14,12 @@ export interface OptimizerSpec {
   rho: number;
   /** ASAM scale offset >= 0 in `T_w = |w| + eta` (paper: 0.2). Ignored by SGD and SAM. */
   eta: number;
+  /**
+   * Quasi-global momentum (see quasi-global.ts): the momentum buffer is held fixed during the local
+   * steps (each step uses `g + momentum * buf`) and set between rounds by QuasiGlobalMomentum.
+   * Default false (heavy ball).
+   */
+  quasiGlobal?: boolean;
 }
 
 /**
