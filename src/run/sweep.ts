@@ -11,6 +11,9 @@
  *   # sweep.yaml
  *   base: { nodes: 8, data: { dataset: digits }, run: { rounds: 20 } }   # or a file path
  *   grid: { faults.loss.p: [0, 0.3], gossip.mixing: [laplacian, push-sum] }
+ *   variants:                       # optional: named sets of fields, an axis called `variant`
+ *     d-sgd: { swa.enabled: false }
+ *     qg-swa: { train.momentum: 0.9, train.quasiGlobalMomentum: true }
  *   seeds: [1, 2, 3]
  *   mode: sim                       # or processes
  *   out: runs/loss-sweep
@@ -59,6 +62,20 @@ export const sweepFileSchema = z
         }),
       )
       .default({}),
+    /**
+     * Named variants, each a mapping of experiment field paths to values: an axis of its own
+     * (`variant`, the slowest), for methods that differ in several fields at once. Default: none.
+     */
+    variants: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9._+-]{1,40}$/, {
+          error: 'variant names are 1-40 characters of A-Z a-z 0-9 . _ + -',
+        }),
+        z.record(z.string().min(1), z.unknown(), {
+          error: 'must be a mapping of experiment field paths to values',
+        }),
+      )
+      .optional(),
     /** Seeds: an axis of their own (`run.seed` of every run). Default [1, 2, 3]. */
     seeds: z
       .array(seedSchema)
@@ -137,7 +154,7 @@ export function planSweep(
         i.code === 'unrecognized_keys'
           ? new ConfigError(
               `${sweepPath(i.path) === '(sweep)' ? '' : `${sweepPath(i.path)}.`}${i.keys.join(', ')}`,
-              'unknown field of a sweep file (base, grid, seeds, mode, out)',
+              'unknown field of a sweep file (base, grid, variants, seeds, mode, out)',
             )
           : new ConfigError(sweepPath(i.path), i.message, (i as { input?: unknown }).input),
       ),
@@ -150,11 +167,31 @@ export function planSweep(
   if (baseProblems.length > 0)
     throw new ConfigErrors(baseProblems.map((m) => new ConfigError('base', m)));
 
-  const gridKeys = Object.keys(file.grid);
+  const variants = file.variants ?? {};
+  const variantNames = Object.keys(variants);
+  for (const name of variantNames) {
+    for (const m of problemsOf(() =>
+      parseExperiment(withValues(base, Object.entries(variants[name]!))),
+    ))
+      problems.push(new ConfigError(`variants.${name}`, m));
+  }
+  const gridKeys = [...(variantNames.length > 0 ? ['variant'] : []), ...Object.keys(file.grid)];
+  const axisValues = (k: string): unknown[] =>
+    k === 'variant' && variantNames.length > 0 ? variantNames : file.grid[k]!;
+  // A cell's fields: its variant's, then its grid values.
+  const fieldsOf = (entries: readonly [string, unknown][]): [string, unknown][] =>
+    entries.flatMap(([k, v]): [string, unknown][] =>
+      k === 'variant' && variantNames.length > 0
+        ? Object.entries(variants[v as string]!)
+        : [[k, v]],
+    );
   // Each key on its own first, so a typo is reported once, against the key that has it.
-  for (const key of gridKeys) {
+  for (const key of Object.keys(file.grid)) {
     const where = `grid[${JSON.stringify(key)}]`;
-    const reserved = RESERVED_KEYS[key];
+    const reserved =
+      key === 'variant' && variantNames.length > 0
+        ? 'is the axis of the variants: list them under variants'
+        : RESERVED_KEYS[key];
     if (reserved) {
       problems.push(new ConfigError(where, reserved));
       continue;
@@ -174,13 +211,13 @@ export function planSweep(
 
   const cells: SweepCell[] = [];
   const graphsChecked = new Set<string>();
-  for (const combo of cartesian(gridKeys.map((k) => file.grid[k]!))) {
+  for (const combo of cartesian(gridKeys.map(axisValues))) {
     const entries = gridKeys.map((k, i): [string, unknown] => [k, combo[i]]);
     const values = Object.fromEntries(entries);
     const where = `cell {${entries.map(([k, v]) => `${k}: ${formatValue(v)}`).join(', ')}}`;
     let experiment: Experiment;
     try {
-      experiment = parseExperiment(withValues(base, entries));
+      experiment = parseExperiment(withValues(base, fieldsOf(entries)));
     } catch (e) {
       for (const m of errorProblems(e)) problems.push(new ConfigError(where, m));
       continue;

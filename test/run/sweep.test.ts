@@ -148,6 +148,7 @@ describe('sweep presets', () => {
       'fashion-mnist-ring16.yaml',
       'loss-sweep.yaml',
       'byzantine.yaml',
+      'quality-study.yaml',
     ])
       assert.ok(files.includes(f), f);
   });
@@ -280,6 +281,38 @@ describe('sweep validation', () => {
     assert.equal(new Set(plan.cells.map((c) => c.key)).size, 6);
     assert.match(plan.cells[3]!.key, /^loss\.p-0\.3_optimizer-sgd-[0-9a-f]{8}$/);
     assert.equal(plan.cells[3]!.experiment.faults.loss.p, 0.3);
+  });
+
+  it('variants are an axis of named field sets, slowest, validated by name', () => {
+    const plan = planSweep({
+      base: tinyBase,
+      variants: {
+        plain: { 'swa.enabled': false },
+        qg: { 'train.momentum': 0.9, 'train.quasiGlobalMomentum': true },
+      },
+      grid: { 'faults.loss.p': [0, 0.3] },
+    });
+    assert.deepEqual(plan.gridKeys, ['variant', 'faults.loss.p']);
+    assert.deepEqual(
+      plan.cells.map((c) => `${c.values['variant']}/${c.values['faults.loss.p']}`),
+      ['plain/0', 'plain/0.3', 'qg/0', 'qg/0.3'],
+    );
+    assert.equal(plan.cells[0]!.experiment.swa.enabled, false);
+    assert.equal(plan.cells[2]!.experiment.train.quasiGlobalMomentum, true);
+    assert.equal(plan.cells[2]!.experiment.swa.enabled, true);
+    assert.match(plan.cells[2]!.key, /^variant-qg_loss\.p-0-[0-9a-f]{8}$/);
+    assert.deepEqual(
+      configProblems(() =>
+        planSweep({ base: tinyBase, variants: { bad: { 'train.quasiGlobalMomentum': true } } }),
+      ),
+      [
+        'variants.bad: train.quasiGlobalMomentum: needs train.momentum > 0 (it is the momentum of the quasi-global buffer) (got true)',
+      ],
+    );
+    assert.throws(
+      () => planSweep({ base: tinyBase, variants: { a: {} }, grid: { variant: [1] } }),
+      /grid\["variant"\]: is the axis of the variants/,
+    );
   });
 });
 
