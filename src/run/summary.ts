@@ -166,9 +166,12 @@ export function summarizeNodeDirs(args: {
     const r = n.report;
     const lastRound = r?.lastRound ?? ck?.round ?? -1;
     // Only a checkpoint of the node's last round holds its final model: after a failed final
-    // write, a crash or an interruption, the file on disk is older.
+    // write, a crash or an interruption, the file on disk is older. A node that died and was not
+    // restarted (no report) counts only if it had got to the run's last round.
+    const final =
+      ck && ck.round === lastRound && (r !== undefined || ck.round === cfg.run.rounds - 1);
     if (!leaves.has(n.id)) {
-      if (ck && ck.round === lastRound) finals.push(ck.weights);
+      if (ck && final) finals.push(ck.weights);
       else notInAverage.push(n.id);
     }
     return {

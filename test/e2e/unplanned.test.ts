@@ -144,6 +144,42 @@ describe('unplanned failures (real processes)', () => {
     }
   });
 
+  it('past faults.maxRestarts a crashed node is left out: the others finish, and the summary says who did not', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'flatmesh-e2e-limit-')), 'run');
+    const cfg = parseExperiment({
+      ...base,
+      nodes: 4,
+      run: { rounds: 6, seed: 5 },
+      faults: { onCrash: 'restart', maxRestarts: 0 },
+    });
+    let killed = false;
+    const s = await launch(cfg, {
+      out,
+      progress: false,
+      startTimeoutMs: START_TIMEOUT,
+      onRound: (r) => {
+        if (killed || r.round < 1) return;
+        killed = true;
+        process.kill(nodePids(join(out, 'nodes', '3'))[0]!, 'SIGKILL');
+      },
+    });
+    assert.equal(s.completed, false);
+    assert.equal(s.endedEarly, undefined, 'the run itself went to its end');
+    assert.match(
+      s.reason!,
+      /1 of 4 nodes did not finish: node 3 \(last round \d, crashed \(SIGKILL\)\)/,
+    );
+    assert.deepEqual(
+      s.events!.map((e) => `${e.node}:${e.kind}`),
+      ['3:crash', '3:restart-limit'],
+    );
+    assert.equal(s.faults['restart-limit'], 1);
+    assert.equal(s.restarts, 0);
+    for (const n of s.perNode.filter((n) => n.id !== 3)) assert.equal(n.lastRound, 5);
+    assert.deepEqual(s.notInAverageModel, [3]);
+    assert.ok(s.accuracyOfAverageModel !== null);
+  });
+
   it("a crash under faults.onCrash: 'abort' ends the run, and summary.json still says what happened", async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'flatmesh-e2e-abort-')), 'run');
     const cfg = parseExperiment({
