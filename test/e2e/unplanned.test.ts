@@ -13,7 +13,7 @@ import { CheckpointStore } from '../../src/node/checkpoint.js';
 import type { RoundRecord } from '../../src/report/records.js';
 import { launch, readSummary } from '../../src/run/launcher.js';
 import type { RunSummary } from '../../src/run/summary.js';
-import { START_TIMEOUT, nodePids } from './helpers.js';
+import { nodePids, START_TIMEOUT } from './helpers.js';
 import { fillUp, mountTmpfs, unmount } from './tmpfs.js';
 
 const base = {
