@@ -39,6 +39,22 @@ const slimTfjs = {
   },
 };
 
+/**
+ * vega-canvas's Node build tries `await import('canvas')` at its top level, which a CommonJS bundle
+ * cannot hold. flatmesh renders figures to SVG and has no node-canvas (Vega then estimates text
+ * widths), so the bundle takes the browser build, which finds no DOM and answers null the same way.
+ */
+const vegaWithoutCanvas = {
+  name: 'vega-without-canvas',
+  setup(b) {
+    b.onResolve({ filter: /^vega-canvas$/ }, () => {
+      // Its package exports only the two builds: the Node one sits beside the browser one.
+      const nodeBuild = require.resolve('vega-canvas');
+      return { path: join(dirname(nodeBuild), 'vega-canvas.browser.js') };
+    });
+  },
+};
+
 export async function bundle() {
   await build({
     entryPoints: [join(root, 'src', 'cli', 'main.ts')],
@@ -47,12 +63,13 @@ export async function bundle() {
     platform: 'node',
     target: 'node20',
     format: 'cjs',
-    external: ['@tensorflow/tfjs-node'],
+    // resvg is a native addon, loaded from node_modules when a PNG is asked for.
+    external: ['@tensorflow/tfjs-node', '@resvg/resvg-js'],
     // Whitespace only: stack traces keep their function names.
     minifyWhitespace: true,
     define: { 'import.meta.url': '__flatmesh_import_meta_url' },
     banner: { js: "var __flatmesh_import_meta_url=require('url').pathToFileURL(__filename).href;" },
-    plugins: [slimTfjs],
+    plugins: [slimTfjs, vegaWithoutCanvas],
     logLevel: 'warning',
   });
   rmSync(`${BUNDLE}.cache`, { force: true });

@@ -109,6 +109,17 @@ The tensor backend in use and why, versions, and a throughput probe.
   schema    the JSON schema of experiment files (for editors)
   show      the resolved experiment: every field, defaults included
 `,
+  report: `usage: flatmesh report RUN_DIR|SWEEP_DIR [more RUN_DIRs] [--out F.html] [--png DIR]
+
+One self-contained HTML page of plots (works offline): a run's accuracy, loss, consensus distance,
+message fates, faults, time per phase, topology, nodes and flatness results; a sweep's table with
+95% CIs and a plot along each axis; several runs overlaid. Each figure's Vega-Lite spec is saved
+beside the page in figures/. launch, sim --out and sweep write DIR/report.html when they finish.
+
+  -o, --out F.html   the page (default DIR/report.html; several runs: compare-report.html next to
+                     the first)
+      --png DIR      also one PNG per figure in DIR
+`,
 };
 
 /** `--help` or `-h` among a command's arguments (before a `--`). */

@@ -33,6 +33,7 @@ usage: flatmesh <command> [options]
   doctor     backend, versions and a throughput probe [--json]
   sweep      a grid of experiments x seeds, resumable; table with 95% CIs (--config F|PRESET [--resume] [--only key=value,seed=N] [--json] [--quiet])
   flatness   Hessian spectrum, trace, sharpness and landscapes of a run's models: RUN_DIR [--models node:0,swa:0,average,nodes,swas] [--data test|train|shard:I] [--samples N] [--top K] [--trace] [--probes P] [--density] [--landscape 1d|2d|path:A,B] [--json] [--out DIR] [--seed S] [--quiet]
+  report     a self-contained HTML page of plots: RUN_DIR | SWEEP_DIR | several RUN_DIRs compared [--out F.html] [--png DIR]
   config     schema (JSON schema of experiment files) | show [--config F] [--set path=value] (the resolved experiment)
 
 \`flatmesh <command> --help\` prints a command's options.
@@ -171,6 +172,19 @@ export async function main(
         ...(v.out && { out: v.out }),
         ...(v.seed !== undefined && { seed: int('seed', v.seed)! }),
         ...(v.quiet && { quiet: true }),
+      });
+      return { code: 0, out };
+    }
+    case 'report': {
+      const { values: v, positionals } = parse(rest, {
+        out: { type: 'string', short: 'o' },
+        png: { type: 'string' },
+      });
+      const { reportCommand } = await import('./report.js');
+      const out = await reportCommand({
+        dirs: positionals,
+        ...(v.out && { out: v.out }),
+        ...(v.png && { png: v.png }),
       });
       return { code: 0, out };
     }

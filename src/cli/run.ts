@@ -11,6 +11,7 @@ import { collect } from '../run/collect.js';
 import { launch } from '../run/launcher.js';
 import { runNodeProcess } from '../run/node-process.js';
 import { simulate } from '../run/simulate.js';
+import { reportAfterRun } from './report.js';
 
 export interface ExperimentFlags {
   config?: string;
@@ -49,9 +50,10 @@ export async function launchCommand(
     ...(opts.resume && { resume: true }),
   });
   outDir = opts.out ?? cfg.run.out ?? `runs/${summary.runId}`;
+  const report = await reportAfterRun(outDir);
   return opts.json
     ? `${JSON.stringify(summary, null, 2)}\n`
-    : `${formatSummary(summary, outDir)}\n`;
+    : `${formatSummary(summary, outDir)}\n${report}\n`;
 }
 
 export async function simCommand(
@@ -64,9 +66,12 @@ export async function simCommand(
     ...(opts.batched && { batched: true }),
     ...(signal && { signal }),
   });
+  // Without an out directory the simulator writes no records, so there is nothing to draw.
+  const out = opts.out;
+  const report = out ? `${await reportAfterRun(out)}\n` : '';
   return opts.json
     ? `${JSON.stringify(summary, null, 2)}\n`
-    : `${formatSummary(summary, opts.out)}\n`;
+    : `${formatSummary(summary, out)}\n${report}`;
 }
 
 export interface NodeCommandOptions {

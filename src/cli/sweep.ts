@@ -9,6 +9,7 @@
 import { RunError } from '../errors.js';
 import { formatTable, SWEEP_METRICS } from '../report/sweep-table.js';
 import { loadSweep, type RunSweepOptions, runSweep, type SweepEvent } from '../run/sweep.js';
+import { reportAfterRun } from './report.js';
 
 export interface SweepCommandOptions {
   /** The sweep file (YAML or JSON), or the name of a shipped preset (`loss-sweep`, `byzantine`). */
@@ -51,6 +52,7 @@ export async function sweepCommand(
       ].join('\n'),
     );
   }
+  const report = await reportAfterRun(plan.out, 'sweep');
   if (opts.json) return `${JSON.stringify(table, null, 2)}\n`;
   const total = plan.cells.length * plan.seeds.length;
   const finished = table.rows.reduce((s, r) => s + r.runs, 0);
@@ -61,6 +63,7 @@ export async function sweepCommand(
     formatTable(table),
     '',
     `table: ${plan.out}/table.csv, ${plan.out}/table.json`,
+    report,
     '',
   ].join('\n');
 }

@@ -258,18 +258,24 @@ export async function prepareRun(
 /** What a run derives from its experiment beyond the data: the same on every node. */
 export type Derived = Pick<RunContext, 'graph' | 'plan' | 'signature' | 'size' | 'layout'>;
 
-export function deriveRun(cfg: Experiment, train: Pick<Dataset, 'shape' | 'classes'>): Derived {
+/** The run's graph and its sampling plan, as every node uses it (loss-aware when configured). */
+export function samplingPlan(cfg: Experiment): MatchaPlan {
   const graph = resolveGraph(cfg.topology.graph, cfg.nodes, cfg.run.seed);
   const basePlan =
     cfg.topology.sampler === 'vanilla'
       ? vanillaPlan(graph)
       : matchaPlan(graph, cfg.topology.budget);
+  return lossAwarePlan(basePlan, cfg);
+}
+
+export function deriveRun(cfg: Experiment, train: Pick<Dataset, 'shape' | 'classes'>): Derived {
+  const plan = samplingPlan(cfg);
   // A throwaway model gives the signature and layout every node's model shares.
   const probe = createModel(modelSpec(cfg), train.shape, train.classes, cfg.run.seed);
   try {
     return {
-      graph,
-      plan: lossAwarePlan(basePlan, cfg),
+      graph: plan.graph,
+      plan,
       signature: modelSignature(probe),
       size: probe.size,
       layout: paramLayout(probe).map((s) => s.size),
