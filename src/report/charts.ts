@@ -45,6 +45,7 @@ const roundX = (title = 'round') => ({
   type: 'quantitative',
   title,
   axis: { format: 'd' },
+  scale: { nice: false },
 });
 
 const pct = { format: '.0%' };
@@ -536,6 +537,8 @@ export function lossiestEdgesChart(rows: readonly EdgeLoss[]): VlSpec {
 // 7. Nodes: final accuracy and data
 
 export function nodesChart(finals: readonly NodeFinal[], classes: readonly ClassCount[]): VlSpec {
+  // Both panels one row per node, at the same height, so a node's bars face its histogram.
+  const height = Math.max(120, 18 * finals.length);
   const acc = finals.flatMap((f) => [
     ...(f.accuracy === null ? [] : [{ node: f.node, model: 'node model', accuracy: f.accuracy }]),
     ...(f.swaAccuracy === null
@@ -544,7 +547,7 @@ export function nodesChart(finals: readonly NodeFinal[], classes: readonly Class
   ]);
   const accuracy: VlSpec = {
     width: 260,
-    height: { step: 16 },
+    height,
     data: { values: acc },
     mark: { type: 'bar' },
     encoding: {
@@ -564,7 +567,7 @@ export function nodesChart(finals: readonly NodeFinal[], classes: readonly Class
     return top(accuracy, 'Final test accuracy of each node (current and SWA model)');
   const data: VlSpec = {
     width: 300,
-    height: { step: 16 },
+    height,
     data: { values: classes.filter((c) => c.count > 0) },
     mark: { type: 'bar' },
     encoding: {
@@ -640,7 +643,14 @@ export function sweepAxisChart(rows: readonly AxisPoint[], axis: string): VlSpec
   return top(
     {
       data: { values: rows },
-      facet: { column: { field: 'metric', type: 'nominal', title: null } },
+      facet: {
+        column: {
+          field: 'metric',
+          type: 'nominal',
+          title: null,
+          sort: ['node models', 'SWA models', 'average model'],
+        },
+      },
       spec: {
         width: 190,
         height: 200,

@@ -1,7 +1,7 @@
 /**
- * Flatness results in a report: what `flatmesh flatness` wrote as JSON under RUN_DIR/flatness/,
- * found by shape wherever it sits in a file (the measure of one model, or of several under their
- * names): top Hessian eigenvalues ({ top: { values } }) as bars, the SLQ spectral density
+ * Flatness results in a report: what `flatmesh flatness` wrote as JSON under RUN_DIR/flatness/
+ * (flatness.json with one entry per model, landscape-*.json, path-*.json; src/cli/flatness.ts),
+ * found by shape wherever it sits in a file and labelled by the model it measured: top Hessian eigenvalues ({ top: { values } }) as bars, the SLQ spectral density
  * ({ density: { grid, density } }) as a line, 1-D landscapes and linear paths ({ kind: '1d', x,
  * loss }, { kind: 'path', t, loss }) as lines, 2-D landscapes ({ kind: '2d', x, y, loss[y][x] })
  * as a heat map with contour lines.
@@ -29,7 +29,15 @@ export function collectFlatness(json: unknown, source: string, into: FlatnessRep
   const walk = (v: unknown, path: string, depth: number) => {
     if (!v || typeof v !== 'object' || depth > 5) return;
     const o = v as Record<string, unknown>;
-    const where = path ? `${source} ${path}` : source;
+    // The flatness command names what it measured: a model, or a path between two.
+    const where =
+      typeof o.model === 'string'
+        ? o.model
+        : typeof o.from === 'string' && typeof o.to === 'string'
+          ? `${o.from} to ${o.to}`
+          : path
+            ? `${source} ${path}`
+            : source;
     const top = o.top as Record<string, unknown> | undefined;
     if (top && isNums(top.values))
       top.values.forEach((value, rank) =>

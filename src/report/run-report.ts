@@ -45,7 +45,7 @@ import {
   phaseTimes,
 } from './series.js';
 import { formatSummary } from './summary-text.js';
-import { formatTable, formatValue, SWEEP_METRICS, type SweepTable } from './sweep-table.js';
+import { formatValue, SWEEP_METRICS, type SweepTable } from './sweep-table.js';
 
 export interface RunExtras {
   /** The sampling plan the run used (matchings, activation probabilities, alpha). */
@@ -430,7 +430,6 @@ export function sweepReport(
         }),
       ]),
     },
-    text: formatTable(table),
     figures: [],
   };
   const axes: Section = {

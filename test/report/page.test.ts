@@ -5,7 +5,7 @@
  * the figures' data equal the records.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -152,6 +152,74 @@ describe('report in chromium', () => {
     );
     // The histogram covers the whole training set (digits: 1797 rows less the test split).
     assert.ok(nodes.classes.reduce((s, c) => s + c.count, 0) > 1000);
+  });
+
+  it('draws flatness results found under the run directory', async () => {
+    // Shaped as `flatmesh flatness` writes them (src/cli/flatness.ts): flatness.json with one
+    // entry per model, and one file per landscape.
+    const run = join(root, 'run');
+    const dir = join(run, 'flatness');
+    mkdirSync(dir, { recursive: true });
+    const grid = [-1, -0.5, 0, 0.5, 1];
+    writeFileSync(
+      join(dir, 'flatness.json'),
+      JSON.stringify({
+        tool: 'flatmesh flatness',
+        version: 1,
+        models: [
+          {
+            model: 'swa:0',
+            round: 11,
+            loss: 0.4,
+            top: { values: [12.5, 7.25, 3], residuals: [0, 0, 0], converged: true },
+            density: { grid: [0, 5, 10], density: [0.5, 0.25, 0.125], nodes: [], weights: [] },
+          },
+        ],
+        landscapes: [join(dir, 'landscape-1d-swa-0.json'), join(dir, 'landscape-2d-swa-0.json')],
+      }),
+    );
+    writeFileSync(
+      join(dir, 'landscape-1d-swa-0.json'),
+      JSON.stringify({ model: 'swa:0', kind: '1d', x: grid, loss: grid.map((a) => 0.4 + a * a) }),
+    );
+    writeFileSync(
+      join(dir, 'landscape-2d-swa-0.json'),
+      JSON.stringify({
+        model: 'swa:0',
+        kind: '2d',
+        x: grid,
+        y: grid,
+        loss: grid.map((b) => grid.map((a) => 0.4 + a * a + 2 * b * b)),
+      }),
+    );
+    await reportCommand({ dirs: [run], out: join(root, 'flat.html') });
+    const page = await open(browser, join(root, 'flat.html'));
+    assert.deepEqual(page.errors, []);
+    const flat = page.figures.filter((f) => f.name.startsWith('flatness-'));
+    assert.deepEqual(
+      flat.map((f) => f.name),
+      [
+        'flatness-eigenvalues',
+        'flatness-density',
+        'flatness-1d',
+        'flatness-2d-1',
+        'flatness-contour-1',
+      ],
+    );
+    for (const f of flat) assert.ok(f.marks > 0, `figure ${f.name} has no marks`);
+    const eig = page.data['flatness-eigenvalues'] as {
+      source: string;
+      rank: number;
+      value: number;
+    }[];
+    assert.deepEqual(
+      eig.map((e) => [e.source, e.rank, e.value]),
+      [
+        ['swa:0', 1, 12.5],
+        ['swa:0', 2, 7.25],
+        ['swa:0', 3, 3],
+      ],
+    );
   });
 
   it('compares several runs on one page and writes PNGs', async () => {
