@@ -35,7 +35,9 @@ describe('run directory reader', () => {
     assert.equal(run.records[1]![0]!.node, 1);
     assert.equal(run.skippedLines, 0);
     assert.equal(run.roster, undefined);
-    assert.equal(run.checkpointFile(0), undefined);
+    // The simulator keeps each node's last checkpoint (for the flatness analysis).
+    assert.equal(run.checkpointFile(0), join(dir, 'nodes', '0', 'checkpoint.bin'));
+    assert.equal(run.checkpointFile(5), undefined);
   });
 
   it('skips a last line cut by a kill, and keeps a record appended to a cut line', () => {
