@@ -3,6 +3,7 @@
  *
  *   completed: 8 nodes x 40 rounds in 14.6 s (processes; all nodes connected after 1.5 s)
  *   mean accuracy 92.2% | mean SWA accuracy 90.2% | average model 94.7%
+ *   mean over the last 5 rounds: accuracy 91.8% | SWA accuracy 90.1%
  *   messages: sent 572, delivered 508, dropped 64, failed 0, missing 0, late 0, rejected 0
  *   summary: runs/run-20261126-102020-s1/summary.json
  */
@@ -20,6 +21,12 @@ export function formatSummary(s: RunSummary, out?: string): string {
     `${s.completed ? 'completed' : 'INCOMPLETE'}: ${s.nodes} nodes x ${s.rounds} rounds in ${s.wallSeconds.toFixed(1)} s (${s.mode}${startup})`,
     ...(s.reason ? [`why: ${s.reason}`] : []),
     `mean accuracy ${pct(s.meanAccuracy)} | mean SWA accuracy ${pct(s.meanSwaAccuracy)} | average model ${pct(s.accuracyOfAverageModel)}`,
+    // Steadier than the last round's figures, which swing with the last rounds' matchings.
+    ...(s.tailRounds && s.meanTailAccuracy !== undefined
+      ? [
+          `mean over the last ${s.tailRounds} rounds: accuracy ${pct(s.meanTailAccuracy)} | SWA accuracy ${pct(s.meanTailSwaAccuracy ?? null)}`,
+        ]
+      : []),
     `messages: sent ${m.sent}, delivered ${m.delivered}, dropped ${m.dropped}, failed ${m.failed}, missing ${m.missing}, late ${m.late}, rejected ${m.rejected}` +
       (s.restarts > 0 ? ` | restarts ${s.restarts}` : ''),
     ...(s.faults['checkpoint-failed']
