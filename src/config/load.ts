@@ -101,6 +101,7 @@ function crossFieldProblems(cfg: Experiment): ConfigError[] {
   });
   f.stragglers.forEach((s, i) => checkNode(`faults.stragglers[${i}].node`, s.node));
   f.crashes.forEach((c, i) => checkNode(`faults.crashes[${i}].node`, c.node));
+  f.stalls.forEach((c, i) => checkNode(`faults.stalls[${i}].node`, c.node));
   f.leaves.forEach((c, i) => checkNode(`faults.leaves[${i}].node`, c.node));
   f.joins.forEach((c, i) => checkNode(`faults.joins[${i}].node`, c.node));
   f.byzantine.forEach((b, i) => checkNode(`faults.byzantine[${i}].node`, b.node));
@@ -129,6 +130,14 @@ function crossFieldProblems(cfg: Experiment): ConfigError[] {
       }),
     );
   });
+  if (cfg.gossip.sync === 'async' && cfg.gossip.mixing === 'push-sum')
+    out.push(
+      new ConfigError(
+        'gossip.sync',
+        "must be 'lockstep' with push-sum mixing (push-sum mixes every share exactly once)",
+        cfg.gossip.sync,
+      ),
+    );
   if (cfg.run.rounds < 1)
     out.push(new ConfigError('run.rounds', 'must be at least 1', cfg.run.rounds));
   const finish = cfg.gossip.finish;

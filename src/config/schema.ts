@@ -159,8 +159,20 @@ const gossipSchema = z
     /** `laplacian`: x_i += alpha * sum_j (x_j - x_i) (MATCHA / D-PSGD); `metropolis`; `push-sum`. */
     mixing: oneOf(['laplacian', 'metropolis', 'push-sum'] as const).default('laplacian'),
     codec: oneOf(['f32', 'f16', 'int8'] as const).default('f32'),
-    /** How long a node waits for its neighbours' weights each round (ms). */
+    /**
+     * The longest a node waits for its neighbours' weights in a round (ms). Real runs wait less
+     * once they have seen a few rounds: a high percentile of recent waits plus slack, capped here.
+     */
     deadlineMs: int(1, 3_600_000).default(5000),
+    /**
+     * `lockstep`: every node mixes its neighbours' models of the same round (MATCHA's analysis).
+     * `async`: each node mixes the freshest model it has from each active neighbour, at most
+     * `staleness` rounds older than its own round, and waits only for a neighbour that has
+     * nothing that fresh (AD-PSGD family). Not with push-sum, whose shares must be mixed once.
+     */
+    sync: oneOf(['lockstep', 'async'] as const).default('lockstep'),
+    /** Async: how many rounds older than its own a neighbour's model may be and still be mixed. */
+    staleness: int(0, 1000).default(2),
     /**
      * Account for the configured Bernoulli message loss: MATCHA's alpha is re-optimized for the
      * expected topology under loss (each matching's edges survive with probability
@@ -243,6 +255,22 @@ const faultsSchema = z
     onCrash: oneOf(['restart', 'continue', 'abort'] as const).default('restart'),
     /** Unplanned restarts allowed per node under `onCrash: restart`. */
     maxRestarts: int(0, 1000).default(3),
+    /**
+     * Pause: the node freezes at the start of `round` for as long as `rounds` of its rounds take,
+     * then carries on and must catch up. In processes the whole process blocks (no event loop,
+     * like SIGSTOP); the simulator has it sit out those rounds.
+     */
+    stalls: z
+      .array(
+        z
+          .object({
+            node: int(0, MAX_NODES - 1),
+            round: int(0, 1_000_000),
+            rounds: int(1, 1_000_000),
+          })
+          .strict(),
+      )
+      .default([]),
     /** Permanent leave at a round. */
     leaves: z
       .array(z.object({ node: int(0, MAX_NODES - 1), round: int(0, 1_000_000) }).strict())

@@ -122,13 +122,27 @@ export class FaultPlan {
     );
   }
 
+  /** Rounds `node` stays frozen from the start of `round` (a planned stall), 0 if none. */
+  stallAt(node: number, round: number): number {
+    return this.faults.stalls.find((s) => s.node === node && s.round === round)?.rounds ?? 0;
+  }
+
+  /** Is `node` frozen in `round` by a planned stall? */
+  stalledIn(node: number, round: number): boolean {
+    return this.faults.stalls.some(
+      (s) => s.node === node && round >= s.round && round < s.round + s.rounds,
+    );
+  }
+
   /**
    * Is `node` taking part in `round` (joined, not left, and, when crashes are emulated, not down)?
    * Without emulation crashes are not known here: they are real.
    */
   present(node: number, round: number): boolean {
     const leave = this.leaveRound(node);
-    if (this.emulateCrashes && this.crashedIn(node, round)) return false;
+    if (this.emulateCrashes && (this.crashedIn(node, round) || this.stalledIn(node, round))) {
+      return false;
+    }
     return round >= this.joinRound(node) && (leave === undefined || round < leave);
   }
 }

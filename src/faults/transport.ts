@@ -66,6 +66,20 @@ export function faultyTransport(inner: Transport, init: FaultyTransportInit): Tr
   ): Promise<CollectResult> {
     if (mode === 'silent') return inner.collect(round, expected, deadlineMs, signal, opts);
     const lost = expected.filter((j) => plan.messageFate(j, self, round) !== 'deliver');
+    if (opts?.since !== undefined) {
+      // Freshest mode: a neighbour whose frame of this round is lost may still have an older one
+      // to give, so it stays expected; it is just not waited for.
+      const r = await inner.collect(round, expected, deadlineMs, signal, {
+        ...opts,
+        waitFor: (opts.waitFor ?? expected).filter((j) => !lost.includes(j)),
+      });
+      const gone = r.missing.filter((j) => lost.includes(j));
+      return {
+        ...r,
+        missing: r.missing.filter((j) => !lost.includes(j)),
+        lost: [...r.lost, ...gone],
+      };
+    }
     const waitFor = expected.filter((j) => !lost.includes(j));
     const r = await inner.collect(round, waitFor, deadlineMs, signal, opts);
     return { ...r, lost: [...r.lost, ...lost] };

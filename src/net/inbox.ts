@@ -12,10 +12,17 @@
  * Semantics:
  * - `collect(k)` resolves as soon as every expected sender's round-k frame is in, or the deadline
  *   passes, or the signal aborts (it resolves, with `ended` saying why; it never rejects for those).
- * - Frames for rounds after the last collected one are buffered, but only up to `window` rounds
- *   past the first round still to be collected (the pending one, if any; else rejected 'future')
- *   and within `maxBufferedBytes` (else 'buffer-full').
+ * - Frames for rounds after the last collected one are buffered within `maxBufferedBytes` (else
+ *   'buffer-full'). Beyond `window` rounds past the first round still to be collected (the pending
+ *   one, if any) a sender keeps only its newest frame: a node that fell behind (paused, restarted)
+ *   must not throw away what its neighbours ahead sent, since their freshest models are what lets
+ *   it catch up; one frame per sender bounds what the window no longer does. An older frame
+ *   beyond the window is counted late, like any frame superseded before it was used.
  * - Frames for a round already collected (or skipped over) are counted late and dropped.
+ * - `collect(k, ..., { since })` (catch-up and asynchronous gossip) takes, for each expected sender,
+ *   its newest frame of any round from `since` on (k itself, older or newer), and while it waits
+ *   a fresher frame replaces an older one. Rounds below `since` are over; so is every round up to
+ *   the one taken from a sender, for that sender.
  * - A buffered frame whose sender is not in `expected` of its round is rejected 'not-neighbour'
  *   when that round is collected (the receiver only then knows the round's topology); a second
  *   frame from the same sender for the same round is rejected 'duplicate'.
@@ -41,6 +48,8 @@ import {
   type FrameSink,
 } from './wire.js';
 
+const DEFAULT_HORIZON = 10_000;
+
 export interface InboxInit {
   /** What every frame must match (run, model signature, size, layout, max bytes). */
   readonly expect: FrameExpectations;
@@ -48,6 +57,11 @@ export interface InboxInit {
   readonly roster?: readonly number[];
   /** Rounds ahead of the last collected round that are buffered. Default 4. */
   readonly window?: number;
+  /**
+   * Rounds ahead of the first round still to be collected beyond which a frame is rejected
+   * 'future': no honest peer runs that far ahead of a node that is still running. Default 10,000.
+   */
+  readonly horizon?: number;
   /** Bound on decoded bytes held in buffers. Default: 64 full-size frames, at least 64 MiB. */
   readonly maxBufferedBytes?: number;
   /** Bounds on the free receive buffers kept for reuse (see BufferPool; default 8, 256 MiB). */
@@ -62,6 +76,8 @@ export interface InboxComponents {
 
 interface Pending {
   readonly round: number;
+  /** Freshest mode: the oldest round accepted from an expected sender (see collect). */
+  readonly since: number | undefined;
   readonly expected: ReadonlySet<number>;
   readonly got: Map<number, WeightsMessage>;
   /** Resolve early once all expected, or all of `waitFor` plus a grace period, arrived. */
@@ -77,6 +93,8 @@ export class Inbox {
   private closedRound = -1;
   /** Whether any collect has started (before that, any round may be buffered). */
   private started = false;
+  /** Per sender, the round of the newest frame a collect took from it: older ones are late. */
+  private readonly taken = new Map<number, number>();
   private readonly buffers = new Map<number, Map<number, WeightsMessage>>();
   private bufferedBytes = 0;
   private pending: Pending | undefined;
@@ -213,13 +231,29 @@ export class Inbox {
     const verdict = this.route(msg);
     // Not kept: nobody else has seen this vector, its buffer is free again.
     if (verdict !== 'accepted') this.pool.giveArray(msg.weights);
+    // After routing: a listener may end the pending collect, which must already hold the frame.
+    if (verdict === 'accepted' || verdict === 'late') {
+      this.components.events?.onFrame?.(msg.from, msg.round);
+    }
     return verdict;
   }
 
   private route(msg: WeightsMessage): RejectReason | 'late' | 'accepted' {
     if (this.stopped) return 'stale';
-    if (msg.round <= this.closedRound) return this.late(msg.from, msg.round);
+    if (msg.round <= this.closedRound || msg.round <= (this.taken.get(msg.from) ?? -1)) {
+      return this.late(msg.from, msg.round);
+    }
     const p = this.pending;
+    if (p?.since !== undefined && msg.round < p.since) return this.late(msg.from, msg.round);
+    if (p?.since !== undefined && p.expected.has(msg.from)) {
+      const had = p.got.get(msg.from);
+      if (had && had.round >= msg.round) return this.late(msg.from, msg.round);
+      if (!this.hold(msg)) return this.reject(msg.from, 'buffer-full');
+      if (had) this.drop(had, 'late');
+      p.got.set(msg.from, msg);
+      p.check();
+      return 'accepted';
+    }
     if (p && p.round === msg.round) {
       if (!p.expected.has(msg.from)) return this.reject(msg.from, 'not-neighbour');
       if (p.got.has(msg.from)) return this.reject(msg.from, 'duplicate');
@@ -228,18 +262,51 @@ export class Inbox {
       p.check();
       return 'accepted';
     }
-    if (this.started && msg.round > this.windowEnd()) {
-      return this.reject(msg.from, 'future', `round ${msg.round} beyond window`);
+    if (msg.round > this.firstOpenRound() + (this.init.horizon ?? DEFAULT_HORIZON)) {
+      return this.reject(msg.from, 'future', `round ${msg.round} beyond the horizon`);
     }
     let buf = this.buffers.get(msg.round);
     if (buf?.has(msg.from)) return this.reject(msg.from, 'duplicate');
-    if (!this.hold(msg)) return this.reject(msg.from, 'buffer-full');
+    if (this.started && msg.round > this.windowEnd()) {
+      // Beyond the window a sender keeps one frame, its newest.
+      const ahead = this.heldBeyondWindow(msg.from);
+      if (ahead && ahead.round > msg.round) return this.late(msg.from, msg.round);
+      if (!this.hold(msg)) return this.reject(msg.from, 'buffer-full');
+      if (ahead) this.unbuffer(ahead, 'late');
+    } else if (!this.hold(msg)) return this.reject(msg.from, 'buffer-full');
     if (!buf) {
       buf = new Map();
       this.buffers.set(msg.round, buf);
     }
     buf.set(msg.from, msg);
     return 'accepted';
+  }
+
+  /** The frame of `from` buffered beyond the window, if any (there is at most one). */
+  private heldBeyondWindow(from: number): WeightsMessage | undefined {
+    const limit = this.windowEnd();
+    for (const [r, buf] of this.buffers) {
+      if (r <= limit) continue;
+      const m = buf.get(from);
+      if (m) return m;
+    }
+    return undefined;
+  }
+
+  /** Take a buffered frame out of its round buffer and drop it. */
+  private unbuffer(m: WeightsMessage, why: 'late' | 'not-neighbour'): void {
+    const buf = this.buffers.get(m.round);
+    buf?.delete(m.from);
+    if (buf?.size === 0) this.buffers.delete(m.round);
+    this.drop(m, why);
+  }
+
+  /** Drop a held frame: its bytes and buffer are free again, and it is counted. */
+  private drop(m: WeightsMessage, why: 'late' | 'not-neighbour'): void {
+    this.release(m);
+    this.pool.giveArray(m.weights);
+    if (why === 'late') this.late(m.from, m.round);
+    else this.reject(m.from, why);
   }
 
   collect(
@@ -262,41 +329,60 @@ export class Inbox {
       return Promise.resolve(result(round, want, new Map(), 'stopped'));
     }
     this.started = true;
+    const since = opts.since;
+    if (since !== undefined && (!Number.isInteger(since) || since < 0)) {
+      throw new TransportError(`collect since must be a non-negative integer (got ${since})`);
+    }
     // Rounds skipped over will never be collected: their frames are late now.
+    const floor = Math.min(round, since ?? round);
     for (const [r, buf] of this.buffers) {
-      if (r >= round) continue;
-      for (const m of buf.values()) {
-        this.release(m);
-        this.pool.giveArray(m.weights);
-        this.late(m.from, r);
-      }
+      if (r >= floor) continue;
+      for (const m of buf.values()) this.drop(m, 'late');
       this.buffers.delete(r);
     }
     const got = new Map<number, WeightsMessage>();
+    if (since !== undefined) {
+      // Freshest mode: each expected sender's newest frame, whatever its round; its older ones
+      // are superseded.
+      for (const j of want) {
+        const held = [...this.buffers.values()]
+          .map((b) => b.get(j))
+          .filter((m): m is WeightsMessage => m !== undefined)
+          .sort((a, b) => b.round - a.round);
+        const [newest, ...older] = held;
+        for (const m of older) this.unbuffer(m, 'late');
+        if (!newest) continue;
+        const buf = this.buffers.get(newest.round);
+        buf?.delete(j);
+        if (buf?.size === 0) this.buffers.delete(newest.round);
+        got.set(j, newest);
+      }
+    }
     const buf = this.buffers.get(round);
     this.buffers.delete(round);
     for (const m of buf?.values() ?? []) {
       if (want.has(m.from)) got.set(m.from, m);
-      else {
-        this.release(m);
-        this.pool.giveArray(m.weights);
-        this.reject(m.from, 'not-neighbour');
-      }
+      else this.drop(m, 'not-neighbour');
     }
 
     const waitFor = opts.waitFor ? new Set(opts.waitFor.filter((j) => want.has(j))) : undefined;
+    const waived = new Set<number>();
     return new Promise<CollectResult>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let grace: ReturnType<typeof setTimeout> | undefined;
       const onAbort = () => pending.finish('aborted');
       const pending: Pending = {
         round,
+        since,
         expected: want,
         got,
         check: () => {
-          if (got.size === want.size) return pending.finish('complete');
+          const settled = (j: number) => got.has(j) || waived.has(j);
+          if (got.size === want.size || [...want].every(settled)) {
+            return pending.finish('complete');
+          }
           if (!waitFor || grace !== undefined) return;
-          for (const j of waitFor) if (!got.has(j)) return;
+          for (const j of waitFor) if (!settled(j)) return;
           grace = setTimeout(() => pending.finish('complete'), Math.max(0, opts.graceMs ?? 0));
         },
         finish: (ended) => {
@@ -305,8 +391,11 @@ export class Inbox {
           if (timer !== undefined) clearTimeout(timer);
           if (grace !== undefined) clearTimeout(grace);
           signal?.removeEventListener('abort', onAbort);
-          this.closedRound = round;
+          // Freshest mode closes only the rounds below `since`: a slower sender's next frame may
+          // still be the freshest it has to give.
+          this.closedRound = since === undefined ? round : Math.max(this.closedRound, since - 1);
           for (const m of got.values()) {
+            this.taken.set(m.from, Math.max(m.round, this.taken.get(m.from) ?? -1));
             this.release(m);
             this.components.metrics?.frameReceived(m.from, m.bytes);
           }
@@ -315,6 +404,11 @@ export class Inbox {
         },
       };
       this.pending = pending;
+      opts.onWaiting?.((j) => {
+        if (this.pending !== pending || !want.has(j) || waived.has(j)) return;
+        waived.add(j);
+        pending.check();
+      });
       pending.check();
       if (this.pending !== pending) return;
       if (signal?.aborted) return pending.finish('aborted');
@@ -358,19 +452,28 @@ export class Inbox {
    * late round (it joined late) must not reject its neighbours' next round as too far ahead.
    */
   private windowEnd(): number {
-    return (this.pending?.round ?? this.closedRound + 1) + this.window;
+    return this.firstOpenRound() + this.window;
   }
 
+  /** The first round that can still be collected: the pending one, or the one after the last. */
+  private firstOpenRound(): number {
+    return this.pending?.round ?? this.closedRound + 1;
+  }
+
+  /** After the window moved: beyond it, each sender keeps only its newest frame. */
   private pruneBeyondWindow(): void {
     const limit = this.windowEnd();
+    const newest = new Map<number, WeightsMessage>();
     for (const [r, buf] of this.buffers) {
       if (r <= limit) continue;
       for (const m of buf.values()) {
-        this.release(m);
-        this.pool.giveArray(m.weights);
-        this.reject(m.from, 'future', `round ${r} beyond window`);
+        const had = newest.get(m.from);
+        if (had && had.round > m.round) this.unbuffer(m, 'late');
+        else {
+          if (had) this.unbuffer(had, 'late');
+          newest.set(m.from, m);
+        }
       }
-      this.buffers.delete(r);
     }
   }
 }

@@ -53,6 +53,18 @@ export interface CollectOptions {
    */
   readonly waitFor?: readonly number[];
   readonly graceMs?: number;
+  /**
+   * Freshest mode (catch-up, asynchronous gossip): take each expected sender's newest frame of
+   * any round from `since` on, not only of `round`; see Inbox for the exact rules.
+   */
+  readonly since?: number;
+  /**
+   * Receives, when the collect starts, a function that ends the wait for one expected sender (say
+   * its heartbeat shows it already passed this round, or fell behind): the collect then completes
+   * once every other expected sender arrived or was waived too. A waived sender's frame is still
+   * taken if it arrives while the collect lasts.
+   */
+  readonly onWaiting?: (waive: (node: number) => void) => void;
 }
 
 export interface TransportEvents {
@@ -62,6 +74,12 @@ export interface TransportEvents {
   onLate?(from: number, round: number): void;
   /** A small control message (heartbeat etc.) arrived. */
   onControl?(msg: ControlMessage): void;
+  /**
+   * A valid weights frame of `round` arrived from `from` (whatever becomes of it: taken, buffered
+   * or late). It tells the receiver that the sender is alive and in that round, independently of
+   * the control topic.
+   */
+  onFrame?(from: number, round: number): void;
 }
 
 /**

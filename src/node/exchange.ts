@@ -2,7 +2,10 @@
  * The exchange phase of a round: send this node's weights to each active neighbour and collect
  * theirs under the round deadline. Sends and the collect run concurrently; the phase returns when
  * the collect is done and every send has settled (so push-sum knows which shares to reclaim).
- * Nobody waits forever: the collect ends at the deadline, and a send never throws.
+ * Nobody waits forever: the collect ends at the deadline, and a send never throws. Nor does a
+ * send hold the round past the deadline: a neighbour that cannot answer (its process is paused)
+ * would otherwise keep every neighbour of its in the round until the transport's own send timeout.
+ * Such a send is aborted there and counts as failed.
  */
 import type { CollectResult, SendOutcome, Transport } from '../net/transport.js';
 import type { NodeCounters } from './metrics.js';
@@ -17,6 +20,8 @@ export interface ExchangeResult {
   ms: number;
   /** Of that, the time after this node's own frames had left: waiting for neighbours. */
   waitMs: number;
+  /** How long the collect itself took (what an adaptive deadline learns from). */
+  collectMs: number;
 }
 
 export async function exchange(
@@ -30,6 +35,12 @@ export async function exchange(
     deadlineMs: number;
     /** Neighbours to wait for (the ones believed alive); the others get a short grace period. */
     waitFor?: readonly number[];
+    /** That grace period (ms; default SUSPECT_GRACE_MS). */
+    graceMs?: number;
+    /** Freshest mode of the collect (catch-up, async): take neighbours' frames from this round on. */
+    since?: number;
+    /** See CollectOptions.onWaiting. */
+    onWaiting?: (waive: (node: number) => void) => void;
     signal: AbortSignal;
     log?: (msg: string) => void;
   },
@@ -42,12 +53,14 @@ export async function exchange(
   const leftNode = () => {
     if (--pending === 0) sendsDone = performance.now();
   };
+  const sendsOver = new AbortController();
+  const sendSignal = AbortSignal.any([opts.signal, sendsOver.signal]);
   const sends = Promise.all(
     neighbours.map(async (to) => {
       let written = false;
       const outcome = await transport.send(to, round, payload, {
         mass: opts.mass,
-        signal: opts.signal,
+        signal: sendSignal,
         onWritten: () => {
           written = true;
           leftNode();
@@ -57,16 +70,17 @@ export async function exchange(
       return { to, outcome };
     }),
   );
-  const collected = await transport.collect(
-    round,
-    neighbours,
-    opts.deadlineMs,
-    opts.signal,
-    opts.waitFor ? { waitFor: opts.waitFor, graceMs: SUSPECT_GRACE_MS } : undefined,
-  );
+  const collected = await transport.collect(round, neighbours, opts.deadlineMs, opts.signal, {
+    ...(opts.waitFor && { waitFor: opts.waitFor, graceMs: opts.graceMs ?? SUSPECT_GRACE_MS }),
+    ...(opts.since !== undefined && { since: opts.since }),
+    ...(opts.onWaiting && { onWaiting: opts.onWaiting }),
+  });
+  const collectMs = performance.now() - t0;
   // Receipts of neighbours still busy training may come after their frames: waiting for them is
-  // waiting for a neighbour too, and part of this phase.
-  const outcomes = await sends;
+  // waiting for a neighbour too, and part of this phase, up to the round's deadline.
+  const left = opts.deadlineMs - collectMs;
+  const timer = setTimeout(() => sendsOver.abort(), Math.min(Math.max(0, left), 0x7fffffff));
+  const outcomes = await sends.finally(() => clearTimeout(timer));
   const tDone = performance.now();
   for (const { to, outcome } of outcomes) {
     counters.count('sent', to);
@@ -80,5 +94,11 @@ export async function exchange(
   for (const m of collected.received) counters.count('received', m.from);
   for (const j of collected.missing) counters.count('missing', j);
   for (const j of collected.lost) counters.count('lost', j);
-  return { collected, outcomes, ms: tDone - t0, waitMs: Math.max(0, tDone - sendsDone) };
+  return {
+    collected,
+    outcomes,
+    ms: tDone - t0,
+    waitMs: Math.max(0, tDone - sendsDone),
+    collectMs,
+  };
 }

@@ -12,6 +12,15 @@
  * A node started on a directory with a checkpoint resumes from the round after it; if its
  * neighbours are further ahead (it crashed and was restarted), it jumps to their round, as learned
  * from their heartbeats, so it never stalls them and never mixes weights from a round long past.
+ *
+ * Catch-up (any time, not only at start): before each round the node compares its round with the
+ * run's (the median round its peers' heartbeats report, see peers.ts). Two rounds or more behind
+ * (paused, starved of CPU, started late), it jumps to the run's round: the rounds in between are
+ * not trained, the jump is in that round's record (`catchUp`) and in the node's result, and that
+ * round mixes the freshest model it holds from each neighbour (collect's `since`), not only
+ * frames of the round itself. Its neighbours meanwhile do not wait for it: a neighbour whose
+ * heartbeat shows it more than one round behind, or already past the round, is waived from the
+ * wait (its frame is still taken if it comes in time).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as tf from '@tensorflow/tfjs';
@@ -41,7 +50,9 @@ import type { ControlMessage, Transport } from '../net/transport.js';
 import { neighboursAt, roundTopology } from '../topology/schedule.js';
 import type { MatchaPlan } from '../topology/types.js';
 import type { CheckpointSink, CheckpointState } from './checkpoint.js';
+import { AdaptiveDeadline } from './deadline.js';
 import { exchange } from './exchange.js';
+import { FreshestModels } from './fresh.js';
 import {
   addCounts,
   emptyCounts,
@@ -51,6 +62,7 @@ import {
   type RoundRecord,
 } from './metrics.js';
 import { Mixer } from './mix.js';
+import { PeerRounds } from './peers.js';
 
 export interface NodeDeps {
   cfg: Experiment;
@@ -71,8 +83,9 @@ export interface NodeDeps {
   /**
    * Real runs: stop waiting early for neighbours that look dead (no heartbeat or frame for twice
    * the deadline or twice a round, whichever is longer), so a crashed peer does not stall every
-   * round it is scheduled in. Their frames are still accepted while the round lasts. Off in the
-   * simulator, whose timing must not change results.
+   * round it is scheduled in (their frames are still accepted while the round lasts), and let the
+   * round deadline follow observed waits (deadline.ts). Off in the simulator, whose timing must
+   * not change results.
    */
   liveness?: boolean;
 }
@@ -88,6 +101,9 @@ export interface NodeResult {
   roundsSkipped: number;
   /** Emulated restarts (simulator); a launcher counts real ones itself. */
   restarts: number;
+  /** Times this node found itself behind the run and jumped forward, and the rounds it skipped so. */
+  catchUps: number;
+  roundsCaughtUp: number;
   accuracy: number | null;
   swaAccuracy: number | null;
   /** Mean test accuracy of the current and of the SWA model over the last `eval.tail` rounds. */
@@ -116,12 +132,21 @@ export class NodeRuntime {
   private lastAccuracy: number | null = null;
   private lastSwaAccuracy: number | null = null;
   private readonly tail = { accuracy: new TailMean(), swaAccuracy: new TailMean() };
-  /** Highest round any other node reported in a heartbeat. */
-  private observedRound = -1;
+  /** The round each peer works on, from heartbeats and frames. */
+  private readonly peers: PeerRounds;
+  private readonly deadline: AdaptiveDeadline;
+  /** Async gossip: the freshest model of each neighbour, across rounds. */
+  private readonly fresh: FreshestModels;
+  private catchUps = 0;
+  private roundsCaughtUp = 0;
+  /** The collect in progress: its round and how to stop waiting for one neighbour. */
+  private waiting: { round: number; waive: (j: number) => void } | undefined;
   /** When each peer was last heard from (heartbeat or frame), and this node's last round time. */
   private readonly lastSeen = new Map<number, number>();
   private readonly startedAt = performance.now();
   private lastRoundMs = 0;
+  /** Durations of recent rounds (ms), for a planned stall's length. */
+  private readonly roundTimes: number[] = [];
   private readonly totals = emptyCounts();
   private bytesSent = 0;
   private bytesReceived = 0;
@@ -132,14 +157,51 @@ export class NodeRuntime {
     this.mixer = new Mixer(deps.cfg.gossip);
     if (deps.cfg.train.quasiGlobalMomentum)
       this.qg = new QuasiGlobalMomentum(deps.optimizer, deps.cfg.train.momentum);
+    this.peers = new PeerRounds(deps.id);
+    this.deadline = new AdaptiveDeadline(deps.cfg.gossip.deadlineMs);
+    this.fresh = new FreshestModels((w) => deps.transport.recycle?.(w));
     this.restore();
   }
 
-  /** Feed control messages (heartbeats) from the transport here. */
+  /** Feed control messages (heartbeats, leaves) from the transport here. */
   onControl(msg: ControlMessage): void {
-    if (msg.node === this.d.id || msg.type !== 'heartbeat') return;
-    this.observedRound = Math.max(this.observedRound, msg.round);
-    this.lastSeen.set(msg.node, performance.now());
+    if (msg.node === this.d.id) return;
+    this.peers.onControl(msg);
+    if (msg.type === 'heartbeat') this.lastSeen.set(msg.node, performance.now());
+    const w = this.waiting;
+    if (w && this.peers.settled(msg.node, w.round, this.lagAllowed())) w.waive(msg.node);
+  }
+
+  /** Feed the transport's frame arrivals here: a frame shows its sender alive and in its round. */
+  onFrame(from: number, round: number): void {
+    if (from === this.d.id) return;
+    this.peers.heard(from, round);
+    this.lastSeen.set(from, performance.now());
+    const w = this.waiting;
+    if (w && this.peers.settled(from, w.round, this.lagAllowed())) w.waive(from);
+  }
+
+  /**
+   * Rounds a neighbour may lag before this node stops waiting for it: one in lockstep (a neighbour
+   * still finishing the previous round is normal), one more than the staleness bound in async.
+   */
+  private lagAllowed(): number {
+    const g = this.d.cfg.gossip;
+    return g.sync === 'async' ? g.staleness + 1 : 1;
+  }
+
+  /** The round to jump to when this node is two or more rounds behind the run, else undefined. */
+  private catchUpTarget(k: number): number | undefined {
+    const now = performance.now();
+    const silentFor = 2 * Math.max(this.deadline.current(), this.lastRoundMs);
+    // Real runs count only peers heard from lately: a crashed one must not hold the median back.
+    const recent = this.d.liveness
+      ? (j: number) =>
+          this.peers.isDone(j) || now - (this.lastSeen.get(j) ?? this.startedAt) <= silentFor
+      : undefined;
+    const run = this.peers.current(recent);
+    if (run === undefined || run - k < this.lagAllowed() + 1) return undefined;
+    return Math.min(run, this.d.cfg.run.rounds - 1);
   }
 
   /** The Bernoulli loss rate mixing accounts for (gossip.lossAware), else 0. */
@@ -152,7 +214,7 @@ export class NodeRuntime {
   private believedAlive(neighbours: readonly number[]): number[] {
     if (!this.d.liveness) return [...neighbours];
     const now = performance.now();
-    const silentFor = 2 * Math.max(this.d.cfg.gossip.deadlineMs, this.lastRoundMs);
+    const silentFor = 2 * Math.max(this.deadline.current(), this.lastRoundMs);
     return neighbours.filter((j) => now - (this.lastSeen.get(j) ?? this.startedAt) <= silentFor);
   }
 
@@ -226,7 +288,37 @@ export class NodeRuntime {
     // A planned late join is counted in the node's first round record, a planned leave in its
     // last one (the round before it leaves).
     if (this.resumedFrom < 0 && this.firstRound > 0) this.d.counters.fault('join');
+    /** Simulator: the round an emulated stall began, while it lasts. */
+    let stalledFrom: number | undefined;
     for (; k < rounds && !signal.aborted; k++) {
+      if (faults.stallAt(id, k) > 0 && !faults.emulateCrashes) {
+        this.freeze(faults.stallAt(id, k));
+        await this.listenAfterStall(signal);
+      } else if (this.d.liveness && this.lastRoundMs > 2 * this.d.cfg.gossip.deadlineMs) {
+        await this.listenAfterStall(signal);
+      }
+      if (faults.emulateCrashes && faults.stalledIn(id, k)) {
+        // The simulator's stall: the node sits out these rounds (the others do not expect it),
+        // then comes back where the run is, as a real node learns from heartbeats.
+        stalledFrom ??= k;
+        continue;
+      }
+      let caughtUpFrom: number | undefined;
+      if (stalledFrom !== undefined) {
+        this.d.counters.fault('stall');
+        caughtUpFrom = stalledFrom;
+        this.catchUps++;
+        this.roundsCaughtUp += k - stalledFrom;
+        stalledFrom = undefined;
+      }
+      const target = this.catchUpTarget(k);
+      if (target !== undefined && target > k) {
+        caughtUpFrom ??= k;
+        this.catchUps++;
+        this.roundsCaughtUp += target - k;
+        this.d.log?.(`behind the run: catching up from round ${k} to ${target}`);
+        k = target;
+      }
       const leave = faults.leaveRound(id);
       if (leave !== undefined && k >= leave) break;
       if (leave === k + 1) this.d.counters.fault('leave');
@@ -238,7 +330,7 @@ export class NodeRuntime {
         down = false;
         this.restartAt(k);
       }
-      await this.round(k, signal);
+      await this.round(k, signal, caughtUpFrom);
       last = k;
     }
     if (last >= 0 && this.d.store && !signal.aborted) this.checkpoint(last);
@@ -254,16 +346,47 @@ export class NodeRuntime {
   }
 
   /**
+   * A planned stall in a real process: block the whole thread (no timers, no network reads, like
+   * SIGSTOP) for `rounds` of this node's typical rounds (the median of those it ran, 1 s before
+   * any).
+   */
+  private freeze(rounds: number): void {
+    const sorted = [...this.roundTimes].sort((a, b) => a - b);
+    const typical = sorted[Math.floor(sorted.length / 2)] ?? 1000;
+    const ms = Math.round(rounds * typical);
+    this.d.counters.fault('stall');
+    this.d.log?.(`stalling for ${ms} ms (${rounds} rounds)`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  }
+
+  /**
+   * The last round took far longer than any deadline allows: this node was most likely paused
+   * (SIGSTOP, a starved CPU), and what it knows of the others is that old. Listen until at least
+   * half of them have been heard from since (frames or heartbeats), for at most one deadline, so
+   * the catch-up that follows jumps to where the run is now rather than where it was.
+   */
+  private async listenAfterStall(signal: AbortSignal): Promise<void> {
+    const since = performance.now();
+    const until = since + this.deadline.current();
+    const others = this.d.cfg.nodes - 1;
+    const heard = () => [...this.lastSeen.values()].filter((t) => t >= since).length;
+    while (heard() * 2 < others && performance.now() < until && !signal.aborted) {
+      await sleep(20, undefined, { signal }).catch(() => {});
+    }
+    this.lastRoundMs = 0;
+  }
+
+  /**
    * After a restart (or a late join), wait briefly for neighbours' heartbeats and jump to the round
    * they are in, so this node rejoins the current round instead of replaying old ones alone.
    */
   private async catchUp(start: number, signal: AbortSignal): Promise<number> {
     if (start === 0) return 0;
     const until = performance.now() + Math.min(this.d.cfg.gossip.deadlineMs, 5000);
-    while (this.observedRound < start - 1 && performance.now() < until && !signal.aborted) {
+    while ((this.peers.current() ?? -1) < start && performance.now() < until && !signal.aborted) {
       await sleep(20, undefined, { signal }).catch(() => {});
     }
-    const target = Math.max(start, this.observedRound);
+    const target = Math.min(Math.max(start, this.peers.current() ?? -1), this.d.cfg.run.rounds - 1);
     if (target > start) {
       this.roundsSkipped += target - start;
       this.d.log?.(`catching up: skipping rounds ${start}..${target - 1}`);
@@ -271,7 +394,8 @@ export class NodeRuntime {
     return target;
   }
 
-  private async round(k: number, signal: AbortSignal): Promise<void> {
+  /** Round k; `caughtUpFrom` is the round this node jumped from to get here, if it did. */
+  private async round(k: number, signal: AbortSignal, caughtUpFrom?: number): Promise<void> {
     const { cfg, id, model, counters, faults, plan } = this.d;
     const tRound = performance.now();
     const rounds = cfg.run.rounds;
@@ -295,7 +419,11 @@ export class NodeRuntime {
       : (await this.d.trainer.train(cfg.train.localSteps, lr)).loss;
     const factor = faults.stragglerFactor(id);
     if (factor > 1) {
-      await sleep((factor - 1) * (performance.now() - t0), undefined, { signal }).catch(() => {});
+      // The simulator's timing does not change its results; sleeping there would only waste time
+      // (its asynchronous mode accounts for stragglers in simulated time, see run/simclock.ts).
+      if (this.d.liveness) {
+        await sleep((factor - 1) * (performance.now() - t0), undefined, { signal }).catch(() => {});
+      }
       counters.fault('straggler');
     }
     const trainMs = performance.now() - t0;
@@ -315,18 +443,42 @@ export class NodeRuntime {
       cfg.gossip.mixing === 'push-sum'
         ? pushSumShare(this.mass, neighbours.length, this.expectedLoss())
         : 1;
+    const deadlineMs = this.d.liveness ? this.deadline.current() : cfg.gossip.deadlineMs;
+    const lag = this.lagAllowed();
+    const async = cfg.gossip.sync === 'async';
+    // Async: models from `oldest` on may be mixed; wait only for a neighbour without one.
+    const oldest = Math.max(0, k - cfg.gossip.staleness);
+    const since = async ? Math.min(oldest, caughtUpFrom ?? oldest) : caughtUpFrom;
+    const waitFor = this.believedAlive(neighbours).filter(
+      (j) => !this.peers.settled(j, k, lag) && !(async && this.fresh.has(j, oldest)),
+    );
     const ex = await exchange(this.d.transport, counters, k, neighbours, payload, {
       mass: share,
-      deadlineMs: cfg.gossip.deadlineMs,
-      waitFor: this.believedAlive(neighbours),
+      deadlineMs,
+      waitFor,
+      ...(async && { graceMs: 0 }),
+      ...(since !== undefined && { since }),
+      onWaiting: (waive) => {
+        this.waiting = { round: k, waive };
+      },
       signal,
       ...(this.d.log && { log: this.d.log }),
     });
-    for (const m of ex.collected.received) this.lastSeen.set(m.from, performance.now());
+    this.waiting = undefined;
+    if (this.d.liveness) {
+      this.deadline.observe(ex.collectMs, ex.collected.ended === 'deadline', deadlineMs);
+    }
+    for (const m of ex.collected.received) {
+      this.lastSeen.set(m.from, performance.now());
+      this.peers.heard(m.from, m.round);
+    }
 
     // 4. Mix.
     const t1 = performance.now();
-    const received = ex.collected.received;
+    if (async) this.fresh.keep(ex.collected.received);
+    const received = async
+      ? this.fresh.usable(neighbours, caughtUpFrom ?? oldest)
+      : ex.collected.received;
     const disagreement =
       received.length === 0
         ? null
@@ -349,7 +501,7 @@ export class NodeRuntime {
     // The mixers return fresh vectors: the received ones are dead now. Handing them back lets the
     // transport decode the next round's frames into their memory (no page faults, no promoted
     // garbage for V8's full collections; see net/pool.ts).
-    for (const m of received) this.d.transport.recycle?.(m.weights);
+    if (!async) for (const m of received) this.d.transport.recycle?.(m.weights);
 
     // 5. SWA: collect at the last round of each cycle; the average is never gossiped.
     if (swaSpec && isSwaCollectRound(swaSpec, k, rounds)) this.swa.update(mixed.x);
@@ -409,6 +561,14 @@ export class NodeRuntime {
         checkpointMs,
         roundMs: performance.now() - tRound,
       },
+      deadlineMs,
+      collectEnded: ex.collected.ended ?? 'complete',
+      ...(caughtUpFrom !== undefined && {
+        catchUp: { from: caughtUpFrom, skipped: k - caughtUpFrom },
+      }),
+      ...(async && {
+        staleness: received.reduce((s, m) => Math.max(s, k - m.round), 0),
+      }),
       neighbours,
       heard: received.map((m) => m.from).sort((a, b) => a - b),
       ...(mixed.robust && { robust: mixed.robust }),
@@ -419,6 +579,8 @@ export class NodeRuntime {
       numTensors: tf.memory().numTensors,
     };
     this.lastRoundMs = record.phases.roundMs;
+    this.roundTimes.push(this.lastRoundMs);
+    if (this.roundTimes.length > 20) this.roundTimes.shift();
     this.d.sink.record(record);
     await this.d.transport
       .publishControl({
@@ -462,6 +624,8 @@ export class NodeRuntime {
       resumedFrom: this.resumedFrom,
       roundsSkipped: this.roundsSkipped,
       restarts: this.restarts,
+      catchUps: this.catchUps,
+      roundsCaughtUp: this.roundsCaughtUp,
       accuracy: this.lastAccuracy,
       swaAccuracy: this.lastSwaAccuracy,
       tailAccuracy: this.tail.accuracy.mean,

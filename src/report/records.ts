@@ -75,6 +75,14 @@ export interface RoundRecord {
   swaAccuracy?: number;
   swaCount: number;
   phases: PhaseTimes;
+  /** The deadline this round's collect ran under (adaptive in real runs, see node/deadline.ts). */
+  deadlineMs?: number;
+  /** Why this round's collect ended: all expected frames in (or waived), or the deadline. */
+  collectEnded?: 'complete' | 'deadline' | 'aborted' | 'stopped';
+  /** This node was behind the run and jumped to this round from `from`, skipping `skipped` rounds. */
+  catchUp?: { from: number; skipped: number };
+  /** Asynchronous gossip: how many rounds old the oldest model mixed this round was. */
+  staleness?: number;
   /** Active neighbours of this round (from the shared schedule). */
   neighbours: number[];
   /** Neighbours whose weights were mixed in. */
@@ -113,6 +121,9 @@ export interface NodeOutcome {
   lastRound: number;
   restarts: number;
   roundsLostToRestarts: number;
+  /** Times the node found itself behind the run and jumped forward; rounds it skipped so. */
+  catchUps?: number;
+  roundsCaughtUp?: number;
   messages: MessageCounts;
   bytesSent: number;
   bytesReceived: number;
@@ -166,7 +177,16 @@ export interface RunSummary {
   faults: Record<string, number>;
   restarts: number;
   roundsLostToRestarts: number;
+  /** Catch-ups of nodes that fell behind the run (paused, late), and the rounds they skipped. */
+  catchUps?: number;
+  roundsCaughtUp?: number;
   perNode: NodeOutcome[];
+  /**
+   * Simulator only: the run's simulated time in rounds of local training (a straggler's round is
+   * `factor` of them). Lockstep rounds last as long as their slowest node; async nodes keep their
+   * own pace.
+   */
+  simulatedTime?: number;
   /** Process runs: crashes, restarts and failed checkpoints, in order (also counted in `faults`). */
   events?: ProcessEvent[];
   /** Nodes whose final model is not on disk (stale or missing checkpoint): left out of the average. */

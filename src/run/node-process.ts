@@ -122,7 +122,10 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     ...(fileRoster && { roster: fileRoster }),
   })({
     metrics: counters,
-    events: { onControl: (m) => runtime?.onControl(m) },
+    events: {
+      onControl: (m) => runtime?.onControl(m),
+      onFrame: (from, round) => runtime?.onFrame(from, round),
+    },
     ...(opts.log && { log: opts.log }),
   });
   await inner.start();
@@ -188,6 +191,8 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       roundsCompleted: r.roundsCompleted,
       lastRound: r.lastRound,
       roundsLostToRestarts: r.roundsSkipped,
+      catchUps: r.catchUps,
+      roundsCaughtUp: r.roundsCaughtUp,
       messages: r.messages,
       bytesSent: r.bytesSent,
       bytesReceived: r.bytesReceived,

@@ -4,7 +4,10 @@
  * gives the same summary figures. Message loss runs in `notify` mode here whatever the experiment
  * says (a silent loss would only add waiting time, and the decisions are the same), and the nodes
  * run in lockstep (lockstep.ts: nobody collects round k before every present node reached it), so
- * nobody waits for a deadline and a simulation never depends on timing.
+ * nobody waits for a deadline and a simulation never depends on timing. With `gossip.sync: async`
+ * the nodes run on a simulated clock instead (simclock.ts), one exchange at a time in clock order.
+ * Either way the summary gives the run's simulated time, in rounds of local training: a lockstep
+ * round lasts as long as its slowest node, an asynchronous node keeps its own pace.
  *
  *   const summary = await simulate(cfg, { out: 'runs/sim-1' });
  */
@@ -13,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../compute/backend.js';
 import type { Experiment } from '../config/schema.js';
+import type { FaultPlan } from '../faults/plan.js';
 import { faultyTransport } from '../faults/transport.js';
 import { readFlat } from '../learn/index.js';
 import { memoryNetwork, memoryTransport } from '../net/memory.js';
@@ -29,6 +33,7 @@ import {
 import type { NodeRuntime } from '../node/runtime.js';
 import { BatchedTraining, batchedTrainingApplies } from './batched-sim.js';
 import { lockstep } from './lockstep.js';
+import { simClock } from './simclock.js';
 import { buildSummary, type NodeOutcome, type RunSummary } from './summary.js';
 
 export interface SimulateOptions {
@@ -65,7 +70,8 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   const nodes: BuiltNode[] = [];
   const runtimes: NodeRuntime[] = [];
   const transports: Transport[] = [];
-  const step = lockstep(cfg.nodes, ctx.faults);
+  const async = cfg.gossip.sync === 'async';
+  const step = async ? simClock(cfg.nodes, ctx.faults) : lockstep(cfg.nodes, ctx.faults);
   const batch = opts.batched && batchedTrainingApplies(cfg) ? new BatchedTraining(cfg) : undefined;
   for (let id = 0; id < cfg.nodes; id++) {
     const c = new NodeCounters();
@@ -79,7 +85,13 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
         layout: ctx.layout,
         codec: cfg.gossip.codec,
       },
-      { metrics: c, events: { onControl: (m) => runtimes[id]?.onControl(m) } },
+      {
+        metrics: c,
+        events: {
+          onControl: (m) => runtimes[id]?.onControl(m),
+          onFrame: (from, round) => runtimes[id]?.onFrame(from, round),
+        },
+      },
     );
     const transport = step.wrap(
       faultyTransport(inner, { plan: ctx.faults, mode: 'notify', onFault: (k) => c.fault(k) }),
@@ -130,6 +142,8 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       lastRound: r.lastRound,
       restarts: r.restarts,
       roundsLostToRestarts: r.roundsSkipped,
+      catchUps: r.catchUps,
+      roundsCaughtUp: r.roundsCaughtUp,
       messages: r.messages,
       bytesSent: r.bytesSent,
       bytesReceived: r.bytesReceived,
@@ -145,6 +159,9 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       wallSeconds: (performance.now() - t0) / 1000,
       expectedUnfinished,
     });
+    summary.simulatedTime = async
+      ? (step as ReturnType<typeof simClock>).elapsed()
+      : lockstepTime(cfg, ctx.faults);
     if (opts.out) {
       mkdirSync(opts.out, { recursive: true });
       writeFileSync(join(opts.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
@@ -154,4 +171,17 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
     await Promise.all(transports.map((t) => t.stop()));
     nodes.forEach((n) => n.dispose());
   }
+}
+
+/** Simulated time of a lockstep run: each round lasts as long as its slowest present node. */
+function lockstepTime(cfg: Experiment, plan: FaultPlan): number {
+  let t = 0;
+  for (let k = 0; k < cfg.run.rounds; k++) {
+    let slowest = 0;
+    for (let i = 0; i < cfg.nodes; i++) {
+      if (plan.present(i, k)) slowest = Math.max(slowest, plan.stragglerFactor(i));
+    }
+    t += slowest;
+  }
+  return t;
 }

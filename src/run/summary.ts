@@ -120,6 +120,8 @@ export function buildSummary(args: {
     faults,
     restarts: outcomes.reduce((s, o) => s + o.restarts, 0),
     roundsLostToRestarts: outcomes.reduce((s, o) => s + o.roundsLostToRestarts, 0),
+    catchUps: outcomes.reduce((s, o) => s + (o.catchUps ?? 0), 0),
+    roundsCaughtUp: outcomes.reduce((s, o) => s + (o.roundsCaughtUp ?? 0), 0),
     perNode: outcomes,
     config: cfg,
   };
@@ -184,6 +186,8 @@ export function summarizeNodeDirs(args: {
       lastRound,
       restarts: n.restarts,
       roundsLostToRestarts: r?.roundsLostToRestarts ?? 0,
+      catchUps: r?.catchUps ?? 0,
+      roundsCaughtUp: r?.roundsCaughtUp ?? 0,
       messages: r?.messages ?? emptyCounts(),
       bytesSent: r?.bytesSent ?? 0,
       bytesReceived: r?.bytesReceived ?? 0,

@@ -190,7 +190,8 @@ describe('inbox bounds', () => {
     const inbox = new Inbox({ expect, window: 1 });
     const first = inbox.collect(4, [1], 1000);
     assert.equal(inbox.acceptFrame(frame(5, 1), 1), 'accepted');
-    assert.equal(inbox.acceptFrame(frame(6, 1), 1), 'future'); // beyond 4 + window
+    // Beyond 4 + window: kept as sender 1's newest frame past the window (see the catch-up rule).
+    assert.equal(inbox.acceptFrame(frame(6, 1), 1), 'accepted');
     assert.equal(inbox.acceptFrame(frame(4, 1), 1), 'accepted');
     assert.equal((await first).ended, 'complete');
     const next = await inbox.collect(5, [1], 1000);
@@ -201,29 +202,32 @@ describe('inbox bounds', () => {
     );
   });
 
-  it('rejects frames beyond the window and beyond the memory bound', async () => {
+  it('keeps one frame per sender beyond the window, and rejects frames beyond the memory bound', async () => {
     const metrics = countingMetrics();
     const inbox = new Inbox({ expect, window: 2, maxBufferedBytes: 3 * 4 * SIZE }, { metrics });
     assert.equal((await inbox.collect(1, [], 1000)).ended, 'complete');
-    assert.equal(inbox.acceptFrame(frame(5, 1), 1), 'future'); // 5 > 1 + 1 + 2
+    // Beyond the window (5 > 1 + 1 + 2) sender 1 keeps its newest frame only.
+    assert.equal(inbox.acceptFrame(frame(5, 1), 1), 'accepted');
+    assert.equal(inbox.acceptFrame(frame(6, 1), 1), 'accepted'); // round 5 is superseded: late
+    assert.equal(inbox.acceptFrame(frame(5, 1), 1), 'late'); // older than the one kept
     assert.equal(inbox.acceptFrame(frame(4, 1), 1), 'accepted');
     assert.equal(inbox.acceptFrame(frame(3, 1), 1), 'accepted');
-    assert.equal(inbox.acceptFrame(frame(2, 1), 1), 'accepted');
-    assert.equal(inbox.acceptFrame(frame(2, 2), 2), 'buffer-full');
+    assert.equal(inbox.acceptFrame(frame(2, 1), 1), 'buffer-full');
     assert.equal(inbox.acceptFrame(frame(1, 1), 1), 'late');
     assert.equal(inbox.acceptFrame(frame(2, 3), 2), 'sender-mismatch');
-    const r = await inbox.collect(4, [1], 1000); // rounds 2 and 3 were skipped: late
+    const r = await inbox.collect(4, [1], 1000); // round 3 was skipped: late
     assert.deepEqual(
       r.received.map((m) => m.round),
       [4],
     );
-    assert.equal(metrics.counts.late, 3);
-    assert.equal(inbox.heldBytes, 0);
-    assert.deepEqual(metrics.counts.rejected, {
-      future: 1,
-      'buffer-full': 1,
-      'sender-mismatch': 1,
-    });
+    assert.equal(metrics.counts.late, 4);
+    assert.equal(inbox.heldBytes, 4 * SIZE); // round 6, for its own collect
+    assert.deepEqual(metrics.counts.rejected, { 'buffer-full': 1, 'sender-mismatch': 1 });
+    const next = await inbox.collect(6, [1], 1000);
+    assert.deepEqual(
+      next.received.map((m) => m.round),
+      [6],
+    );
     inbox.close();
   });
 

@@ -1,0 +1,73 @@
+/**
+ * Where the other nodes are: the round each one works on, as this node last learned it from a
+ * heartbeat (a heartbeat of round k means its sender is in round k + 1) or from a frame (a frame of
+ * round k means its sender is in round k), and which ones are done. The round engine asks it
+ * whether it fell behind (catch-up), and whether a neighbour it waits for already passed the
+ * round or fell behind (then waiting for it is pointless).
+ *
+ *   const peers = new PeerRounds(self);
+ *   peers.onControl(msg);                   // heartbeats and leaves
+ *   peers.current();                        // the run's round as far as this node knows
+ */
+import type { ControlMessage } from '../net/transport.js';
+
+export class PeerRounds {
+  private readonly at = new Map<number, number>();
+  private readonly done = new Set<number>();
+
+  constructor(private readonly self: number) {}
+
+  onControl(msg: ControlMessage): void {
+    if (msg.node === this.self) return;
+    if (msg.type === 'heartbeat') this.heard(msg.node, msg.round + 1);
+    else if (msg.type === 'leave') {
+      this.done.add(msg.node);
+      this.heard(msg.node, msg.round + 1);
+    } else if (msg.type === 'join') {
+      // A restarted node starts over from what it announces.
+      this.done.delete(msg.node);
+      this.at.set(msg.node, msg.round);
+    }
+  }
+
+  /** `node` is working on `round` (positions only move forward). */
+  heard(node: number, round: number): void {
+    if (node === this.self) return;
+    this.at.set(node, Math.max(round, this.at.get(node) ?? -1));
+  }
+
+  /** The round `node` works on, if known. */
+  position(node: number): number | undefined {
+    return this.at.get(node);
+  }
+
+  /** Whether `node` announced that it left (finished, aborted or planned leave). */
+  isDone(node: number): boolean {
+    return this.done.has(node);
+  }
+
+  /**
+   * The round the run is in as far as this node knows: the median position of the peers it has
+   * heard from (those in `among`, if given). A median, so neither one node that runs ahead (or
+   * lies in its heartbeats) nor one that lags can move the others.
+   */
+  current(among?: (node: number) => boolean): number | undefined {
+    const xs = [...this.at]
+      .filter(([j]) => !among || among(j))
+      .map(([, r]) => r)
+      .sort((a, b) => a - b);
+    if (xs.length === 0) return undefined;
+    return xs[Math.floor((xs.length - 1) / 2)];
+  }
+
+  /**
+   * Whether a neighbour cannot usefully be waited for in round `k`: it is done, it already passed
+   * round k (so its frame for k has arrived or never will), or it is more than `lag` rounds
+   * behind (its frame would come only after it caught up).
+   */
+  settled(node: number, k: number, lag: number): boolean {
+    if (this.done.has(node)) return true;
+    const p = this.at.get(node);
+    return p !== undefined && (p > k || p < k - lag);
+  }
+}
