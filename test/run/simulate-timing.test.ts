@@ -69,7 +69,10 @@ describe('simulator: asynchronous gossip', () => {
     // A straggler that falls more than the bound behind the run catches up, on the record.
     const jumps = a.records.filter((r) => r.catchUp);
     assert.equal(a.s.catchUps, jumps.length);
-    for (const r of jumps) assert.ok(r.catchUp!.skipped >= 4, `skipped ${r.catchUp!.skipped}`);
+    // Behind by the bound plus two or more (the last round caps the jump).
+    for (const r of jumps) {
+      assert.ok(r.catchUp!.skipped >= 4 || r.round === 13, `skipped ${r.catchUp!.skipped}`);
+    }
   });
 
   it('staleness 0 mixes only models of the round itself', async () => {
