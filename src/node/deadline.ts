@@ -14,15 +14,15 @@
  * simulator keeps the configured deadline and replays exactly.
  */
 export interface AdaptiveDeadlineOptions {
-  /** Rounds remembered. Default 20. */
+  /** Rounds remembered. Default 30. */
   readonly window?: number;
   /** Percentile of the remembered waits. Default 0.9. */
   readonly percentile?: number;
   /** Margin on the percentile. Default 2. */
   readonly factor?: number;
-  /** Added to every deadline, and the shortest deadline there is (ms). Default 500. */
+  /** Added to every deadline, and the shortest deadline there is (ms). Default 1000. */
   readonly slackMs?: number;
-  /** Rounds observed before the deadline adapts (until then: the cap). Default 5. */
+  /** Rounds observed before the deadline adapts (until then: the cap). Default 10. */
   readonly warmup?: number;
 }
 
@@ -38,11 +38,11 @@ export class AdaptiveDeadline {
     readonly capMs: number,
     opts: AdaptiveDeadlineOptions = {},
   ) {
-    this.window = opts.window ?? 20;
+    this.window = opts.window ?? 30;
     this.percentile = opts.percentile ?? 0.9;
     this.factor = opts.factor ?? 2;
-    this.slackMs = opts.slackMs ?? 500;
-    this.warmup = Math.min(opts.warmup ?? 5, this.window);
+    this.slackMs = opts.slackMs ?? 1000;
+    this.warmup = Math.min(opts.warmup ?? 10, this.window);
   }
 
   /** The deadline for the next wait (ms). */

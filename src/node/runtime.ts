@@ -461,6 +461,7 @@ export class NodeRuntime {
       onWaiting: (waive) => {
         this.waiting = { round: k, waive };
       },
+      boundSends: this.d.liveness ?? false,
       signal,
       ...(this.d.log && { log: this.d.log }),
     });
