@@ -13,9 +13,14 @@ import type { ControlMessage } from '../net/transport.js';
 
 export class PeerRounds {
   private readonly at = new Map<number, number>();
+  /** When each peer's current position was last reported (clock time). */
+  private readonly reportedAt = new Map<number, number>();
   private readonly done = new Set<number>();
 
-  constructor(private readonly self: number) {}
+  constructor(
+    private readonly self: number,
+    private readonly clock: () => number = () => performance.now(),
+  ) {}
 
   onControl(msg: ControlMessage): void {
     if (msg.node === this.self) return;
@@ -27,13 +32,17 @@ export class PeerRounds {
       // A restarted node starts over from what it announces.
       this.done.delete(msg.node);
       this.at.set(msg.node, msg.round);
+      this.reportedAt.set(msg.node, this.clock());
     }
   }
 
   /** `node` is working on `round` (positions only move forward). */
   heard(node: number, round: number): void {
     if (node === this.self) return;
-    this.at.set(node, Math.max(round, this.at.get(node) ?? -1));
+    const had = this.at.get(node) ?? -1;
+    if (round < had) return;
+    this.at.set(node, round);
+    this.reportedAt.set(node, this.clock());
   }
 
   /** The round `node` works on, if known. */
@@ -63,11 +72,16 @@ export class PeerRounds {
   /**
    * Whether a neighbour cannot usefully be waited for in round `k`: it is done, it already passed
    * round k (so its frame for k has arrived or never will), or it is more than `lag` rounds
-   * behind (its frame would come only after it caught up).
+   * behind (its frame would come only after it caught up) by a report received at `freshSince` or
+   * later. Behind by an older report is no evidence: a neighbour whose heartbeats are slow to
+   * arrive, or that had no frame to send for a while, only looks behind.
    */
-  settled(node: number, k: number, lag: number): boolean {
+  settled(node: number, k: number, lag: number, freshSince?: number): boolean {
     if (this.done.has(node)) return true;
     const p = this.at.get(node);
-    return p !== undefined && (p > k || p < k - lag);
+    if (p === undefined) return false;
+    if (p > k) return true;
+    const fresh = freshSince === undefined || (this.reportedAt.get(node) ?? -1) >= freshSince;
+    return p < k - lag && fresh;
   }
 }

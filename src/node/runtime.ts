@@ -145,6 +145,9 @@ export class NodeRuntime {
   private readonly lastSeen = new Map<number, number>();
   private readonly startedAt = performance.now();
   private lastRoundMs = 0;
+  /** When this node's previous and current rounds began (performance.now()). */
+  private previousRoundStart = 0;
+  private roundStart = 0;
   /** Durations of recent rounds (ms), for a planned stall's length. */
   private readonly roundTimes: number[] = [];
   private readonly totals = emptyCounts();
@@ -169,7 +172,8 @@ export class NodeRuntime {
     this.peers.onControl(msg);
     if (msg.type === 'heartbeat') this.lastSeen.set(msg.node, performance.now());
     const w = this.waiting;
-    if (w && this.peers.settled(msg.node, w.round, this.lagAllowed())) w.waive(msg.node);
+    if (w && this.peers.settled(msg.node, w.round, this.lagAllowed(), this.freshSince()))
+      w.waive(msg.node);
   }
 
   /** Feed the transport's frame arrivals here: a frame shows its sender alive and in its round. */
@@ -178,7 +182,15 @@ export class NodeRuntime {
     this.peers.heard(from, round);
     this.lastSeen.set(from, performance.now());
     const w = this.waiting;
-    if (w && this.peers.settled(from, w.round, this.lagAllowed())) w.waive(from);
+    if (w && this.peers.settled(from, w.round, this.lagAllowed(), this.freshSince())) w.waive(from);
+  }
+
+  /**
+   * Real runs: a peer counts as behind only on a report received since this node began its
+   * previous round (older news may just be slow). The simulator ignores time.
+   */
+  private freshSince(): number | undefined {
+    return this.d.liveness ? this.previousRoundStart : undefined;
   }
 
   /**
@@ -386,7 +398,8 @@ export class NodeRuntime {
     while ((this.peers.current() ?? -1) < start && performance.now() < until && !signal.aborted) {
       await sleep(20, undefined, { signal }).catch(() => {});
     }
-    const target = Math.min(Math.max(start, this.peers.current() ?? -1), this.d.cfg.run.rounds - 1);
+    // A node resumed past its last round stays there; one behind jumps, at most to the last round.
+    const target = Math.max(start, Math.min(this.peers.current() ?? -1, this.d.cfg.run.rounds - 1));
     if (target > start) {
       this.roundsSkipped += target - start;
       this.d.log?.(`catching up: skipping rounds ${start}..${target - 1}`);
@@ -398,6 +411,8 @@ export class NodeRuntime {
   private async round(k: number, signal: AbortSignal, caughtUpFrom?: number): Promise<void> {
     const { cfg, id, model, counters, faults, plan } = this.d;
     const tRound = performance.now();
+    this.previousRoundStart = this.roundStart;
+    this.roundStart = tRound;
     const rounds = cfg.run.rounds;
     const swaSpec = cfg.swa.enabled
       ? { start: cfg.swa.start, cycle: cfg.swa.cycle, lr2: cfg.swa.lr2 }
@@ -450,7 +465,8 @@ export class NodeRuntime {
     const oldest = Math.max(0, k - cfg.gossip.staleness);
     const since = async ? Math.min(oldest, caughtUpFrom ?? oldest) : caughtUpFrom;
     const waitFor = this.believedAlive(neighbours).filter(
-      (j) => !this.peers.settled(j, k, lag) && !(async && this.fresh.has(j, oldest)),
+      (j) =>
+        !this.peers.settled(j, k, lag, this.freshSince()) && !(async && this.fresh.has(j, oldest)),
     );
     const ex = await exchange(this.d.transport, counters, k, neighbours, payload, {
       mass: share,
