@@ -172,7 +172,7 @@ export class NodeRuntime {
     this.peers.onControl(msg);
     if (msg.type === 'heartbeat') this.lastSeen.set(msg.node, performance.now());
     const w = this.waiting;
-    if (w && this.peers.settled(msg.node, w.round, this.lagAllowed(), this.freshSince()))
+    if (w && this.peers.settled(msg.node, w.round, this.behindBy(), this.freshSince()))
       w.waive(msg.node);
   }
 
@@ -182,7 +182,7 @@ export class NodeRuntime {
     this.peers.heard(from, round);
     this.lastSeen.set(from, performance.now());
     const w = this.waiting;
-    if (w && this.peers.settled(from, w.round, this.lagAllowed(), this.freshSince())) w.waive(from);
+    if (w && this.peers.settled(from, w.round, this.behindBy(), this.freshSince())) w.waive(from);
   }
 
   /**
@@ -191,6 +191,15 @@ export class NodeRuntime {
    */
   private freshSince(): number | undefined {
     return this.d.liveness ? this.previousRoundStart : undefined;
+  }
+
+  /**
+   * Rounds a neighbour must be behind, by its own recent report, before this node stops waiting
+   * for it: two more than the lag it is allowed, because heartbeats travel slower than frames (on
+   * a loaded machine a heartbeat can arrive a round or two after the frames that followed it).
+   */
+  private behindBy(): number {
+    return this.lagAllowed() + 2;
   }
 
   /**
@@ -459,7 +468,7 @@ export class NodeRuntime {
         ? pushSumShare(this.mass, neighbours.length, this.expectedLoss())
         : 1;
     const deadlineMs = this.d.liveness ? this.deadline.current() : cfg.gossip.deadlineMs;
-    const lag = this.lagAllowed();
+    const lag = this.behindBy();
     const async = cfg.gossip.sync === 'async';
     // Async: models from `oldest` on may be mixed; wait only for a neighbour without one.
     const oldest = Math.max(0, k - cfg.gossip.staleness);
