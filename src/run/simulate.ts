@@ -72,7 +72,10 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   const transports: Transport[] = [];
   const async = cfg.gossip.sync === 'async';
   const step = async ? simClock(cfg.nodes, ctx.faults) : lockstep(cfg.nodes, ctx.faults);
-  const batch = opts.batched && batchedTrainingApplies(cfg) ? new BatchedTraining(cfg) : undefined;
+  // Batched training trains every node's round together: lockstep only (the async clock runs one
+  // node at a time).
+  const batch =
+    opts.batched && !async && batchedTrainingApplies(cfg) ? new BatchedTraining(cfg) : undefined;
   for (let id = 0; id < cfg.nodes; id++) {
     const c = new NodeCounters();
     const inner = memoryTransport(
