@@ -53,6 +53,8 @@ describe('flatmesh node from a roster file', () => {
         'train: { localSteps: 3 }',
         'gossip: { deadlineMs: 10000 }',
         'eval: { every: 3 }',
+        // Six rounds hold no whole SWA cycle: its last rounds would run near swa.lr2.
+        'swa: { enabled: false }',
         '',
       ].join('\n'),
     );
