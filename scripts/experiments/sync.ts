@@ -3,7 +3,8 @@
  * one node stalled for some rounds (it sits them out and catches up), and one straggler (training
  * `factor` times slower). Prints one JSON line per run, then a table of means with 95% intervals
  * (Student t over the seeds): final mean node accuracy, mean accuracy over the tail rounds,
- * accuracy of the average model, the run's simulated time (rounds of local training), catch-ups and
+ * accuracy of the average model, the run's simulated time (rounds of local training) and the
+ * simulated time a node spent waiting for others (mean over nodes), catch-ups and
  * the rounds they skipped, and wall time.
  *
  *   node --import tsx scripts/experiments/sync.ts
@@ -55,6 +56,7 @@ async function main(args: string[]): Promise<void> {
         tail: [],
         avg: [],
         time: [],
+        wait: [],
         catchUps: [],
         skipped: [],
         wall: [],
@@ -72,6 +74,7 @@ async function main(args: string[]): Promise<void> {
           meanTailAccuracy: s.meanTailAccuracy,
           accuracyOfAverageModel: s.accuracyOfAverageModel,
           simulatedTime: s.simulatedTime,
+          simulatedWait: s.simulatedWait,
           catchUps: s.catchUps,
           roundsCaughtUp: s.roundsCaughtUp,
           wallSeconds: s.wallSeconds,
@@ -81,20 +84,21 @@ async function main(args: string[]): Promise<void> {
         cell.tail!.push(s.meanTailAccuracy ?? Number.NaN);
         cell.avg!.push(s.accuracyOfAverageModel ?? Number.NaN);
         cell.time!.push(s.simulatedTime ?? Number.NaN);
+        cell.wait!.push((s.simulatedWait ?? Number.NaN) / cfg.nodes);
         cell.catchUps!.push(s.catchUps ?? 0);
         cell.skipped!.push(s.roundsCaughtUp ?? 0);
         cell.wall!.push(s.wallSeconds);
       }
       rows.push(
         `| ${setting} | ${sync} | ${meanCi(cell.acc!)} | ${meanCi(cell.tail!)} | ${meanCi(cell.avg!)} | ` +
-          `${meanCi(cell.time!)} | ${meanCi(cell.catchUps!)} / ${meanCi(cell.skipped!)} | ${meanCi(cell.wall!)} |`,
+          `${meanCi(cell.time!)} | ${meanCi(cell.wait!)} | ${meanCi(cell.catchUps!)} / ${meanCi(cell.skipped!)} | ${meanCi(cell.wall!)} |`,
       );
     }
   }
   console.log(
     `\nseeds ${seeds.join(',')}\n` +
-      '| setting | sync | final acc | tail acc | average model | simulated time | catch-ups / rounds skipped | wall s |\n' +
-      '|---|---|---|---|---|---|---|---|\n' +
+      '| setting | sync | final acc | tail acc | average model | simulated time | wait per node | catch-ups / rounds skipped | wall s |\n' +
+      '|---|---|---|---|---|---|---|---|---|\n' +
       rows.join('\n'),
   );
 }

@@ -187,6 +187,8 @@ export interface RunSummary {
    * own pace.
    */
   simulatedTime?: number;
+  /** Simulator only: time nodes spent waiting for others (same unit, summed over nodes). */
+  simulatedWait?: number;
   /** Process runs: crashes, restarts and failed checkpoints, in order (also counted in `faults`). */
   events?: ProcessEvent[];
   /** Nodes whose final model is not on disk (stale or missing checkpoint): left out of the average. */

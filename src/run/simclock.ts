@@ -7,8 +7,8 @@
  * sending is instantaneous. Node i's exchange of round k happens at its clock time; it takes the
  * freshest frame each neighbour has sent it by then, and waits (its clock moving on to the
  * sender's time) only for a neighbour it needs a model from (the runtime's `waitFor`: one with
- * nothing fresh enough) and that has not yet passed round k. Rounds a node skips (absent,
- * restarted, caught up) cost it no time: it trains only the rounds it runs.
+ * nothing fresh enough) and that has not yet passed round k. Rounds a node is absent for (down,
+ * stalled, before its late join) cost it their time; rounds it skips to catch up cost nothing.
  *
  * How it stays exact: one node holds the token at a time, from the moment its exchange is granted
  * until it asks for its next one (everything in between, mixing, evaluation, training, is
@@ -29,6 +29,8 @@ export interface SimClock {
   wrap(t: Transport): Transport;
   /** Simulated time at which the last node finished (units of one round of local training). */
   elapsed(): number;
+  /** Simulated time the nodes spent waiting for a neighbour's model, summed over nodes. */
+  waited(): number;
 }
 
 type State = 'starting' | 'running' | 'ready' | 'blocked' | 'done';
@@ -57,6 +59,7 @@ export function simClock(nodes: number, plan: FaultPlan): SimClock {
   }));
   /** Newest round each node sent each other node (delivered): `from>to`. */
   const sent = new Map<string, number>();
+  let waited = 0;
   let holder: number | undefined;
   let scheduled = false;
 
@@ -110,6 +113,7 @@ export function simClock(nodes: number, plan: FaultPlan): SimClock {
         if (fresh(j, i, n.since) || settled(j, n.round)) n.from.delete(j);
       if (n.from.size > 0) continue;
       c.needs = undefined;
+      waited += Math.max(0, at(by).time - c.time);
       c.time = Math.max(c.time, at(by).time);
       c.state = 'ready';
     }
@@ -125,9 +129,12 @@ export function simClock(nodes: number, plan: FaultPlan): SimClock {
   function step(i: number, k: number): Promise<void> {
     const c = at(i);
     if (c.step?.round === k) return c.step.granted;
-    // One round of training since its last exchange, whatever rounds it skipped: a node that
-    // catches up does not train the rounds it skips.
-    c.time += plan.stragglerFactor(i);
+    // One round of training since its last exchange, plus the time of the rounds it was absent
+    // for (down, stalled, not joined yet: time passed for it as for everyone). A node that
+    // catches up does not train the rounds it skips, so those cost nothing.
+    let absent = 0;
+    for (let r = c.round + 1; r < k; r++) if (!plan.present(i, r)) absent++;
+    c.time += plan.stragglerFactor(i) * (1 + absent);
     const granted = new Promise<void>((resolve) => {
       c.wake = resolve;
     }).then(() => {
@@ -194,5 +201,6 @@ export function simClock(nodes: number, plan: FaultPlan): SimClock {
   return {
     wrap,
     elapsed: () => clocks.reduce((m, c) => Math.max(m, c.time), 0),
+    waited: () => waited,
   };
 }

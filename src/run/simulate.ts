@@ -162,9 +162,10 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       wallSeconds: (performance.now() - t0) / 1000,
       expectedUnfinished,
     });
-    summary.simulatedTime = async
-      ? (step as ReturnType<typeof simClock>).elapsed()
-      : lockstepTime(cfg, ctx.faults);
+    const clock = async ? (step as ReturnType<typeof simClock>) : undefined;
+    const lock = lockstepTime(cfg, ctx.faults);
+    summary.simulatedTime = clock ? clock.elapsed() : lock.time;
+    summary.simulatedWait = clock ? clock.waited() : lock.waited;
     if (opts.out) {
       mkdirSync(opts.out, { recursive: true });
       writeFileSync(join(opts.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
@@ -176,15 +177,20 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   }
 }
 
-/** Simulated time of a lockstep run: each round lasts as long as its slowest present node. */
-function lockstepTime(cfg: Experiment, plan: FaultPlan): number {
-  let t = 0;
+/**
+ * Simulated time of a lockstep run, each round lasting as long as its slowest present node, and
+ * the time present nodes spent waiting for it (summed over nodes).
+ */
+function lockstepTime(cfg: Experiment, plan: FaultPlan): { time: number; waited: number } {
+  let time = 0;
+  let waited = 0;
   for (let k = 0; k < cfg.run.rounds; k++) {
-    let slowest = 0;
-    for (let i = 0; i < cfg.nodes; i++) {
-      if (plan.present(i, k)) slowest = Math.max(slowest, plan.stragglerFactor(i));
-    }
-    t += slowest;
+    const present: number[] = [];
+    for (let i = 0; i < cfg.nodes; i++)
+      if (plan.present(i, k)) present.push(plan.stragglerFactor(i));
+    const slowest = present.reduce((m, f) => Math.max(m, f), 0);
+    time += slowest;
+    for (const f of present) waited += slowest - f;
   }
-  return t;
+  return { time, waited };
 }
