@@ -139,6 +139,33 @@ export class TransportError extends FlatmeshError {
   override readonly exitCode = 5;
 }
 
+/**
+ * A node cannot listen on its address: the port is taken by another process, or the address is
+ * not one of this machine's (a roster entry for another host). Says which node, which address,
+ * and what to do.
+ */
+export class ListenError extends FlatmeshError {
+  override readonly name = 'ListenError';
+  override readonly exitCode = 5;
+  readonly port: number | undefined;
+  constructor(
+    readonly node: number,
+    readonly address: string,
+    readonly reason: 'port-in-use' | 'address-not-available',
+  ) {
+    const port = /\/tcp\/(\d+)/.exec(address)?.[1];
+    super(
+      reason === 'port-in-use'
+        ? `node ${node} cannot listen on ${address}: port ${port ?? '?'} is already in use by another process. ` +
+            `Stop that process (\`ss -ltnp 'sport = :${port ?? 'PORT'}'\` names it), or give node ${node} a free port ` +
+            '(its address in roster.json, or --listen; `flatmesh roster --base-port P` for a new roster)'
+        : `node ${node} cannot listen on ${address}: that address is not one of this machine's. ` +
+            `Start node ${node} on the host its roster entry names, or listen on all addresses (--listen /ip4/0.0.0.0/tcp/${port ?? 'PORT'})`,
+    );
+    this.port = port === undefined ? undefined : Number(port);
+  }
+}
+
 /** A launched run failed (a node process exited with an error, a deadline passed). */
 export class RunError extends FlatmeshError {
   override readonly name = 'RunError';

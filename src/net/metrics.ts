@@ -12,6 +12,8 @@ import type { StreamResetReason, TransportMetrics } from './transport.js';
 export interface TransportCounts {
   sent: number;
   sendFailed: number;
+  /** Frames sent again after their connection or stream broke. */
+  resent: number;
   received: number;
   late: number;
   bytesSent: number;
@@ -26,6 +28,7 @@ export function countingMetrics(): TransportMetrics & { readonly counts: Transpo
   const counts: TransportCounts = {
     sent: 0,
     sendFailed: 0,
+    resent: 0,
     received: 0,
     late: 0,
     bytesSent: 0,
@@ -42,6 +45,9 @@ export function countingMetrics(): TransportMetrics & { readonly counts: Transpo
     },
     sendFailed() {
       counts.sendFailed++;
+    },
+    sendRetried() {
+      counts.resent++;
     },
     frameReceived(_from, bytes) {
       counts.received++;

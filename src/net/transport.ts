@@ -90,6 +90,11 @@ export interface TransportMetrics {
   frameSent(to: number, bytes: number): void;
   /** A send that did not reach the peer (dial/stream failure, timeout). */
   sendFailed(to: number, reason: string): void;
+  /**
+   * A send's connection or stream broke under it and the frame is being sent again (optional);
+   * the send then ends delivered or failed as usual.
+   */
+  sendRetried?(to: number, reason: string): void;
   /** A frame passed validation and was handed to the inbox. */
   frameReceived(from: number, bytes: number): void;
   frameRejected(from: number | undefined, reason: RejectReason): void;

@@ -71,6 +71,11 @@ export interface RosterNode {
 export interface Roster {
   readonly runId: string;
   readonly nodes: readonly RosterNode[];
+  /**
+   * Fingerprint of the run's pre-shared key (psk.ts), when the run is private: a node must hold
+   * that key (network.psk) to join it.
+   */
+  readonly pskFingerprint?: string;
 }
 
 /** Check a roster document; every problem is reported with its path (ConfigErrors). */
@@ -139,14 +144,24 @@ export function parseRoster(json: unknown): Roster {
       nodes.push({ id, peerId: r.peerId, addrs });
     }
   }
+  const fp = o.pskFingerprint;
+  if (fp !== undefined && (typeof fp !== 'string' || !/^[0-9a-f]{16}$/.test(fp))) {
+    bad('roster.pskFingerprint', 'must be 16 lowercase hex digits', fp);
+  }
   if (problems.length === 1) throw problems[0]!;
   if (problems.length > 1) throw new ConfigErrors(problems);
-  return { runId: o.runId as string, nodes };
+  return {
+    runId: o.runId as string,
+    nodes,
+    ...(typeof fp === 'string' && { pskFingerprint: fp }),
+  };
 }
 
 /**
- * Admission by roster. Until a roster is set every authenticated peer is admitted (the launcher
- * learns listen addresses only after the nodes started); afterwards only rostered peer ids.
+ * Admission by roster. Until a roster is set no peer is admitted at all: inbound connections are
+ * refused before their handshake and nothing is dialled, so a node waiting for its roster opens no
+ * protocol to anyone (an outsider once reached the weights protocol and the control topic of a
+ * node that had none). Afterwards only rostered peer ids, in both directions.
  */
 export interface RosterGate {
   set(roster: Roster): void;
@@ -154,24 +169,31 @@ export interface RosterGate {
   indexOf(peerId: string): number | undefined;
   peerIdOf(index: number): string | undefined;
   roster(): Roster | undefined;
-  gater(onDenied: (peerId: string) => void): ConnectionGater;
+  /** `onDenied` gets the refused peer id, or undefined for a connection refused before a roster. */
+  gater(onDenied: (peerId: string | undefined) => void): ConnectionGater;
 }
 
 export function rosterGate(): RosterGate {
   let current: Roster | undefined;
   let byPeer = new Map<string, number>();
   let byIndex = new Map<number, string>();
-  const denied = (peer: PeerId): boolean => current !== undefined && !byPeer.has(peer.toString());
+  const denied = (peer: PeerId): boolean => current === undefined || !byPeer.has(peer.toString());
   return {
     set(roster) {
-      current = roster;
       byPeer = new Map(roster.nodes.map((n) => [n.peerId, n.id]));
       byIndex = new Map(roster.nodes.map((n) => [n.id, n.peerId]));
+      current = roster;
     },
     indexOf: (peerId) => byPeer.get(peerId),
     peerIdOf: (index) => byIndex.get(index),
     roster: () => current,
     gater: (onDenied) => ({
+      // No roster: refuse the raw connection before any handshake, and dial nobody.
+      denyInboundConnection: () => {
+        if (current === undefined) onDenied(undefined);
+        return current === undefined;
+      },
+      denyDialMultiaddr: () => current === undefined,
       denyDialPeer: (peer) => denied(peer),
       denyInboundEncryptedConnection: (peer) => {
         const deny = denied(peer);
@@ -187,9 +209,31 @@ export interface HostInit {
   readonly privateKey: PrivateKey;
   readonly listen: readonly string[];
   readonly gater: ConnectionGater;
-  /** Swarm key in the libp2p pnet file format (see @libp2p/pnet generateKey). */
+  /** Swarm key in the libp2p pnet file format (see psk.ts). */
   readonly psk?: Uint8Array;
+  /** How libp2p's connection monitor judges a connection alive (see ConnectionMonitorOptions). */
+  readonly monitor?: ConnectionMonitorOptions;
 }
+
+/**
+ * libp2p's connection monitor pings every connection each `pingIntervalMs` and ABORTS the whole
+ * connection when a ping is not answered within its timeout. libp2p 2.x's timeout is meant to
+ * adapt, but its monitor never reports a ping's duration back (AdaptiveTimeout.cleanUp is never
+ * called), so it stays at its 5 s floor. On a loaded machine (16 training processes on 2 cores, a
+ * megabyte frame ahead of the ping on the same connection) pings take longer than that, and the
+ * monitor tore down 2-20% of the links in a round, each taking its in-flight weight frames with
+ * it. flatmesh keeps the monitor (a peer whose host vanished must still be noticed) with a timeout
+ * that a busy or briefly paused process meets.
+ */
+export interface ConnectionMonitorOptions {
+  /** How often each connection is pinged (default 10 s). */
+  readonly pingIntervalMs?: number;
+  /** A ping unanswered this long aborts the connection (default 60 s). */
+  readonly pingTimeoutMs?: number;
+}
+
+export const DEFAULT_PING_INTERVAL_MS = 10_000;
+export const DEFAULT_PING_TIMEOUT_MS = 60_000;
 
 export type Host = Libp2p<{ pubsub: GossipSub }>;
 
@@ -216,6 +260,15 @@ export async function createHost(init: HostInit): Promise<Host> {
       }),
     ],
     connectionGater: init.gater,
+    connectionMonitor: {
+      pingInterval: init.monitor?.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+      // A fixed timeout (min = max): the adaptive one never adapts (see ConnectionMonitorOptions).
+      pingTimeout: {
+        minTimeout: init.monitor?.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
+        maxTimeout: init.monitor?.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
+      },
+      abortConnectionOnPingFailure: true,
+    },
     ...(init.psk ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     services: {
       identify: identify(),

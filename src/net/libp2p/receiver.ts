@@ -28,6 +28,12 @@ import { ByteQueue, readFrames } from './framing.js';
  */
 export const RECEIPT_OK = 0x01;
 export const RECEIPT_REJECTED = 0x02;
+/**
+ * The frame was rejected as a duplicate: this receiver already has the sender's frame for that
+ * round. For a resend after a torn connection (the first copy arrived, its receipt did not) that
+ * means delivered.
+ */
+export const RECEIPT_DUPLICATE = 0x03;
 
 /** Default for ReceiveLimits.maxConsecutiveRejects. */
 export const MAX_CONSECUTIVE_REJECTS = 16;
@@ -160,7 +166,11 @@ export async function serveWeightsStream(
       frames++;
       const accepted = verdict === 'accepted' || verdict === 'late';
       rejectedInRow = accepted ? 0 : rejectedInRow + 1;
-      receipts.push(Uint8Array.of(accepted ? RECEIPT_OK : RECEIPT_REJECTED));
+      receipts.push(
+        Uint8Array.of(
+          accepted ? RECEIPT_OK : verdict === 'duplicate' ? RECEIPT_DUPLICATE : RECEIPT_REJECTED,
+        ),
+      );
       if (rejectedInRow >= maxRejects) {
         reset('rejected-frames');
         return;

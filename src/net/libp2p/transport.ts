@@ -27,7 +27,7 @@ import type { PeerId, PrivateKey, StreamHandler } from '@libp2p/interface';
 import { TopicValidatorResult } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
-import { TransportError, WireError } from '../../errors.js';
+import { ConfigError, ListenError, TransportError, WireError } from '../../errors.js';
 import { controlTopic, decodeControl, encodeControl } from '../control.js';
 import { Inbox } from '../inbox.js';
 import type {
@@ -42,12 +42,20 @@ import type {
 } from '../transport.js';
 import { encodeFrameParts, maxFrameSize } from '../wire.js';
 import { OutboundChannel } from './channel.js';
-import { createHost, type Host, type Roster, rosterGate } from './host.js';
+import {
+  type ConnectionMonitorOptions,
+  createHost,
+  type Host,
+  type Roster,
+  rosterGate,
+} from './host.js';
+import { fingerprintOf } from './psk.js';
 import {
   checkLimit,
   MAX_CONSECUTIVE_REJECTS,
   MAX_UNREAD_RECEIPTS,
   PeerStreams,
+  RECEIPT_DUPLICATE,
   RECEIPT_OK,
   RECEIPT_REJECTED,
   type ReceiveLimits,
@@ -71,11 +79,19 @@ export interface Libp2pTransportInit {
   readonly listen: readonly string[];
   /** The roster, if known at creation; otherwise setRoster() later. */
   readonly roster?: Roster;
-  /** Pre-shared swarm key (libp2p pnet format): only nodes with the same key can connect. */
+  /**
+   * Pre-shared swarm key (libp2p pnet format, see psk.ts): only nodes with the same key can
+   * connect. A roster that names a key fingerprint is refused without it.
+   */
   readonly psk?: Uint8Array;
+  /** libp2p's connection monitor (default: ping every 10 s, abort after 60 s unanswered). */
+  readonly monitor?: ConnectionMonitorOptions;
   /** Largest frame accepted and sent (default: the largest any codec makes for this model). */
   readonly maxFrameBytes?: number;
-  /** Deadline for one send (dial + stream + frame + receipt). Default 30 s. */
+  /**
+   * Deadline for one send (dial + stream + frame + receipt, and every redial and resend after a
+   * torn connection). Default 30 s; the caller's signal may end it sooner (the round's deadline).
+   */
   readonly sendTimeoutMs?: number;
   /** Deadline for reading one incoming frame (first byte to last). Default 30 s. */
   readonly receiveTimeoutMs?: number;
@@ -139,6 +155,10 @@ class Libp2pTransportImpl implements Libp2pTransport {
   private readonly receiveLimits: ReceiveLimits;
   /** Open incoming weights streams per peer. */
   private peerStreams: PeerStreams;
+  /** Fingerprint of init.psk (checked against a roster's). */
+  private readonly pskFingerprint: string | undefined;
+  /** Whether the weights protocol and the control topic are open (only once a roster is set). */
+  private protocolsOpen = false;
 
   constructor(
     private readonly init: Libp2pTransportInit,
@@ -165,7 +185,8 @@ class Libp2pTransportImpl implements Libp2pTransport {
     this.topic = controlTopic(init.runId);
     this.inbox = this.makeInbox();
     this.inbox.close(); // closed until start()
-    if (init.roster) this.gate.set(checkRoster(init.roster, init.runId));
+    this.pskFingerprint = init.psk ? fingerprintOf(init.psk) : undefined;
+    if (init.roster) this.checkRoster(init.roster);
   }
 
   private makeInbox(): Inbox {
@@ -194,38 +215,61 @@ class Libp2pTransportImpl implements Libp2pTransport {
       privateKey: this.init.privateKey,
       listen: this.init.listen,
       gater: this.gate.gater((peer) => {
-        this.inbox.reject(undefined, 'unknown-sender', `connection from ${peer} refused`);
+        if (peer === undefined) this.log('connection refused: no roster yet');
+        else this.inbox.reject(undefined, 'unknown-sender', `connection from ${peer} refused`);
       }),
       ...(this.init.psk ? { psk: this.init.psk } : {}),
+      ...(this.init.monitor ? { monitor: this.init.monitor } : {}),
     });
-    await host.start();
-    await host.handle(WEIGHTS_PROTOCOL, this.onStream, {
-      maxInboundStreams: 64,
-      maxOutboundStreams: 64,
-    });
-    const pubsub = host.services.pubsub;
-    pubsub.topicValidators.set(this.topic, (_peer, msg) => {
-      try {
-        decodeControl(msg.data);
-        return TopicValidatorResult.Accept;
-      } catch (e) {
-        if (e instanceof WireError) this.components.metrics?.controlRejected?.(e.reason);
-        return TopicValidatorResult.Reject;
-      }
-    });
-    pubsub.addEventListener('message', (evt) => {
-      if (evt.detail.topic !== this.topic) return;
-      try {
-        this.components.events?.onControl?.(decodeControl(evt.detail.data));
-      } catch {
-        // already validated; a handler's own error must not reach libp2p
-      }
-    });
-    pubsub.subscribe(this.topic);
+    try {
+      await host.start();
+    } catch (e) {
+      await Promise.resolve(host.stop()).catch(() => {});
+      throw listenError(this.self, this.init.listen, e) ?? e;
+    }
     this.host = host;
-    const roster = this.gate.roster();
-    if (roster) await this.learnAddresses(roster);
+    this.protocolsOpen = false;
+    const roster = this.gate.roster() ?? this.init.roster;
+    if (roster) await this.admit(roster);
     this.log(`listening on ${this.addresses().join(', ')}`);
+  }
+
+  /**
+   * Open the weights protocol and the control topic (once), then admit the roster's peers. Until
+   * then the gate refuses every connection and nothing is served: a node without a roster is
+   * closed to everyone.
+   */
+  private async admit(roster: Roster): Promise<void> {
+    const host = this.host;
+    if (!host) return;
+    if (!this.protocolsOpen) {
+      this.protocolsOpen = true;
+      await host.handle(WEIGHTS_PROTOCOL, this.onStream, {
+        maxInboundStreams: 64,
+        maxOutboundStreams: 64,
+      });
+      const pubsub = host.services.pubsub;
+      pubsub.topicValidators.set(this.topic, (_peer, msg) => {
+        try {
+          decodeControl(msg.data);
+          return TopicValidatorResult.Accept;
+        } catch (e) {
+          if (e instanceof WireError) this.components.metrics?.controlRejected?.(e.reason);
+          return TopicValidatorResult.Reject;
+        }
+      });
+      pubsub.addEventListener('message', (evt) => {
+        if (evt.detail.topic !== this.topic) return;
+        try {
+          this.components.events?.onControl?.(decodeControl(evt.detail.data));
+        } catch {
+          // already validated; a handler's own error must not reach libp2p
+        }
+      });
+      pubsub.subscribe(this.topic);
+    }
+    this.gate.set(roster);
+    await this.learnAddresses(roster);
   }
 
   async stop(): Promise<void> {
@@ -251,8 +295,27 @@ class Libp2pTransportImpl implements Libp2pTransport {
   }
 
   async setRoster(roster: Roster): Promise<void> {
-    this.gate.set(checkRoster(roster, this.init.runId));
-    if (this.host) await this.learnAddresses(roster);
+    this.checkRoster(roster);
+    if (this.host) await this.admit(roster);
+    else this.gate.set(roster);
+  }
+
+  /** A roster of another run, or of a private run whose key this node lacks, is refused. */
+  private checkRoster(roster: Roster): void {
+    if (roster.runId !== this.init.runId) {
+      throw new TransportError(
+        `roster is for run ${roster.runId}, this node runs ${this.init.runId}`,
+      );
+    }
+    const want = roster.pskFingerprint;
+    if (want !== undefined && this.pskFingerprint !== want) {
+      throw new ConfigError(
+        'network.psk',
+        this.pskFingerprint === undefined
+          ? `run ${roster.runId} is private (its roster names key ${want}): set network.psk to the key file written with its roster (swarm.key)`
+          : `holds key ${this.pskFingerprint}, but run ${roster.runId} uses key ${want}: use the key file written with its roster`,
+      );
+    }
   }
 
   private async learnAddresses(roster: Roster): Promise<void> {
@@ -285,14 +348,20 @@ class Libp2pTransportImpl implements Libp2pTransport {
       targets.map(async (i) => {
         const id = this.gate.peerIdOf(i);
         if (!id) return undefined;
-        try {
-          await host.dial(peerIdFromString(id), {
-            signal: this.deadline(this.sendTimeout(), opts.signal),
-          });
-          return i;
-        } catch (e) {
-          this.log(`dial ${i} failed: ${errMessage(e)}`);
-          return undefined;
+        const signal = this.deadline(this.sendTimeout(), opts.signal);
+        // A peer that has no roster yet refuses every connection (it got the roster a moment
+        // after us): try again a few times. One whose host refuses TCP is not running.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await host.dial(peerIdFromString(id), { signal });
+            return i;
+          } catch (e) {
+            if (attempt >= CONNECT_ATTEMPTS || signal.aborted || refused(e)) {
+              this.log(`dial ${i} failed: ${errMessage(e)}`);
+              return undefined;
+            }
+            await pause(CONNECT_RETRY_MS * attempt, signal);
+          }
         }
       }),
     );
@@ -308,6 +377,14 @@ class Libp2pTransportImpl implements Libp2pTransport {
     return [...out].sort((a, b) => a - b);
   }
 
+  /**
+   * Send one frame; a connection or stream torn down under it (the peer's connection monitor gave
+   * up on a busy host, a reset stream) costs a redial and a resend, not the round: the frame is
+   * sent again on a fresh stream, over a fresh connection if need be, until the send's deadline.
+   * A resent frame the receiver already had (only its receipt was lost) counts as delivered. A
+   * peer that refuses the connection outright (nothing listens: its process is gone) fails the
+   * send at once.
+   */
   async send(
     to: number,
     round: number,
@@ -320,22 +397,43 @@ class Libp2pTransportImpl implements Libp2pTransport {
     if (!id) return this.fail(to, 0, `node ${to} is not in the roster`);
     const frame = this.encode(round, weights, opts.mass ?? 1);
     const signal = this.deadline(this.sendTimeout(), opts.signal);
-    let channel: OutboundChannel | undefined;
-    try {
-      signal.throwIfAborted();
-      channel = await this.channel(host, to, id, signal);
-      const code = await channel.send(frame.parts, signal, opts.onWritten);
-      if (code === RECEIPT_REJECTED) {
-        // The stream is intact (the receiver answered in order): keep it for the next frame.
-        return this.fail(to, frame.length, 'receiver rejected the frame');
+    // The frame leaves this node once as far as the caller is concerned: at its first write.
+    let written = opts.onWritten;
+    const onWritten = () => {
+      const w = written;
+      written = undefined;
+      w?.();
+    };
+    for (let resends = 0; ; resends++) {
+      let channel: OutboundChannel | undefined;
+      try {
+        signal.throwIfAborted();
+        channel = await this.channel(host, to, id, signal);
+        const code = await channel.send(frame.parts, signal, onWritten);
+        if (code === RECEIPT_OK || (code === RECEIPT_DUPLICATE && resends > 0)) {
+          this.components.metrics?.frameSent(to, frame.length);
+          return { status: 'delivered', bytes: frame.length };
+        }
+        if (code === RECEIPT_REJECTED || code === RECEIPT_DUPLICATE) {
+          // The stream is intact (the receiver answered in order): keep it for the next frame.
+          return this.fail(to, frame.length, 'receiver rejected the frame');
+        }
+        throw new TransportError('stream closed without a receipt');
+      } catch (e) {
+        // Part of a frame may be written and its receipt still in flight: never reuse this stream.
+        if (channel) this.dropChannel(to, channel, new TransportError(`send to ${to} failed`));
+        const why = errMessage(e);
+        if (signal.aborted || refused(e)) {
+          return this.fail(
+            to,
+            frame.length,
+            resends > 0 ? `${why} (after ${resends} resends)` : why,
+          );
+        }
+        this.components.metrics?.sendRetried?.(to, why);
+        this.log(`round ${round}: send to ${to} broke (${why}); redialling and resending`);
+        await pause(Math.min(RESEND_BACKOFF_MS * 2 ** resends, MAX_RESEND_BACKOFF_MS), signal);
       }
-      if (code !== RECEIPT_OK) throw new TransportError('stream closed without a receipt');
-      this.components.metrics?.frameSent(to, frame.length);
-      return { status: 'delivered', bytes: frame.length };
-    } catch (e) {
-      // Part of a frame may be written and its receipt still in flight: never reuse this stream.
-      if (channel) this.dropChannel(to, channel, new TransportError(`send to ${to} failed`));
-      return this.fail(to, frame.length, errMessage(e));
     }
   }
 
@@ -474,11 +572,55 @@ class Libp2pTransportImpl implements Libp2pTransport {
   }
 }
 
-function checkRoster(roster: Roster, runId: string): Roster {
-  if (roster.runId !== runId) {
-    throw new TransportError(`roster is for run ${roster.runId}, this node runs ${runId}`);
+/** Dial attempts of connect(), CONNECT_RETRY_MS * attempt apart. */
+const CONNECT_ATTEMPTS = 4;
+const CONNECT_RETRY_MS = 250;
+
+/** First pause before a resend, doubled each time up to MAX_RESEND_BACKOFF_MS. */
+const RESEND_BACKOFF_MS = 50;
+const MAX_RESEND_BACKOFF_MS = 1000;
+
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The peer's host refused the TCP connection: nothing listens on its address any more. */
+function refused(e: unknown): boolean {
+  for (
+    let err = e as
+      | { code?: string; message?: string; errors?: unknown[]; cause?: unknown }
+      | undefined;
+    err;
+  ) {
+    if (err.code === 'ECONNREFUSED' || /ECONNREFUSED/.test(err.message ?? '')) return true;
+    if (Array.isArray(err.errors) && err.errors.some(refused)) return true;
+    err = err.cause as typeof err;
   }
-  return roster;
+  return false;
+}
+
+/** A host that cannot listen: the port is taken, or the address is not this machine's. */
+function listenError(node: number, listen: readonly string[], e: unknown): ListenError | undefined {
+  const text = e instanceof Error ? e.message : String(e);
+  const reason = /EADDRINUSE/.test(text)
+    ? 'port-in-use'
+    : /EADDRNOTAVAIL/.test(text)
+      ? 'address-not-available'
+      : undefined;
+  if (!reason) return undefined;
+  // libp2p lists each failed address on its own line: name the one that failed.
+  const address = listen.find((a) => text.includes(a)) ?? listen[0] ?? '?';
+  return new ListenError(node, address, reason);
 }
 
 function peerIdOfKey(key: PrivateKey): string {
