@@ -27,7 +27,7 @@ usage: flatmesh <command> [options]
              --batched trains all MLP/logreg nodes of a round in one batched computation)
   node       one node process (--config F --id I --dir D [--roster R] [--listen ADDR] [--run-id ID])
   collect    one run directory and summary from the node directories of several machines (DIR... --out OUT [--json])
-  roster     keys and roster for a run across machines (--nodes N --out DIR [--hosts H1,H2] [--base-port P] [--run-id ID])
+  roster     keys and roster for a run across machines (--nodes N --out DIR [--hosts H1,H2] [--base-port P] [--run-id ID] [--psk | --no-psk])
   topology   inspect FILE [--budget Cb] [--json] | draw FILE [--budget Cb] --out F.svg | gen KIND --n N [--p P --k K --radius R --beta B --rows R --cols C] [--seed S]
   data       inspect --dataset D --partition P --nodes N [--seed S] [--json] | fetch DATASET [--data-dir DIR]
   doctor     backend, versions and a throughput probe [--json]
@@ -195,19 +195,20 @@ export async function main(
         hosts: { type: 'string' },
         'base-port': { type: 'string' },
         'run-id': { type: 'string' },
+        psk: { type: 'boolean' },
+        'no-psk': { type: 'boolean' },
       });
-      const { createRoster } = await import('../run/roster.js');
-      const out = required(v.out, '--out');
-      const roster = await createRoster({
-        nodes: required(int('nodes', v.nodes), '--nodes'),
-        out,
-        ...(v.hosts && { hosts: v.hosts.split(',').filter(Boolean) }),
-        basePort: int('base-port', v['base-port']) ?? 4100,
-        runId: v['run-id'] ?? 'flatmesh',
-      });
+      const { rosterCommand } = await import('./roster.js');
       return {
         code: 0,
-        out: `wrote ${out}/roster.json and ${roster.nodes.length} node keys under ${out}/nodes/\n`,
+        out: await rosterCommand({
+          nodes: required(int('nodes', v.nodes), '--nodes'),
+          out: required(v.out, '--out'),
+          ...(v.hosts && { hosts: v.hosts.split(',').filter(Boolean) }),
+          basePort: int('base-port', v['base-port']) ?? 4100,
+          ...(v['run-id'] && { runId: v['run-id'] }),
+          ...(v['no-psk'] ? { psk: false } : v.psk ? { psk: true } : {}),
+        }),
       };
     }
     case 'node': {

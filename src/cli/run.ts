@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { loadExperiment } from '../config/index.js';
 import { parseExperiment } from '../config/load.js';
+import { UsageError } from '../errors.js';
+import { parseRoster } from '../net/libp2p/host.js';
 import { formatSummary } from '../report/summary-text.js';
 import { collect } from '../run/collect.js';
 import { launch } from '../run/launcher.js';
@@ -86,10 +88,17 @@ export interface NodeCommandOptions {
 }
 
 export async function nodeCommand(opts: NodeCommandOptions): Promise<number> {
+  // Only a launcher (over IPC) can hand a node its roster later; on its own it would wait forever.
+  if (!opts.roster && !process.send) {
+    throw new UsageError(
+      'flatmesh node needs --roster FILE when it runs on its own (flatmesh roster writes one)',
+    );
+  }
   const cfg = opts.config.endsWith('.json')
     ? parseExperiment(JSON.parse(readFileSync(opts.config, 'utf8')))
     : loadExperiment({ file: opts.config });
-  const runId = opts.runId ?? cfg.run.id ?? `run-s${cfg.run.seed}`;
+  // A node started from a roster runs the roster's run (flatmesh roster makes a fresh id).
+  const runId = opts.runId ?? cfg.run.id ?? rosterRunId(opts.roster) ?? `run-s${cfg.run.seed}`;
   return runNodeProcess({
     cfg,
     runId,
@@ -111,4 +120,8 @@ export async function collectCommand(opts: {
   return opts.json
     ? `${JSON.stringify(summary, null, 2)}\n`
     : `${formatSummary(summary, opts.out)}\n`;
+}
+
+function rosterRunId(file: string | undefined): string | undefined {
+  return file ? parseRoster(JSON.parse(readFileSync(file, 'utf8'))).runId : undefined;
 }

@@ -308,6 +308,19 @@ const faultsSchema = z
   .strict()
   .prefault({});
 
+const networkSchema = z
+  .object({
+    /**
+     * A pre-shared key file (libp2p private network; `flatmesh roster` writes one as swarm.key):
+     * every node must hold the same key, and a host without it cannot complete a connection to any
+     * node. A relative path is taken from the working directory of each node process. Default:
+     * none (an open run, admission by roster only).
+     */
+    psk: z.string().min(1, { error: 'must be the path of a key file' }).optional(),
+  })
+  .strict()
+  .prefault({});
+
 export const experimentSchema = z
   .object({
     nodes: int(1, MAX_NODES).default(8),
@@ -319,6 +332,7 @@ export const experimentSchema = z
     swa: swaSchema,
     gossip: gossipSchema,
     faults: faultsSchema,
+    network: networkSchema,
     eval: z
       .object({
         /** Evaluate the current (and SWA) model every this many rounds, and at the last round. */

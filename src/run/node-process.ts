@@ -20,6 +20,7 @@ import type { Experiment } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { faultyTransport } from '../faults/transport.js';
 import { loadOrCreateIdentity, parseRoster } from '../net/libp2p/host.js';
+import { readPsk } from '../net/libp2p/psk.js';
 import { type Libp2pTransport, libp2pTransport } from '../net/libp2p/transport.js';
 import {
   buildNode,
@@ -91,6 +92,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     derived = ctx;
   }
   const identity = await loadOrCreateIdentity(dir);
+  const psk = cfg.network.psk ? await readPsk(cfg.network.psk) : undefined;
   const fileRoster = opts.roster
     ? parseRoster(JSON.parse(readFileSync(opts.roster, 'utf8')))
     : undefined;
@@ -120,6 +122,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     privateKey: identity.privateKey,
     listen: [listen],
     ...(fileRoster && { roster: fileRoster }),
+    ...(psk && { psk: psk.key }),
   })({
     metrics: counters,
     events: {

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AddressInfo, createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { generateKey } from '@libp2p/pnet';
-import { ConfigErrors } from '../../src/errors.js';
+import { ConfigErrors, ListenError } from '../../src/errors.js';
 import {
   IDENTITY_FILE,
   loadOrCreateIdentity,
@@ -108,6 +109,37 @@ describe('libp2p host', () => {
       assert.deepEqual(c.transports[0]!.connectedPeers(), [1, 2]);
     } finally {
       await c.stop();
+    }
+  });
+
+  it('says which node cannot listen on which port, and what to do, when the port is taken', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const { privateKey } = await loadOrCreateIdentity(join(tmp, `node-${dirs++}`));
+    const t = libp2pTransport({
+      self: 7,
+      runId: RUN_ID,
+      signature: SIGNATURE,
+      size: SIZE,
+      layout: LAYOUT,
+      codec: 'f32',
+      privateKey,
+      listen: [`/ip4/127.0.0.1/tcp/${port}`],
+    })();
+    try {
+      await assert.rejects(t.start(), (e: unknown) => {
+        assert.ok(e instanceof ListenError);
+        assert.equal(e.node, 7);
+        assert.equal(e.port, port);
+        assert.equal(e.reason, 'port-in-use');
+        assert.match(e.message, new RegExp(`node 7 cannot listen on /ip4/127.0.0.1/tcp/${port}`));
+        assert.match(e.message, /already in use.*Stop that process.*another port|free port/s);
+        return true;
+      });
+    } finally {
+      await t.stop();
+      server.close();
     }
   });
 
