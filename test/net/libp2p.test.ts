@@ -1,9 +1,9 @@
 import '../../src/net/polyfill.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AddressInfo, createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { generateKey } from '@libp2p/pnet';
 import { ConfigErrors, ListenError } from '../../src/errors.js';
