@@ -68,7 +68,11 @@ async function intrude(host: Host, addr: string): Promise<string[]> {
   return got;
 }
 
-async function transport(self: number, opts: { psk?: Uint8Array; roster?: Roster } = {}) {
+/** A started transport; sends give up after `sendTimeoutMs` (short where refusal is expected). */
+async function transport(
+  self: number,
+  opts: { psk?: Uint8Array; roster?: Roster; sendTimeoutMs?: number } = {},
+) {
   const { privateKey } = await loadOrCreateIdentity(join(tmp, `node-${dirs++}`));
   const metrics = countingMetrics();
   const t = libp2pTransport({
@@ -80,7 +84,7 @@ async function transport(self: number, opts: { psk?: Uint8Array; roster?: Roster
     codec: 'f32',
     privateKey,
     listen: ['/ip4/127.0.0.1/tcp/0'],
-    sendTimeoutMs: 5_000,
+    sendTimeoutMs: opts.sendTimeoutMs ?? 5_000,
     ...(opts.psk && { psk: opts.psk }),
     ...(opts.roster && { roster: opts.roster }),
   })({ metrics });
@@ -131,7 +135,7 @@ describe('admission', () => {
 
   it('a transport without a roster refuses everyone, then admits exactly its roster', async () => {
     const a = await transport(0);
-    const b = await transport(1);
+    const b = await transport(1, { sendTimeoutMs: 60_000 });
     const host = await outsider();
     try {
       // b is about to be rostered, but a has no roster yet: refused like anyone.
@@ -141,7 +145,8 @@ describe('admission', () => {
       await b.t.setRoster(roster);
       assert.deepEqual(await b.t.connect([0]), [], 'a still has no roster');
       await a.t.setRoster(roster);
-      assert.equal((await b.t.send(0, 1, weights(1))).status, 'delivered');
+      const sent = await b.t.send(0, 1, weights(1));
+      assert.equal(sent.status, 'delivered', JSON.stringify(sent));
       assert.deepEqual(await intrude(host, a.t.addresses()[0]!), [], 'not in the roster');
       assert.ok((a.metrics.counts.rejected['unknown-sender'] ?? 0) >= 1);
     } finally {
