@@ -26,7 +26,7 @@ interface Reference {
 }
 
 const ref = JSON.parse(
-  readFileSync(join(packageRoot(), '..', 'shared', 'reference', 'asam_two_steps.json'), 'utf8'),
+  readFileSync(join(packageRoot(), 'test', 'fixtures', 'asam_two_steps.json'), 'utf8'),
 ) as Reference;
 const NAMES = ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias'] as const;
 

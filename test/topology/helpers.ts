@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packagePath, packageRoot } from '../../src/paths.js';
 
-/** The MATCHA reference figures (shared/reference beside the repo, as in CI). */
+/** The MATCHA reference figures (test/fixtures/matcha_graph0.json, a copy of ../shared/reference's). */
 export interface MatchaReference {
   n_nodes: number;
   edges: [number, number][];
@@ -16,7 +16,7 @@ export interface MatchaReference {
 }
 
 export function matchaReference(): MatchaReference {
-  const p = join(packageRoot(), '..', 'shared', 'reference', 'matcha_graph0.json');
+  const p = join(packageRoot(), 'test', 'fixtures', 'matcha_graph0.json');
   return JSON.parse(readFileSync(p, 'utf8')) as MatchaReference;
 }
 
