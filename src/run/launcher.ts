@@ -20,6 +20,7 @@ import { parseExperiment } from '../config/load.js';
 import type { Experiment } from '../config/schema.js';
 import { datasetShape } from '../data/index.js';
 import { ConfigError, ExperimentMismatchError, RunError } from '../errors.js';
+import type { LiveFault } from '../faults/live.js';
 import type { Roster, RosterNode } from '../net/libp2p/host.js';
 import {
   type Derived,
@@ -31,7 +32,9 @@ import {
   writeRunShards,
 } from '../node/build.js';
 import type { RoundRecord } from '../node/metrics.js';
+import { eventLogWriter, type NodeState, RunEvents } from './events.js';
 import { type ChildMessage, isChildMessage, type ParentMessage } from './ipc.js';
+import type { LaunchHandle } from './live-control.js';
 import { Progress } from './progress.js';
 import {
   type NodeReport,
@@ -57,6 +60,13 @@ export interface LaunchOptions {
   resume?: boolean;
   /** Called with every process event (crash, restart, failed checkpoint) as it happens. */
   onEvent?: (e: ProcessEvent) => void;
+  /**
+   * The run's event stream (src/run/events.ts) to emit into, e.g. the dashboard's; default a new
+   * one. The progress line and the event log (DIR/events.jsonl) read it.
+   */
+  events?: RunEvents;
+  /** Called once with the handle live control (the dashboard) acts through. */
+  onControl?: (handle: LaunchHandle) => void;
 }
 
 /**
@@ -217,6 +227,24 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     opts.progress === false ? null : process.stderr,
   );
   const logOf = (id: number) => join(out, 'nodes', String(id), 'node.log');
+  const stream = opts.events ?? new RunEvents();
+  stream.on(eventLogWriter(out));
+  stream.on((e) => {
+    if (e.type === 'round') progress.record(e.record);
+  });
+  const nodeState = (slot: Slot, state: NodeState, pid?: number) =>
+    stream.emit({
+      type: 'node',
+      time: Date.now(),
+      node: slot.id,
+      state,
+      round: slot.latestRound,
+      ...(pid !== undefined && { pid }),
+    });
+  /** Faults injected by hand, re-sent to every node that (re)starts. */
+  const liveFaults: LiveFault[] = [];
+  /** Crashes injected by hand: restarted like planned ones. */
+  const liveCrashes: { node: number; restartAfter?: number }[] = [];
 
   const stop = new AbortController();
   let failure: Error | undefined;
@@ -237,6 +265,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     const full = { at: Math.round(performance.now() - t0) / 1000, ...e };
     events.push(full);
     opts.onEvent?.(full);
+    stream.emit({ type: 'process', time: Date.now(), event: full });
   };
   let roster: Roster | undefined;
   let rosterReady: () => void = () => {};
@@ -261,18 +290,23 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         slot.listening = true;
         slot.roster = { id: slot.id, peerId: m.peerId, addrs: m.addrs };
         slot.listenAddr = m.addrs[0]?.replace(/\/p2p\/.*$/, '');
-        if (roster)
+        if (roster) {
           sendTo(slot, { type: 'roster', roster }); // a restarted node: same address, same roster
-        else if (slots.every((s) => s.roster)) rosterReady();
+          for (const fault of liveFaults) sendTo(slot, { type: 'live-fault', fault });
+        } else if (slots.every((s) => s.roster)) rosterReady();
         return;
       }
       case 'started':
         slot.startedAt ??= performance.now() - t0;
+        nodeState(slot, 'training', slot.child?.pid);
+        return;
+      case 'phase':
+        nodeState(slot, m.phase);
         return;
       case 'round':
         slot.firstRoundAt ??= performance.now() - t0;
         slot.latestRound = Math.max(slot.latestRound, m.record.round);
-        progress.record(m.record);
+        stream.emit({ type: 'round', time: Date.now(), record: m.record });
         opts.onRound?.(m.record);
         injectProcessFaults();
         return;
@@ -343,6 +377,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     slot.child = child;
     slot.listening = false;
     slot.status = 'running';
+    nodeState(slot, restarted ? 'restarting' : 'starting', child.pid);
     child.on('message', message(slot));
     slot.exited = new Promise((done) => {
       child.once('exit', (code, sig) => {
@@ -357,6 +392,17 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         } else {
           onUnplannedExit(slot, how);
         }
+        nodeState(
+          slot,
+          slot.status.startsWith('crashed')
+            ? 'crashed'
+            : slot.status === 'ok'
+              ? 'done'
+              : slot.status === 'stopped'
+                ? 'stopped'
+                : 'failed',
+          child.pid,
+        );
         done();
       });
     });
@@ -420,18 +466,61 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         progress.note(`fault: SIGKILL node ${c.node} at round ${slot.latestRound}`);
         slot.child.kill('SIGKILL');
       }
+    }
+    for (const c of [...cfg.faults.crashes, ...liveCrashes]) {
+      const slot = slots[c.node]!;
       if (slot.crashedAt !== undefined && c.restartAfter !== undefined && !slot.child) {
         const others = slots.filter((s) => s.id !== slot.id).map((s) => s.latestRound);
         if (Math.max(...others) >= slot.crashedAt + c.restartAfter) {
-          slot.restarts++;
-          slot.crashedAt = undefined;
-          event({ node: c.node, kind: 'restart', planned: true, round: slot.latestRound });
-          progress.note(`fault: restart node ${c.node} (others at round ${Math.max(...others)})`);
-          void slot.exited.then(() => spawnNode(slot, 'restart'));
+          restartNode(slot, `others at round ${Math.max(...others)}`);
         }
       }
     }
   }
+
+  /** Restart a node killed by a planned or live crash. */
+  function restartNode(slot: Slot, why: string): void {
+    slot.restarts++;
+    slot.crashedAt = undefined;
+    const i = liveCrashes.findIndex((c) => c.node === slot.id);
+    if (i >= 0) liveCrashes.splice(i, 1);
+    event({ node: slot.id, kind: 'restart', planned: true, round: slot.latestRound });
+    progress.note(`fault: restart node ${slot.id} (${why})`);
+    void slot.exited.then(() => spawnNode(slot, 'restart'));
+  }
+
+  const latestRound = () => Math.max(-1, ...slots.map((s) => s.latestRound));
+  opts.onControl?.({
+    nodes: cfg.nodes,
+    rounds: cfg.run.rounds,
+    latestRound,
+    nodeRound: (node) => slots[node]?.latestRound ?? -1,
+    kill(node, restartAfter) {
+      const slot = slots[node];
+      const pid = slot?.child?.pid;
+      if (!slot?.child || pid === undefined || slot.crashedAt !== undefined || stop.signal.aborted)
+        return undefined;
+      // "Restart after k rounds" counts from now: from the newest round any node has finished.
+      slot.crashedAt = latestRound();
+      slot.crashes++;
+      liveCrashes.push({ node, ...(restartAfter !== undefined && { restartAfter }) });
+      event({ node, kind: 'crash', planned: true, round: slot.latestRound, detail: 'by hand' });
+      slot.child.kill('SIGKILL');
+      // Restart as soon as the process is gone when nobody else's round would trigger it.
+      void slot.exited.then(() => injectProcessFaults());
+      return pid;
+    },
+    restart(node) {
+      const slot = slots[node];
+      if (!slot || slot.child || slot.crashedAt === undefined || stop.signal.aborted) return false;
+      restartNode(slot, 'by hand');
+      return true;
+    },
+    broadcast(fault) {
+      liveFaults.push(fault);
+      for (const s of slots) if (s.listening) sendTo(s, { type: 'live-fault', fault });
+    },
+  });
 
   const kill = () => {
     // A node still starting may not listen for messages yet (it is loading its code): SIGTERM,
@@ -458,6 +547,17 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
     derived = deriveRun(runCfg, datasetShape(datasetSpec(runCfg)));
     writeDerived(shardDir, derived);
+    stream.emit({
+      type: 'run',
+      time: Date.now(),
+      runId,
+      out,
+      nodes: cfg.nodes,
+      rounds: cfg.run.rounds,
+      edges: derived.graph.edges.map(([a, b]) => [a, b]),
+      matchings: derived.plan.matchings.map((m) => m.map(([a, b]) => [a, b])),
+      planned: cfg.faults,
+    });
     const plan = derived;
     shardsWritten = (async () => {
       // Not before the nodes are spawned: loading the data set starts with ~0.5 s of synchronous
@@ -486,6 +586,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     if (!stop.signal.aborted) {
       roster = { runId, nodes: slots.map((s) => s.roster!) };
       writeFileSync(join(out, 'roster.json'), `${JSON.stringify(roster, null, 2)}\n`);
+      stream.emit({ type: 'roster', time: Date.now(), nodes: roster.nodes });
       for (const s of slots) sendTo(s, { type: 'roster', roster });
     }
   } catch (e) {
@@ -496,7 +597,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     for (;;) {
       await Promise.all(slots.map((s) => s.exited));
       if (slots.every((s) => !s.child)) {
-        const pendingRestart = cfg.faults.crashes.some(
+        const pendingRestart = [...cfg.faults.crashes, ...liveCrashes].some(
           (c) =>
             c.restartAfter !== undefined &&
             slots[c.node]!.crashedAt !== undefined &&
@@ -542,6 +643,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     allFirstRoundSeconds: allBy((s) => s.firstRoundAt),
   };
   writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  stream.emit({ type: 'summary', time: Date.now(), summary });
   if (failure) throw failure;
   if (stop.signal.aborted) throw new RunError(`run interrupted; partial metrics are in ${out}`);
   return summary;

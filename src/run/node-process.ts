@@ -18,10 +18,12 @@ import { initBackend } from '../compute/backend.js';
 import { experimentHash } from '../config/identity.js';
 import type { Experiment } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
+import { type LiveFault, LiveFaultPlan } from '../faults/live.js';
 import { faultyTransport } from '../faults/transport.js';
 import { loadOrCreateIdentity, parseRoster } from '../net/libp2p/host.js';
 import { readPsk } from '../net/libp2p/psk.js';
 import { type Libp2pTransport, libp2pTransport } from '../net/libp2p/transport.js';
+import type { Transport } from '../net/transport.js';
 import {
   buildNode,
   type Derived,
@@ -68,8 +70,16 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   process.once('SIGINT', onSignal);
   // The launcher is gone: nothing will collect our results, and we must not outlive it.
   process.once('disconnect', () => process.exit(70));
+  // Faults injected by hand (the dashboard) go into the node's fault plan once it has one.
+  let livePlan: LiveFaultPlan | undefined;
+  const pendingLive: LiveFault[] = [];
   process.on('message', (m) => {
-    if (isParentMessage(m) && m.type === 'stop') stop.abort();
+    if (!isParentMessage(m)) return;
+    if (m.type === 'stop') stop.abort();
+    else if (m.type === 'live-fault') {
+      if (livePlan) livePlan.add(m.fault);
+      else pendingLive.push(m.fault);
+    }
   });
 
   // Start-up milestones, in ms since the process started and in CPU ms used so far (on a
@@ -156,11 +166,19 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     }
     ctx ??= await prepareRun(cfg, runId, { only: id, ...(opts.shards && { shards: opts.shards }) });
     mark('data ready');
-    const transport = faultyTransport(inner, {
-      plan: ctx.faults,
-      mode: cfg.faults.loss.mode,
-      onFault: (k) => counters.fault(k),
-    });
+    const planned = ctx.faults;
+    livePlan = new LiveFaultPlan(planned.faults, planned.seed, planned.nodes);
+    for (const f of pendingLive.splice(0)) livePlan.add(f);
+    ctx.faults = livePlan;
+    const plan = livePlan;
+    const transport = exchangePhases(
+      faultyTransport(inner, {
+        plan,
+        mode: cfg.faults.loss.mode,
+        onFault: (k) => counters.fault(k),
+      }),
+      (round) => send({ type: 'phase', id, phase: 'exchanging', round }),
+    );
     const checkpointFailures: CheckpointFailure[] = [];
     const node = buildNode(ctx, id, {
       transport,
@@ -172,6 +190,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       },
       sink: fanout(jsonlSink(join(dir, 'metrics.jsonl')), {
         record: (record) => {
+          plan.roundDone(id, record.round);
           send({ type: 'round', id, record });
           progress?.record(record);
           if (!firstRoundDone) mark(`round ${record.round} done`);
@@ -232,6 +251,24 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   } finally {
     await inner.stop();
   }
+}
+
+/**
+ * The transport, telling `onExchange` when the node first sends in a round: the end of its training
+ * and the start of its exchange, for live views (the dashboard's node states).
+ */
+function exchangePhases(t: Transport, onExchange: (round: number) => void): Transport {
+  let last = -1;
+  return {
+    ...t,
+    send(to, round, weights, opts) {
+      if (round !== last) {
+        last = round;
+        onExchange(round);
+      }
+      return t.send(to, round, weights, opts);
+    },
+  };
 }
 
 /**
