@@ -27,6 +27,9 @@ ${EXPERIMENT}
                         a different one is refused, naming each field that differs); without it an
                         existing, non-empty DIR is refused and left untouched
   -q, --quiet           no live progress
+      --dashboard       serve the live dashboard on 127.0.0.1 (URL with its token on stderr)
+      --port P          the dashboard's port (default: any free port)
+      --dashboard-readonly  the dashboard without controls (implies --dashboard)
 
 a node that dies unplanned is restarted from its checkpoint (faults.onCrash: restart | continue |
 abort, faults.maxRestarts per node, default 3).
@@ -37,6 +40,14 @@ The same experiment, same round engine and wire codec, all nodes in one process 
 transport; deterministic.
 
 ${EXPERIMENT}
+`,
+  watch: `usage: flatmesh watch RUN_DIR [--port P]
+
+The live dashboard of a run directory on 127.0.0.1, read-only: it follows a run that another launch
+is still writing (its events.jsonl and nodes/<i>/metrics.jsonl), or replays a finished one with a
+round slider. Ctrl-C stops it.
+
+  --port P        the dashboard's port (default: any free port)
 `,
   node: `usage: flatmesh node --config F --id I --dir D [--roster R] [--listen ADDR] [--run-id ID]
 

@@ -22,7 +22,9 @@ export const USAGE = `flatmesh: peer-to-peer decentralized learning over libp2p
 
 usage: flatmesh <command> [options]
 
-  launch     run N node processes on this machine (--config F --nodes N --rounds R --topology G --out DIR --seed S --set path=value --resume --quiet --json)
+  launch     run N node processes on this machine (--config F --nodes N --rounds R --topology G --out DIR --seed S --set path=value --resume --quiet --json
+             --dashboard [--port P] [--dashboard-readonly]: a live page on 127.0.0.1, its URL printed)
+  watch      the dashboard of a run directory: live while another launch runs it, a replay once done (RUN_DIR [--port P])
   sim        the same experiment in one process over the in-memory transport (same options;
              --batched trains all MLP/logreg nodes of a round in one batched computation)
   node       one node process (--config F --id I --dir D [--roster R] [--listen ADDR] [--run-id ID])
@@ -51,6 +53,12 @@ const experimentOptions = {
   quiet: { type: 'boolean', short: 'q' },
   batched: { type: 'boolean' },
   resume: { type: 'boolean' },
+} as const;
+
+const dashboardOptions = {
+  dashboard: { type: 'boolean' },
+  port: { type: 'string' },
+  'dashboard-readonly': { type: 'boolean' },
 } as const;
 
 function int(name: string, v: string | undefined): number | undefined {
@@ -101,7 +109,11 @@ export async function main(
   switch (cmd) {
     case 'launch':
     case 'sim': {
-      const { values: v } = parse(rest, experimentOptions);
+      const { values: v } = parse(
+        rest,
+        cmd === 'launch' ? { ...experimentOptions, ...dashboardOptions } : experimentOptions,
+      );
+      const dash = v as { dashboard?: boolean; port?: string; 'dashboard-readonly'?: boolean };
       const flags = {
         ...(v.config && { config: v.config }),
         ...(v.set && { set: v.set }),
@@ -112,6 +124,12 @@ export async function main(
         ...(v.out && { out: v.out }),
         ...(v.json && { json: true }),
         ...(v.quiet && { quiet: true }),
+        ...((dash.dashboard || dash['dashboard-readonly']) && {
+          dashboard: {
+            ...(dash.port !== undefined && { port: int('port', dash.port) }),
+            ...(dash['dashboard-readonly'] && { readonly: true }),
+          },
+        }),
       };
       if (v.batched && cmd !== 'sim') throw new UsageError(`--batched: only for sim\n\n${USAGE}`);
       if (v.resume && cmd !== 'launch')
@@ -186,6 +204,15 @@ export async function main(
         ...(v.out && { out: v.out }),
         ...(v.png && { png: v.png }),
       });
+      return { code: 0, out };
+    }
+    case 'watch': {
+      const { values: v, positionals: p } = parse(rest, { port: { type: 'string' } });
+      const { watchCommand } = await import('./watch.js');
+      const out = await watchCommand(
+        { dir: required(p[0], 'RUN_DIR'), port: int('port', v.port) },
+        signal,
+      );
       return { code: 0, out };
     }
     case 'roster': {

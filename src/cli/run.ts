@@ -13,6 +13,7 @@ import { collect } from '../run/collect.js';
 import { launch } from '../run/launcher.js';
 import { runNodeProcess } from '../run/node-process.js';
 import { simulate } from '../run/simulate.js';
+import { launchDashboard } from './dashboard.js';
 import { reportAfterRun } from './report.js';
 
 export interface ExperimentFlags {
@@ -40,17 +41,25 @@ function experimentFrom(f: ExperimentFlags) {
 }
 
 export async function launchCommand(
-  opts: ExperimentFlags & { quiet?: boolean; json?: boolean; resume?: boolean },
+  opts: ExperimentFlags & {
+    quiet?: boolean;
+    json?: boolean;
+    resume?: boolean;
+    /** Serve the live dashboard (src/cli/dashboard.ts) on 127.0.0.1:`port` (default any port). */
+    dashboard?: { port?: number; readonly?: boolean };
+  },
   signal?: AbortSignal,
 ): Promise<string> {
   const cfg = experimentFrom(opts);
   let outDir = '';
+  const dash = opts.dashboard && (await launchDashboard(opts.dashboard));
   const summary = await launch(cfg, {
     ...(opts.out && { out: opts.out }),
     progress: !opts.quiet,
     ...(signal && { signal }),
     ...(opts.resume && { resume: true }),
-  });
+    ...(dash && { events: dash.events, onControl: dash.onControl }),
+  }).finally(() => dash?.close());
   outDir = opts.out ?? cfg.run.out ?? `runs/${summary.runId}`;
   const report = await reportAfterRun(outDir);
   return opts.json
