@@ -28,10 +28,15 @@ function bundlePath(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'flatmesh.cjs');
 }
 
+/**
+ * Installed and usable: its install script built the native binding into lib/. An npm that skips
+ * install scripts (as npm now does unless they are approved) leaves the package without it, and
+ * the backend falls back to wasm anyway: the bundle is then the right code to run.
+ */
 function tfjsNodeInstalled(from: string): boolean {
   try {
-    createRequire(from).resolve('@tensorflow/tfjs-node');
-    return true;
+    const pkg = createRequire(from).resolve('@tensorflow/tfjs-node/package.json');
+    return existsSync(join(dirname(pkg), 'lib'));
   } catch {
     return false;
   }
