@@ -7,6 +7,7 @@
  *   npm run bench -- net        # weight exchange throughput vs raw TCP, round overhead
  *   npm run bench -- cluster    # N real processes: start-up, round time, CPU per node-round, PSS, failed sends
  *   npm run bench -- sim        # the simulator, batched against unbatched (time, CPU, figures agreeing)
+ *   npm run bench -- dashboard  # extra CPU of a launch with the live dashboard and a client reading it
  */
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
