@@ -27,9 +27,16 @@ const CHROMIUM = process.env.FLATMESH_CHROMIUM ?? '/usr/bin/chromium';
 const NODES = 6;
 
 /** Waits are long: the nodes share two cores with everything else running on the machine. */
-async function until(pred: () => boolean | Promise<boolean>, what: string, ms = 180_000) {
+async function until(
+  pred: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 180_000,
+  failed: () => Error | undefined = () => undefined,
+) {
   const end = Date.now() + ms;
   while (!(await pred())) {
+    const e = failed();
+    if (e) throw e;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -78,6 +85,8 @@ describe('dashboard in chromium over a 6-process launch', () => {
   let token: string;
   let run: Promise<unknown>;
   let closeDashboard: () => Promise<void>;
+  /** The launch's error if it ended early (the waits below then fail at once with it). */
+  let ended: Error | undefined;
 
   const shot = async (name: string) => {
     mkdirSync(shots, { recursive: true });
@@ -117,10 +126,15 @@ describe('dashboard in chromium over a 6-process launch', () => {
     run = launch(cfg, {
       out,
       progress: false,
+      // Loading the nodes' code from source takes a while on a crowded machine.
+      startTimeoutMs: 300_000,
       signal: stop.signal,
       events: dash.events,
       onControl: dash.onControl,
-    }).catch((e: Error) => e);
+    }).catch((e: Error) => {
+      ended = e;
+      return e;
+    });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1400, height: 950 } });
     page.on('console', (m) => {
@@ -138,11 +152,21 @@ describe('dashboard in chromium over a 6-process launch', () => {
   });
 
   it('shows the 6 nodes advancing through rounds', async () => {
-    await until(async () => (await page.locator('.node').count()) === NODES, 'the node grid');
-    await until(async () => {
-      for (let i = 0; i < NODES; i++) if (Number(await nodeAttr(i, 'round')) < 2) return false;
-      return true;
-    }, 'every node past round 2 on the page');
+    await until(
+      async () => (await page.locator('.node').count()) === NODES,
+      'the node grid',
+      180_000,
+      () => ended,
+    );
+    await until(
+      async () => {
+        for (let i = 0; i < NODES; i++) if (Number(await nodeAttr(i, 'round')) < 2) return false;
+        return true;
+      },
+      'every node past round 2 on the page',
+      400_000,
+      () => ended,
+    );
     await until(async () => (await page.locator('#edges line.ok').count()) > 0, 'delivered edges');
     await shot('1-running');
   });
