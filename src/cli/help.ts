@@ -40,6 +40,9 @@ The same experiment, same round engine and wire codec, all nodes in one process 
 transport; deterministic.
 
 ${EXPERIMENT}
+      --replay RUN_DIR  a launched run's experiment, with the faults injected into it by hand
+                        (its events.jsonl): kills as crashes, partitions until their heal, loss,
+                        stragglers and byzantine nodes from the same rounds
 `,
   watch: `usage: flatmesh watch RUN_DIR [--port P]
 

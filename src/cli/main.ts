@@ -26,7 +26,8 @@ usage: flatmesh <command> [options]
              --dashboard [--port P] [--dashboard-readonly]: a live page on 127.0.0.1, its URL printed)
   watch      the dashboard of a run directory: live while another launch runs it, a replay once done (RUN_DIR [--port P])
   sim        the same experiment in one process over the in-memory transport (same options;
-             --batched trains all MLP/logreg nodes of a round in one batched computation)
+             --batched trains all MLP/logreg nodes of a round in one batched computation;
+             --replay RUN_DIR replays a launched run with the faults injected into it by hand)
   node       one node process (--config F --id I --dir D [--roster R] [--listen ADDR] [--run-id ID])
   collect    one run directory and summary from the node directories of several machines (DIR... --out OUT [--json])
   roster     keys and roster for a run across machines (--nodes N --out DIR [--hosts H1,H2] [--base-port P] [--run-id ID] [--psk | --no-psk])
@@ -53,6 +54,7 @@ const experimentOptions = {
   quiet: { type: 'boolean', short: 'q' },
   batched: { type: 'boolean' },
   resume: { type: 'boolean' },
+  replay: { type: 'string' },
 } as const;
 
 const dashboardOptions = {
@@ -132,12 +134,20 @@ export async function main(
         }),
       };
       if (v.batched && cmd !== 'sim') throw new UsageError(`--batched: only for sim\n\n${USAGE}`);
+      if (v.replay && cmd !== 'sim') throw new UsageError(`--replay: only for sim\n\n${USAGE}`);
       if (v.resume && cmd !== 'launch')
         throw new UsageError(`--resume: only for launch\n\n${USAGE}`);
       const out =
         cmd === 'launch'
           ? await launchCommand({ ...flags, ...(v.resume && { resume: true }) }, signal)
-          : await simCommand({ ...flags, ...(v.batched && { batched: true }) }, signal);
+          : await simCommand(
+              {
+                ...flags,
+                ...(v.batched && { batched: true }),
+                ...(v.replay && { replay: v.replay }),
+              },
+              signal,
+            );
       return { code: 0, out };
     }
     case 'sweep': {

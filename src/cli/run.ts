@@ -12,6 +12,7 @@ import { formatSummary } from '../report/summary-text.js';
 import { collect } from '../run/collect.js';
 import { launch } from '../run/launcher.js';
 import { runNodeProcess } from '../run/node-process.js';
+import { replayPlan } from '../run/replay.js';
 import { simulate } from '../run/simulate.js';
 import { launchDashboard } from './dashboard.js';
 import { reportAfterRun } from './report.js';
@@ -68,11 +69,18 @@ export async function launchCommand(
 }
 
 export async function simCommand(
-  opts: ExperimentFlags & { json?: boolean; batched?: boolean },
+  opts: ExperimentFlags & {
+    json?: boolean;
+    batched?: boolean;
+    /** A launched run's directory: its experiment and the faults injected into it by hand. */
+    replay?: string;
+  },
   signal?: AbortSignal,
 ): Promise<string> {
-  const cfg = experimentFrom(opts);
+  const replay = opts.replay ? replayPlan(opts.replay) : undefined;
+  const cfg = replay?.cfg ?? experimentFrom(opts);
   const summary = await simulate(cfg, {
+    ...(replay && { liveFaults: replay.live }),
     ...(opts.out && { out: opts.out }),
     ...(opts.batched && { batched: true }),
     ...(signal && { signal }),

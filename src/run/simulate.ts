@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../compute/backend.js';
 import type { Experiment } from '../config/schema.js';
+import { type LiveFault, LiveFaultPlan } from '../faults/live.js';
 import type { FaultPlan } from '../faults/plan.js';
 import { faultyTransport } from '../faults/transport.js';
 import { readFlat } from '../learn/index.js';
@@ -52,6 +53,8 @@ export interface SimulateOptions {
    * allows it (mlp, logreg); other models train node by node. Same figures within float32 rounding.
    */
   batched?: boolean;
+  /** Faults injected by hand into a launched run, to replay (src/run/replay.ts). */
+  liveFaults?: readonly LiveFault[];
 }
 
 export function defaultRunId(cfg: Experiment, prefix: string): string {
@@ -63,6 +66,11 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
   const runId = defaultRunId(cfg, 'sim');
   const ctx = await prepareRun(cfg, runId, { emulateCrashes: true });
+  const live = opts.liveFaults?.length
+    ? new LiveFaultPlan(cfg.faults, cfg.run.seed, cfg.nodes, true)
+    : undefined;
+  for (const f of opts.liveFaults ?? []) live?.add(f);
+  if (live) ctx.faults = live;
   const network = memoryNetwork();
   const signal = opts.signal ?? new AbortController().signal;
   // Every node's pending sends and collects listen on this one signal: many at once is expected.
@@ -102,6 +110,7 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
     const sinks: MetricsSink[] = [];
     if (opts.out) sinks.push(jsonlSink(join(opts.out, 'nodes', String(id), 'metrics.jsonl')));
     if (opts.onRound) sinks.push({ record: opts.onRound });
+    if (live) sinks.push({ record: (r) => live.roundDone(r.node, r.round) });
     const onWeights = opts.onWeights;
     // The runtime writes the mixed weights into the model before it emits the round's record, so
     // reading the model inside the sink gives exactly that round's weights.

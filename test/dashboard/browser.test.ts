@@ -5,7 +5,8 @@
  * page shows it rejoining; a partition made in the page shows cut edges, and healing it shows the
  * disagreement the two sides built up; the event log holds every action with its round; the page
  * logs no console error. Control requests without the token, with a wrong one, or from another
- * origin are refused and change nothing. Then `flatmesh watch` replays the finished run, read-only.
+ * origin are refused and change nothing. Then `flatmesh watch` replays the finished run, read-only,
+ * and the simulator replays the faults injected by hand (`flatmesh sim --replay`).
  *
  * Screenshots go to $FLATMESH_SCREENSHOTS (a directory) or to the run directory's screenshots/.
  */
@@ -22,6 +23,8 @@ import { parseExperiment } from '../../src/config/index.js';
 import type { RoundRecord } from '../../src/node/metrics.js';
 import { type FaultEvent, readEventLog } from '../../src/run/events.js';
 import { launch } from '../../src/run/launcher.js';
+import { replayPlan } from '../../src/run/replay.js';
+import { simulate } from '../../src/run/simulate.js';
 
 const CHROMIUM = process.env.FLATMESH_CHROMIUM ?? '/usr/bin/chromium';
 const NODES = 6;
@@ -344,5 +347,42 @@ describe('dashboard in chromium over a 6-process launch', () => {
     await shot('6-watch-replay');
     ac.abort();
     await watching;
+  });
+
+  it('replays the injected faults in the simulator (`flatmesh sim --replay`)', async () => {
+    const { cfg, live } = replayPlan(out);
+    const kill = liveFaults().find((e) => e.action.kind === 'kill')!;
+    const cut = liveFaults().find((e) => e.action.kind === 'partition')!;
+    const heal = liveFaults().find((e) => e.action.kind === 'heal')!.round;
+    const back = records.find((r) => r.node === 2 && r.time > kill.time)!.round;
+    assert.deepEqual(cfg.faults.crashes, [
+      { node: 2, round: kill.round, restartAfter: back - 1 - kill.round },
+    ]);
+    assert.deepEqual(cfg.faults.partitions, [
+      {
+        groups: [
+          [0, 1, 2],
+          [3, 4, 5],
+        ],
+        from: cut.round,
+        to: heal,
+      },
+    ]);
+    assert.deepEqual(live, []);
+    const sim: RoundRecord[] = [];
+    await simulate(
+      { ...cfg, run: { ...cfg.run, rounds: heal + 2 } },
+      { liveFaults: live, onRound: (r) => sim.push(r) },
+    );
+    // Node 2 is down from the round after the kill until it came back in the real run.
+    const node2 = new Set(sim.filter((r) => r.node === 2).map((r) => r.round));
+    for (let k = kill.round + 1; k < back; k++) assert.ok(!node2.has(k), `node 2 round ${k}`);
+    assert.ok(node2.has(back));
+    // Nobody hears across the cut while it is in force, and everyone does again after the heal.
+    for (const r of sim.filter((r) => r.round >= cut.round && r.round < heal)) {
+      const across = r.node < 3 ? [3, 4, 5] : [0, 1, 2];
+      assert.ok(!r.heard.some((j) => across.includes(j)), `node ${r.node} round ${r.round}`);
+    }
+    assert.ok(sim.some((r) => r.round === heal && r.node === 2 && r.heard.includes(3)));
   });
 });

@@ -81,10 +81,6 @@ function onEvent(e) {
       if (!n) return;
       n.state = e.state;
       if (e.pid !== undefined) n.pid = e.pid;
-      if (e.state === 'crashed')
-        addFault(e.round, 'event', `node ${e.node} crashed (pid ${e.pid ?? '?'})`);
-      if (e.state === 'restarting')
-        addFault(e.round, 'event', `node ${e.node} restarting (pid ${e.pid ?? '?'})`);
       break;
     }
     case 'round': {
@@ -104,6 +100,15 @@ function onEvent(e) {
     case 'fault':
       onFault(e);
       break;
+    case 'process': {
+      // A node process died or was restarted: planned, by hand, or not planned at all.
+      const p = e.event;
+      const what = p.kind === 'crash' ? 'died' : p.kind === 'restart' ? 'restarted' : p.kind;
+      const source = p.planned ? (p.detail === 'by hand' ? 'live' : 'plan') : 'unplanned';
+      const detail = p.detail && p.detail !== 'by hand' ? ` (${p.detail})` : '';
+      addFault(p.round, source, `node ${p.node} process ${what}${detail}`);
+      break;
+    }
     case 'summary':
       S.finished = true;
       break;
