@@ -145,24 +145,47 @@ export function parseControlAction(body: unknown, nodes: number): FaultAction {
 }
 
 /**
- * Rounds between the newest round any node finished and the first round a broadcast fault applies
- * in: nodes run within about a round of each other, so every node has the fault before it starts
- * that round and both ends of each link decide the same.
+ * A broadcast fault applies from a round at least this many rounds after the newest round any node
+ * has reported, and at least LEAD_MS later at the current pace: every node must have it before it
+ * starts that round, so that both ends of each link decide the same. Nodes run within about a
+ * round of each other, but on a crowded machine their reports and the IPC message can each lag by
+ * a round of a few hundred ms (seen: a 0.5 s round at load 50).
  */
 export const LEAD_ROUNDS = 2;
+export const LEAD_MS = 2000;
 
 export class LiveControl {
   /** The live partition in force (to heal it), if any. */
   private partition: Extract<LiveFault, { kind: 'partition' }> | undefined;
 
+  /** When the first node finished each recent round (ms, performance.now()), for the pace. */
+  private readonly finished = new Map<number, number>();
+
   constructor(
     private readonly run: LaunchHandle,
     private readonly events: RunEvents,
-  ) {}
+  ) {
+    events.on((e) => {
+      if (e.type !== 'round' || this.finished.has(e.record.round)) return;
+      this.finished.set(e.record.round, performance.now());
+      this.finished.delete(e.record.round - 16);
+    });
+  }
+
+  /** The first round a fault broadcast now applies in (see LEAD_MS). */
+  private firstRound(): number {
+    const latest = this.run.latestRound();
+    const now = this.finished.get(latest);
+    const before = this.finished.get(latest - 4);
+    const roundMs = now !== undefined && before !== undefined ? (now - before) / 4 : 0;
+    const lead =
+      roundMs > 0 ? Math.max(LEAD_ROUNDS, Math.ceil(LEAD_MS / roundMs) + 1) : LEAD_ROUNDS;
+    return latest + lead;
+  }
 
   /** Carry out an action; the fault event it logged. Throws ConfigError when it cannot apply. */
   apply(action: FaultAction): FaultEvent {
-    const from = this.run.latestRound() + LEAD_ROUNDS;
+    const from = this.firstRound();
     let ev: FaultEvent;
     switch (action.kind) {
       case 'kill': {
