@@ -51,8 +51,8 @@ export type FaultAction =
 /**
  * A fault that happened. `round` is the round it took effect in (for a kill, the last round the node
  * had finished; for message faults, the first round the nodes apply it in). `source` says whether
- * it was planned (the experiment's `faults` section) or injected by hand (`live`, from the
- * dashboard). `applied` is what the nodes were told (message faults only). `pid` is the killed or
+ * it was planned or injected by hand (`live`, from the dashboard: the only source the launcher
+ * writes today; planned and unplanned process deaths and restarts are `process` events). `applied` is what the nodes were told (message faults only). `pid` is the killed or
  * restarted process.
  */
 export interface FaultEvent {

@@ -484,7 +484,13 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     slot.crashedAt = undefined;
     const i = liveCrashes.findIndex((c) => c.node === slot.id);
     if (i >= 0) liveCrashes.splice(i, 1);
-    event({ node: slot.id, kind: 'restart', planned: true, round: slot.latestRound });
+    event({
+      node: slot.id,
+      kind: 'restart',
+      planned: true,
+      round: slot.latestRound,
+      ...(why === 'by hand' && { detail: why }),
+    });
     progress.note(`fault: restart node ${slot.id} (${why})`);
     void slot.exited.then(() => spawnNode(slot, 'restart'));
   }

@@ -339,7 +339,7 @@ function draw() {
   const round = S.view;
   const slider = $('slider');
   slider.max = String(Math.max(0, S.maxRound));
-  if (S.follow) slider.value = String(Math.max(0, S.maxRound));
+  slider.value = String(Math.max(0, round));
   $('slider-round').textContent = `round ${Math.max(0, round)}`;
   $('run-id').textContent = S.run.runId;
   $('run-round').textContent = `round ${S.maxRound + 1}/${S.run.rounds}`;
