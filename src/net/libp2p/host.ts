@@ -235,6 +235,13 @@ export interface ConnectionMonitorOptions {
 export const DEFAULT_PING_INTERVAL_MS = 10_000;
 export const DEFAULT_PING_TIMEOUT_MS = 60_000;
 
+/** How many of the monitor's pings on one connection can be pending at once. */
+function pingOverlap(m: ConnectionMonitorOptions | undefined): number {
+  const interval = m?.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
+  const timeout = m?.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+  return Math.ceil(timeout / interval) + 1;
+}
+
 export type Host = Libp2p<{ pubsub: GossipSub }>;
 
 /** The libp2p instance (not started). */
@@ -272,7 +279,18 @@ export async function createHost(init: HostInit): Promise<Host> {
     ...(init.psk ? { connectionProtector: preSharedKey({ psk: init.psk }) } : {}),
     services: {
       identify: identify(),
-      ping: ping(),
+      // The monitor pings each connection every interval even while an earlier ping waits for its
+      // (long) timeout; ping's default limits (1 outbound, 2 inbound streams per connection) then
+      // refuse the overlapping ping, and the monitor takes the refusal for a dead peer and aborts
+      // the connection (seen under load: TooManyOutboundProtocolStreamsError, then the peer's
+      // 'stream reset'). Allow every ping that can be pending at once.
+      ping: ping({
+        maxOutboundStreams: pingOverlap(init.monitor),
+        maxInboundStreams: pingOverlap(init.monitor) + 1,
+        // The answering side gives up on a ping after its own timeout (10 s by default) and resets
+        // the stream, which the asking side's monitor takes for a dead peer: the same bound here.
+        timeout: init.monitor?.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS,
+      }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
