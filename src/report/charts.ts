@@ -32,6 +32,7 @@ const CONFIG = {
   font: 'DejaVu Sans, Helvetica, Arial, sans-serif',
   view: { stroke: null },
   axis: { labelFontSize: 10, titleFontSize: 11, grid: true, gridOpacity: 0.5 },
+  axisX: { labelAngle: 0 },
   legend: { labelFontSize: 10, titleFontSize: 11 },
   title: { fontSize: 13, anchor: 'start' },
 };
@@ -253,7 +254,7 @@ export function linkHeatmap(links: readonly LinkDelivery[]): VlSpec {
   return top(
     {
       data: { values: links },
-      mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
+      mark: { type: 'rect', stroke: 'white', strokeWidth: 1.5 },
       width: { step: 22 },
       height: { step: 22 },
       encoding: {
@@ -314,11 +315,12 @@ export function faultTimelineChart(marks: readonly FaultMark[], accuracy: readon
           width: WIDTH,
           height: { step: 14 },
           data: {
-            values: marks.map((m) => ({ ...m, end: m.to + 1 })),
+            // Each round is a cell centred on its number, under the accuracy point of that round.
+            values: marks.map((m) => ({ ...m, start: m.from - 0.5, end: m.to + 0.5 })),
           },
           mark: { type: 'rect', opacity: 0.85 },
           encoding: {
-            x: { field: 'from', type: 'quantitative', title: 'round' },
+            x: { field: 'start', type: 'quantitative', title: 'round' },
             x2: { field: 'end' },
             y: { field: 'node', type: 'ordinal', title: 'node' },
             color: {
