@@ -79,7 +79,12 @@ describe('run identity (real processes)', () => {
       JSON.stringify({ ...experiment, run: { rounds: 2, seed: 9, id: a.runId } }),
     );
     await assert.rejects(
-      nodeCommand({ config: changedFile, id: 0, dir: join(dir, 'nodes', '0') }),
+      nodeCommand({
+        config: changedFile,
+        id: 0,
+        dir: join(dir, 'nodes', '0'),
+        roster: join(dir, 'roster.json'),
+      }),
       (e: Error) =>
         e instanceof ExperimentMismatchError &&
         /run\.seed 7 -> 9/.test(e.message) &&
