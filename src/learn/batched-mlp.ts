@@ -8,7 +8,8 @@
  *     seeded stream, so its checkpointable RNG state advances exactly as in the unbatched engine;
  *   - the same loss: mean softmax cross-entropy over the node's batch (a short last batch of a pass
  *     is padded to the batch size with rows of weight 0, which add exact zeros to every gradient);
- *   - the same updates: SGD with momentum and weight decay as SgdUpdate makes them, and SAM/ASAM's
+ *   - the same updates: SGD with momentum (heavy ball, or quasi-global momentum's fixed buffer) and
+ *     weight decay as SgdUpdate makes them, and SAM/ASAM's
  *     perturbation with its norm taken per node. Without momentum the step is computed as
  *     w * (1 - lr * wd) + (-lr * g), with -lr folded into the backward pass before the products:
  *     two passes over the weights instead of four (on a stacked 16-node MLP these passes cost a
@@ -106,6 +107,8 @@ export class BatchedMlpTrainer {
     const features = first.model.inputShape.reduce((a, d) => a * d, 1);
     const classes = first.model.classes;
     const momentum = this.spec.momentum > 0;
+    // Quasi-global momentum: the buffers are fixed over the round's steps (set between rounds).
+    const fixedBuffer = momentum && (this.spec.quasiGlobal ?? false);
 
     let layers = gatherLayers(members);
     let buffers = momentum ? gatherMomentum(members) : undefined;
@@ -124,6 +127,7 @@ export class BatchedMlpTrainer {
             )
           : undefined,
       mom: momentum ? tf.scalar(this.spec.momentum) : undefined,
+      fixedBuffer,
       rho: tf.scalar(this.spec.rho),
       eta: tf.scalar(this.spec.eta),
       tiny: tf.scalar(1e-16),
@@ -159,13 +163,13 @@ export class BatchedMlpTrainer {
           return out;
         });
         disposeLayers(layers);
-        if (buffers) disposeLayers(buffers);
+        if (buffers && next.buffers !== buffers) disposeLayers(buffers);
         layers = next.layers;
         buffers = next.buffers;
         losses.push(next.loss);
       }
       scatterLayers(members, layers);
-      if (buffers) scatterMomentum(members, buffers);
+      if (buffers && !fixedBuffer) scatterMomentum(members, buffers);
       const stacked = tf.stack(losses);
       const values = stacked.dataSync();
       stacked.dispose();
@@ -182,7 +186,7 @@ export class BatchedMlpTrainer {
       disposeLayers(layers);
       if (buffers) disposeLayers(buffers);
       tf.dispose(losses);
-      tf.dispose([negLr, ...(Object.values(consts).filter((c) => c !== undefined) as tf.Tensor[])]);
+      tf.dispose([negLr, ...Object.values(consts).filter((c) => c instanceof tf.Tensor)]);
     }
   }
 
@@ -241,6 +245,8 @@ interface Consts {
   /** Without momentum: 1 - lr * wd per node `[G, 1, 1]` (undefined without weight decay). */
   decay: tf.Tensor3D | undefined;
   mom: tf.Scalar | undefined;
+  /** Quasi-global momentum: steps read the buffers and leave them as they are. */
+  fixedBuffer: boolean;
   rho: tf.Scalar;
   eta: tf.Scalar;
   tiny: tf.Scalar;
@@ -320,6 +326,8 @@ function sgdUpdate(
     }
     return tf.add(w, tf.mul(gi, negLr)) as tf.Tensor3D;
   });
+  // Fixed buffers (quasi-global momentum) carry over to the next step untouched.
+  if (c.fixedBuffer) return { layers: unflatten(next), buffers: buffers as Layer[] };
   return { layers: unflatten(next), buffers: bufs ? unflatten(nextBufs) : undefined };
 }
 

@@ -24,6 +24,7 @@ export class SwaAverage {
   private n = 0;
   private mean: Float64Array | undefined;
   private f32: Float32Array | undefined;
+  private memo: { result: unknown } | undefined;
 
   /** Number of vectors averaged so far. */
   get count(): number {
@@ -33,6 +34,18 @@ export class SwaAverage {
   /** The current average as float32 (a copy the caller may keep), undefined before any update. */
   get average(): Float32Array | undefined {
     return this.f32?.slice();
+  }
+
+  /**
+   * `fn(average)`, computed once per average: until the next update, later calls return the first
+   * result. The runtime evaluates the SWA model at every tail round, while the average changes
+   * only at collections (every `cycle` rounds): the same figure, without its cost (a test-set pass).
+   * Undefined before any update.
+   */
+  once<T>(fn: (average: Float32Array) => T): T | undefined {
+    if (!this.f32) return undefined;
+    this.memo ??= { result: fn(this.f32.slice()) };
+    return this.memo.result as T;
   }
 
   update(flat: Float32Array): void {
@@ -47,6 +60,7 @@ export class SwaAverage {
     this.mean = mean;
     this.n += 1;
     this.f32 = Float32Array.from(mean);
+    this.memo = undefined;
   }
 
   /** Serializable state (copied). */

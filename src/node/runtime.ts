@@ -542,9 +542,12 @@ export class NodeRuntime {
       accuracy = ev.accuracy;
       testLoss = ev.loss;
       this.lastAccuracy = accuracy;
-      const avg = this.swa.average;
-      if (avg) {
-        swaAccuracy = evaluateFlat(model, avg, this.d.test, cfg.eval.batchSize).accuracy;
+      // Once per SWA average: it changes only at collections (SwaAverage.once).
+      const swaEv = this.swa.once((avg) =>
+        evaluateFlat(model, avg, this.d.test, cfg.eval.batchSize),
+      );
+      if (swaEv) {
+        swaAccuracy = swaEv.accuracy;
         this.lastSwaAccuracy = swaAccuracy;
       }
       if (isTailRound(cfg.eval.tail, k, rounds)) {

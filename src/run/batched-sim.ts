@@ -26,9 +26,7 @@ interface Pending {
 
 /** Whether `flatmesh sim --batched` can batch this experiment's training (else it runs unbatched). */
 export function batchedTrainingApplies(cfg: Experiment): boolean {
-  // Quasi-global momentum holds its buffer fixed over a round's steps; the batched engine
-  // accumulates heavy-ball buffers, so such runs train unbatched.
-  return batchable({ kind: cfg.model.kind }) && !cfg.train.quasiGlobalMomentum;
+  return batchable({ kind: cfg.model.kind });
 }
 
 export class BatchedTraining {
@@ -47,6 +45,7 @@ export class BatchedTraining {
         weightDecay: cfg.train.weightDecay,
         rho: cfg.train.rho,
         eta: cfg.train.eta,
+        quasiGlobal: cfg.train.quasiGlobalMomentum,
       },
       batchSize: cfg.train.batchSize,
     });

@@ -16,6 +16,7 @@
  *     qg-swa: { train.momentum: 0.9, train.quasiGlobalMomentum: true }
  *   seeds: [1, 2, 3]
  *   mode: sim                       # or processes
+ *   batched: true                   # sim: train a round's nodes together (flatmesh sim --batched)
  *   out: runs/loss-sweep
  *
  *   const plan = loadSweep('sweep.yaml');            // validates every cell before anything runs
@@ -88,6 +89,12 @@ export const sweepFileSchema = z
       .default('sim'),
     /** Output directory. Default: runs/sweep-<sweep file name>. */
     out: z.string().min(1).optional(),
+    /**
+     * sim mode: train all nodes of a round in one batched computation where the model allows it
+     * (`flatmesh sim --batched`; same figures within float32 rounding, several times faster).
+     * Not part of a cell's identity: a sweep resumed with or without it keeps its runs. Default false.
+     */
+    batched: z.boolean({ error: 'must be true or false' }).default(false),
   })
   .strict();
 
@@ -117,6 +124,8 @@ export interface SweepPlan {
   source?: string;
   out: string;
   mode: SweepMode;
+  /** sim mode: batched training (SweepFile.batched). */
+  batched?: boolean;
   seeds: number[];
   gridKeys: string[];
   cells: SweepCell[];
@@ -154,13 +163,17 @@ export function planSweep(
         i.code === 'unrecognized_keys'
           ? new ConfigError(
               `${sweepPath(i.path) === '(sweep)' ? '' : `${sweepPath(i.path)}.`}${i.keys.join(', ')}`,
-              'unknown field of a sweep file (base, grid, variants, seeds, mode, out)',
+              'unknown field of a sweep file (base, grid, variants, seeds, mode, out, batched)',
             )
           : new ConfigError(sweepPath(i.path), i.message, (i as { input?: unknown }).input),
       ),
     );
   }
   const file = r.data;
+  if (file.batched && file.mode !== 'sim')
+    throw new ConfigErrors([
+      new ConfigError('batched', "only applies to mode 'sim'", file.batched),
+    ]);
   const base = resolveBase(file.base, opts.baseDir);
   const problems: ConfigError[] = [];
   const baseProblems = problemsOf(() => parseExperiment(base));
@@ -255,6 +268,7 @@ export function planSweep(
     ...(opts.source && { source: opts.source }),
     out: file.out ?? opts.defaultOut ?? join('runs', 'sweep'),
     mode: file.mode,
+    ...(file.batched && { batched: true }),
     seeds: file.seeds,
     gridKeys,
     cells,
@@ -355,7 +369,9 @@ function canonical(v: unknown): string {
 /**
  * `loss.p-0.3_mixing-push-sum-1a2b3c4d`: the values, readable, then 8 hex digits of a hash of the
  * cell's whole experiment without seed, id and out (and of the mode), so a changed base or mode
- * never reuses old runs.
+ * never reuses old runs. Fields at their schema default are left out of the hash: a new option
+ * added to the schema (off by default) does not orphan the runs of a sweep under way, which
+ * `--resume --only` can then extend with variants using it.
  */
 export function cellKey(
   values: Record<string, unknown>,
@@ -371,10 +387,27 @@ export function cellKey(
   const text = (parts.join('_') || 'base').slice(0, 60).replace(/[-_.]+$/, '');
   const { seed: _s, id: _i, out: _o, ...run } = experiment.run;
   const hash = createHash('sha256')
-    .update(canonical({ ...experiment, run, mode }))
+    .update(canonical({ ...withoutDefaults({ ...experiment, run }, schemaDefaults()), mode }))
     .digest('hex')
     .slice(0, 8);
   return `${text}-${hash}`;
+}
+
+let defaults: Experiment | undefined;
+function schemaDefaults(): Experiment {
+  defaults ??= parseExperiment({});
+  return defaults;
+}
+
+/** `value` without the fields (at any depth) equal to those of `base`. */
+function withoutDefaults(value: object, base: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const b = (base && typeof base === 'object' ? base : {}) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(value)) {
+    if (canonical(v) === canonical(b[k])) continue;
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) ? withoutDefaults(v, b[k]) : v;
+  }
+  return out;
 }
 
 function slug(s: string): string {
@@ -455,12 +488,16 @@ export function readDoneSummary(dir: string): RunSummary | undefined {
   }
 }
 
-export function defaultRunner(mode: SweepMode): SweepRunner {
+export function defaultRunner(mode: SweepMode, opts: { batched?: boolean } = {}): SweepRunner {
   switch (mode) {
     case 'sim':
       return async (cfg, dir, signal) => {
         const { simulate } = await import('./simulate.js');
-        return simulate(cfg, { out: dir, ...(signal && { signal }) });
+        return simulate(cfg, {
+          out: dir,
+          ...(signal && { signal }),
+          ...(opts.batched && { batched: true }),
+        });
       };
     case 'processes':
       return async (cfg, dir, signal) => {
@@ -500,7 +537,7 @@ export async function runSweep(plan: SweepPlan, opts: RunSweepOptions = {}): Pro
   }
   mkdirSync(plan.out, { recursive: true });
   writeAtomic(join(plan.out, 'sweep.json'), `${JSON.stringify(describePlan(plan), null, 2)}\n`);
-  const runner = opts.runner ?? defaultRunner(plan.mode);
+  const runner = opts.runner ?? defaultRunner(plan.mode, { batched: plan.batched ?? false });
   const todo = selected.filter((r) => !readDoneSummary(r.dir));
   for (const r of selected) if (readDoneSummary(r.dir)) opts.onEvent?.({ type: 'skip', run: r });
 

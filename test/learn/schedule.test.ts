@@ -111,4 +111,23 @@ describe('SwaAverage', () => {
     assert.throws(() => back.update(new Float32Array(3)), ModelMismatchError);
     assert.throws(() => SwaAverage.restore({ count: 2, mean: undefined }), ModelMismatchError);
   });
+
+  it('once computes a figure of the average once per average', () => {
+    const swa = new SwaAverage();
+    const seen: number[][] = [];
+    const sum = (a: Float32Array) => {
+      seen.push(Array.from(a));
+      return a.reduce((s, v) => s + v, 0);
+    };
+    assert.equal(swa.once(sum), undefined);
+    swa.update(Float32Array.of(1, 3));
+    assert.equal(swa.once(sum), 4);
+    assert.equal(swa.once(sum), 4);
+    swa.update(Float32Array.of(3, 5));
+    assert.equal(swa.once(sum), 6);
+    assert.deepEqual(seen, [
+      [1, 3],
+      [2, 4],
+    ]);
+  });
 });

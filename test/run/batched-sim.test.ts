@@ -103,6 +103,20 @@ describe('batched simulator', () => {
     });
   });
 
+  it('trains quasi-global momentum (fixed buffers over the steps) as the unbatched engine does', async () => {
+    await compare({
+      train: {
+        localSteps: 5,
+        lr: 0.2,
+        batchSize: 16,
+        momentum: 0.9,
+        quasiGlobalMomentum: true,
+        weightDecay: 1e-3,
+      },
+      faults: { loss: { p: 0.2 } },
+    });
+  });
+
   it('trains a logistic regression with SAM', async () => {
     await compare({
       model: { kind: 'logreg' },

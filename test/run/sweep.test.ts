@@ -16,6 +16,7 @@ import { sweepCommand } from '../../src/cli/sweep.js';
 import { loadExperiment, parseExperiment, readExperimentFile } from '../../src/config/index.js';
 import { parsePartitionSpec } from '../../src/data/partition.js';
 import { ConfigError, ConfigErrors, UsageError } from '../../src/errors.js';
+import { BatchedMlpTrainer } from '../../src/learn/batched-mlp.js';
 import { resolveGraph } from '../../src/node/build.js';
 import { packagePath } from '../../src/paths.js';
 import {
@@ -26,6 +27,7 @@ import {
 } from '../../src/report/stats.js';
 import type { RunSummary } from '../../src/run/summary.js';
 import {
+  cellKey,
   loadSweep,
   planSweep,
   runDir,
@@ -313,6 +315,48 @@ describe('sweep validation', () => {
       () => planSweep({ base: tinyBase, variants: { a: {} }, grid: { variant: [1] } }),
       /grid\["variant"\]: is the axis of the variants/,
     );
+  });
+});
+
+describe('sweep batching and cell identity', () => {
+  it('batched: true runs the simulator batched and keeps the cells of the unbatched sweep', async () => {
+    const sweep = { base: tinyBase, grid: { 'faults.loss.p': [0] }, seeds: [1] };
+    const plain = planSweep(sweep);
+    const out = tmp('batched');
+    const batched = planSweep({ ...sweep, batched: true, out });
+    assert.equal(batched.batched, true);
+    // Not part of a cell's identity: a sweep resumed with batching finds the runs made without.
+    assert.deepEqual(
+      batched.cells.map((c) => c.key),
+      plain.cells.map((c) => c.key),
+    );
+    let batches = 0;
+    const original = BatchedMlpTrainer.prototype.train;
+    BatchedMlpTrainer.prototype.train = function (members, steps, lrs) {
+      batches++;
+      return original.call(this, members, steps, lrs);
+    };
+    try {
+      await runSweep(batched);
+    } finally {
+      BatchedMlpTrainer.prototype.train = original;
+    }
+    assert.ok(batches > 0, 'the batched engine trained the run');
+    assert.ok(readFileSync(join(runDir(out, batched.cells[0]!, 1), 'summary.json'), 'utf8'));
+    assert.deepEqual(
+      configProblems(() => planSweep({ ...sweep, mode: 'processes', batched: true })),
+      ["batched: only applies to mode 'sim' (got true)"],
+    );
+  });
+
+  it("a field at its schema default is not part of a cell's key (new options do not orphan runs)", () => {
+    const [cell] = planSweep({ base: tinyBase }).cells;
+    const exp = cell!.experiment;
+    // As if `backend` were an option added later, at its default: same key as with it present.
+    const { backend: _b, ...without } = exp;
+    assert.equal(exp.backend, 'auto');
+    assert.equal(cellKey(cell!.values, without as typeof exp), cell!.key);
+    assert.notEqual(cellKey(cell!.values, { ...exp, backend: 'cpu' }), cell!.key);
   });
 });
 
