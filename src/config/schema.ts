@@ -321,6 +321,32 @@ const networkSchema = z
   .strict()
   .prefault({});
 
+/**
+ * In-run analyses, off unless given. `flatness`: every `every` rounds (and at the last round) each
+ * node measures the largest Hessian eigenvalue (and the `top` largest, and the Hutchinson trace if
+ * `trace`) of its current model and of its SWA model once it has one, on a seeded subset of
+ * `samples` test samples, and adds them to its round record (src/node/flatness-tracking.ts).
+ * Deterministic from the run seed; costs about `top` x 20 Hessian-vector products (each ~2.5
+ * gradients over the samples) per model, plus `probes` with `trace`.
+ */
+const analysisSchema = z
+  .object({
+    flatness: z
+      .object({
+        every: int(1, 1_000_000).default(10),
+        /** Test samples the Hessian is taken over (a seeded subset; 0 = the whole test set). */
+        samples: int(0, 10_000_000).default(1000),
+        /** Top eigenvalues (λmax, ..., λtop); with top > 1 the record also gives λmax/λtop. */
+        top: int(1, 20).default(1),
+        trace: z.boolean({ error: 'must be true or false' }).default(false),
+        /** Rademacher probes of the trace. */
+        probes: int(2, 10_000).default(30),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 export const experimentSchema = z
   .object({
     nodes: int(1, MAX_NODES).default(8),
@@ -352,6 +378,8 @@ export const experimentSchema = z
       .object({ every: int(1, 1_000_000).default(10) })
       .strict()
       .prefault({}),
+    /** In-run analyses (absent: none). */
+    analysis: analysisSchema.optional(),
     /** Tensor backend: `auto` picks node -> wasm -> cpu. */
     backend: oneOf(['auto', 'node', 'wasm', 'cpu'] as const).default('auto'),
   })

@@ -52,6 +52,7 @@ import type { MatchaPlan } from '../topology/types.js';
 import type { CheckpointSink, CheckpointState } from './checkpoint.js';
 import { AdaptiveDeadline } from './deadline.js';
 import { exchange } from './exchange.js';
+import { type FlatnessTracking, flatnessTracking } from './flatness-tracking.js';
 import { FreshestModels } from './fresh.js';
 import {
   addCounts,
@@ -121,6 +122,8 @@ export class NodeRuntime {
   private readonly d: NodeDeps;
   private readonly mixer: Mixer;
   private readonly qg: QuasiGlobalMomentum | undefined;
+  /** In-run flatness (analysis.flatness), when asked. */
+  private readonly flatness: FlatnessTracking | undefined;
   private swa = new SwaAverage();
   private mass = 1;
   private firstRound = 0;
@@ -161,6 +164,7 @@ export class NodeRuntime {
     if (deps.cfg.train.quasiGlobalMomentum)
       this.qg = new QuasiGlobalMomentum(deps.optimizer, deps.cfg.train.momentum);
     this.peers = new PeerRounds(deps.id);
+    this.flatness = flatnessTracking(deps.cfg, deps.model, deps.test, deps.id);
     this.deadline = new AdaptiveDeadline(deps.cfg.gossip.deadlineMs);
     this.fresh = new FreshestModels((w) => deps.transport.recycle?.(w));
     this.restore();
@@ -556,6 +560,7 @@ export class NodeRuntime {
       }
     }
     const evalMs = performance.now() - t2;
+    const flatness = this.flatness?.measure(k, this.swa.average);
 
     // 7. Checkpoint.
     const t3 = performance.now();
@@ -604,6 +609,7 @@ export class NodeRuntime {
       disagreement,
       ...tallies,
       ...(cfg.gossip.mixing === 'push-sum' && { mass: this.mass }),
+      ...(flatness && { flatness }),
       rssMB: Math.round(process.memoryUsage.rss() / 1e6),
       numTensors: tf.memory().numTensors,
     };

@@ -13,6 +13,7 @@ import type {
   EdgeLoss,
   FateCount,
   FaultMark,
+  FlatnessSeries,
   LinkDelivery,
   MatchingActivity,
   NodeFinal,
@@ -210,6 +211,65 @@ export function consensusChart(bs: readonly Band[]): VlSpec {
       ],
     },
     'Consensus distance per round: mean over nodes with a min-max band',
+  );
+}
+
+/**
+ * In-run flatness: one panel per figure (λmax, and the trace when tracked), node models in blue
+ * and SWA models in red, mean over nodes with the min-max band, log scale when all positive.
+ */
+export function flatnessTrackingChart(s: FlatnessSeries): VlSpec {
+  const panel = (title: string, nodes: readonly Band[], swas: readonly Band[]): VlSpec => {
+    const rows = [...bandRows('node models', nodes), ...bandRows('SWA models', swas)];
+    const log = rows.every((r) => r.min > 0);
+    const color = {
+      field: 'series',
+      type: 'nominal',
+      title: null,
+      scale: { domain: ['node models', 'SWA models'], range: ['#1f77b4', '#d62728'] },
+    };
+    return {
+      width: WIDTH,
+      height: 180,
+      data: { values: rows },
+      layer: [
+        {
+          mark: { type: 'area', opacity: 0.18 },
+          encoding: {
+            x: roundX(),
+            y: {
+              field: 'min',
+              type: 'quantitative',
+              title,
+              scale: log ? { type: 'log' } : { zero: false },
+            },
+            y2: { field: 'max' },
+            color,
+          },
+        },
+        {
+          mark: { type: 'line', point: { size: 18 } },
+          encoding: {
+            x: roundX(),
+            y: { field: 'mean', type: 'quantitative' },
+            color,
+            tooltip: [
+              { field: 'series' },
+              { field: 'round' },
+              { field: 'mean', format: '.4g' },
+              { field: 'min', format: '.4g' },
+              { field: 'max', format: '.4g' },
+            ],
+          },
+        },
+      ],
+    };
+  };
+  const panels = [panel('Hessian λmax', s.lambdaMax, s.swaLambdaMax)];
+  if (s.trace.length > 0) panels.push(panel('Hessian trace', s.trace, s.swaTrace));
+  return top(
+    { vconcat: panels },
+    'In-run flatness per round: mean over nodes with a min-max band, node and SWA models',
   );
 }
 

@@ -105,9 +105,36 @@ export interface RoundRecord {
   faults: Record<string, number>;
   /** Push-sum mass, when push-sum mixing is used. */
   mass?: number;
+  /** In-run flatness (analysis.flatness), on its rounds: see node/flatness-tracking.ts. */
+  flatness?: RoundFlatness;
   /** Resident memory of the process (MB) and live tensors, to catch leaks across rounds. */
   rssMB: number;
   numTensors: number;
+}
+
+/** Hessian figures of one model at the end of a round (mean test cross-entropy, no weight decay). */
+export interface ModelFlatness {
+  /** Largest eigenvalue λmax. */
+  lambdaMax: number;
+  /** The `top` largest eigenvalues, descending, and λmax/λtop (top > 1 only). */
+  top?: number[];
+  ratio?: number;
+  /** Hutchinson trace and its standard error (with `trace`). */
+  trace?: number;
+  traceStderr?: number;
+  /** Test loss of the model on the same samples. */
+  loss: number;
+}
+
+export interface RoundFlatness {
+  /** The node's current model (after mixing), and its SWA average once it has one. */
+  model: ModelFlatness;
+  swa?: ModelFlatness;
+  /** Test samples used (a seeded subset, the same every round and node). */
+  samples: number;
+  /** Hessian-vector products used, and the time taken (ms). */
+  products: number;
+  ms: number;
 }
 
 export interface NodeOutcome {

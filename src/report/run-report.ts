@@ -19,6 +19,7 @@ import {
   drawTopology,
   fatesChart,
   faultTimelineChart,
+  flatnessTrackingChart,
   linkHeatmap,
   lossChart,
   lossiestEdgesChart,
@@ -38,6 +39,7 @@ import {
   consensusSeries,
   faultTimeline,
   finalAccuracies,
+  flatnessSeries,
   linkDelivery,
   lossiestEdges,
   matchingActivity,
@@ -274,11 +276,26 @@ export function runSections(run: RunDir, extras: RunExtras = {}, prefix = ''): S
       : [],
   });
 
-  if (extras.flatness) {
-    const figures = flatnessFigures(extras.flatness).map((f) => ({
-      ...f,
-      name: `${prefix}${f.name}`,
-    }));
+  const tracked = flatnessSeries(recs);
+  if (extras.flatness || tracked.lambdaMax.length > 0) {
+    const figures = [
+      ...(tracked.lambdaMax.length > 0
+        ? [
+            fig(
+              prefix,
+              'flatness-rounds',
+              'Flatness during the run',
+              `Largest Hessian eigenvalue${tracked.trace.length > 0 ? ' and Hessian trace' : ''} of the node models and of their SWA models on the rounds analysis.flatness measured them (test cross-entropy, ${recs.flat().find((r) => r.flatness)?.flatness?.samples ?? '?'} test samples); mean over nodes with the min–max band. Lower is flatter.`,
+              flatnessTrackingChart(tracked),
+              tracked,
+            ),
+          ]
+        : []),
+      ...(extras.flatness ? flatnessFigures(extras.flatness) : []).map((f) => ({
+        ...f,
+        name: `${prefix}${f.name}`,
+      })),
+    ];
     sections.push({ id: id('flatness'), title: 'Flatness', figures });
   }
   return sections;

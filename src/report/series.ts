@@ -52,6 +52,21 @@ export function bands(
     }));
 }
 
+/** In-run flatness (analysis.flatness): λmax and the trace of node and SWA models per round. */
+export interface FlatnessSeries {
+  lambdaMax: Band[];
+  swaLambdaMax: Band[];
+  trace: Band[];
+  swaTrace: Band[];
+}
+
+export const flatnessSeries = (records: readonly (readonly RoundRecord[])[]): FlatnessSeries => ({
+  lambdaMax: bands(records, (r) => r.flatness?.model.lambdaMax),
+  swaLambdaMax: bands(records, (r) => r.flatness?.swa?.lambdaMax),
+  trace: bands(records, (r) => r.flatness?.model.trace),
+  swaTrace: bands(records, (r) => r.flatness?.swa?.trace),
+});
+
 export interface AccuracySeries {
   accuracy: Band[];
   swaAccuracy: Band[];

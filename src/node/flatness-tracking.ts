@@ -1,0 +1,96 @@
+/**
+ * In-run flatness tracking (`analysis.flatness`, off by default): on every `every`-th round and at
+ * the last round, the largest Hessian eigenvalue of the node's current model (after mixing) and of
+ * its SWA average once it has one, plus the top-k eigenvalues with λmax/λk and the Hutchinson
+ * trace when asked, for that round's record. The figures come from learn/flatness (Lanczos on
+ * double-backprop Hessian-vector products of the mean test cross-entropy, no weight decay).
+ *
+ *   const tracking = flatnessTracking(cfg, model, test, id);   // undefined when off
+ *   const flatness = tracking?.measure(k, swa.average);         // undefined off its rounds
+ *
+ * Deterministic from the run seed: the test subset is drawn once from it (the same samples for
+ * every node and round, so figures compare across both), and the Lanczos start and trace probes of
+ * node i at round k come from Rng.from(seed, 'flatness-tracking', i, k). The model's weights are
+ * restored after each measurement, and every tensor is freed (numTensors stays flat).
+ */
+import { Rng } from '../compute/rng.js';
+import type { Experiment } from '../config/schema.js';
+import type { Dataset } from '../data/types.js';
+import {
+  type FlatnessFigures,
+  measureFlatness,
+  type SampleSet,
+  sampleSet,
+} from '../learn/flatness/index.js';
+import { type Model, readFlat } from '../learn/index.js';
+import type { ModelFlatness, RoundFlatness } from '../report/records.js';
+
+export type FlatnessTrackingSpec = NonNullable<NonNullable<Experiment['analysis']>['flatness']>;
+
+/** The tracking of one node, or undefined when the experiment does not ask for it. */
+export function flatnessTracking(
+  cfg: Experiment,
+  model: Model,
+  test: Dataset,
+  node: number,
+): FlatnessTracking | undefined {
+  const spec = cfg.analysis?.flatness;
+  return spec && new FlatnessTracking(spec, model, test, cfg.run.seed, node, cfg.run.rounds);
+}
+
+export class FlatnessTracking {
+  private readonly samples: SampleSet;
+
+  constructor(
+    private readonly spec: FlatnessTrackingSpec,
+    private readonly model: Model,
+    test: Dataset,
+    private readonly seed: number,
+    private readonly node: number,
+    private readonly rounds: number,
+  ) {
+    this.samples = sampleSet(test, 'test set', { limit: spec.samples, seed });
+  }
+
+  isRound(k: number): boolean {
+    return (k + 1) % this.spec.every === 0 || k === this.rounds - 1;
+  }
+
+  /** The figures of round k (the model's current weights and `swa`), or undefined off its rounds. */
+  measure(k: number, swa: Float32Array | undefined): RoundFlatness | undefined {
+    if (!this.isRound(k)) return undefined;
+    const t0 = performance.now();
+    const seed = Rng.from(this.seed, 'flatness-tracking', this.node, k).nextU32();
+    let products = 0;
+    const figures = (weights: Float32Array): ModelFlatness => {
+      const f = measureFlatness(this.model, weights, this.samples, {
+        top: this.spec.top,
+        trace: this.spec.trace,
+        probes: this.spec.probes,
+        sharpness: false,
+        seed,
+      });
+      products += f.products;
+      return modelFlatness(f);
+    };
+    const model = figures(readFlat(this.model));
+    const swaFigures = swa && figures(swa);
+    return {
+      model,
+      ...(swaFigures && { swa: swaFigures }),
+      samples: this.samples.data.count,
+      products,
+      ms: performance.now() - t0,
+    };
+  }
+}
+
+function modelFlatness(f: FlatnessFigures): ModelFlatness {
+  const values = f.top!.values;
+  return {
+    lambdaMax: values[0]!,
+    ...(values.length > 1 && { top: values, ratio: f.top!.ratio }),
+    ...(f.trace && { trace: f.trace.estimate, traceStderr: f.trace.stderr }),
+    loss: f.loss,
+  };
+}
