@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { parseExperiment } from '../../src/config/index.js';
@@ -8,6 +11,7 @@ import { HessianOperator, sampleSet, topEigenvalues } from '../../src/learn/flat
 import { createModel } from '../../src/learn/model.js';
 import { modelSpec, prepareRun } from '../../src/node/build.js';
 import type { RoundRecord } from '../../src/node/metrics.js';
+import { launch } from '../../src/run/launcher.js';
 import { simulate } from '../../src/run/simulate.js';
 
 /**
@@ -146,5 +150,33 @@ describe('in-run flatness tracking', () => {
       const rel = Math.abs(y.model.lambdaMax - x.model.lambdaMax) / x.model.lambdaMax;
       assert.ok(rel < 1e-2, `${x.key}: λmax ${y.model.lambdaMax} batched vs ${x.model.lambdaMax}`);
     });
+  });
+
+  it('works in a real launch: every node process records its figures', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'flatmesh-flatness-launch-'));
+    const cfg = parseExperiment({
+      nodes: 3,
+      run: { rounds: 4, seed: 5 },
+      topology: { graph: 'ring' },
+      model: { hidden: [16] },
+      train: { localSteps: 3, batchSize: 16 },
+      swa: { start: 0.5, cycle: 1 },
+      gossip: { deadlineMs: 15000 },
+      analysis: { flatness: { every: 2, samples: 100 } },
+    });
+    await launch(cfg, { out, progress: false });
+    for (let node = 0; node < 3; node++) {
+      const recs = readFileSync(join(out, 'nodes', String(node), 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as RoundRecord);
+      assert.deepEqual(
+        recs.filter((r) => r.flatness).map((r) => r.round),
+        [1, 3],
+        `node ${node}`,
+      );
+      const last = recs.find((r) => r.round === 3)!.flatness!;
+      assert.ok(last.model.lambdaMax > 0 && last.swa!.lambdaMax > 0);
+    }
   });
 });
