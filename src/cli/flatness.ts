@@ -20,8 +20,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../compute/backend.js';
-import { subset } from '../data/subset.js';
-import type { Dataset } from '../data/types.js';
 import { CheckpointError, UsageError } from '../errors.js';
 import { paramLayout } from '../learn/flat.js';
 import {
@@ -34,12 +32,11 @@ import {
   randomDirection,
   type SampleSet,
   sampleInfo,
-  sampleSet,
 } from '../learn/flatness/index.js';
 import { createModel, type Model } from '../learn/model.js';
 import { modelSpec, prepareRun } from '../node/build.js';
-import { CheckpointStore } from '../node/checkpoint.js';
 import { readRunDir } from '../report/run-dir.js';
+import { expandModels, type ModelRef, pickSamples, RunModels } from '../run/run-flatness.js';
 import { progressReporter } from './data.js';
 
 export interface FlatnessCommandOptions {
@@ -68,11 +65,7 @@ export interface FlatnessCommandOptions {
   quiet?: boolean;
 }
 
-interface Candidate {
-  name: string;
-  weights: Float32Array;
-  round: number | undefined;
-}
+type Candidate = ModelRef;
 
 export async function flatnessCommand(opts: FlatnessCommandOptions): Promise<string> {
   const run = readRunDir(opts.runDir, { records: false });
@@ -82,10 +75,7 @@ export async function flatnessCommand(opts: FlatnessCommandOptions): Promise<str
     ...(cfg.backend !== 'auto' && { prefer: cfg.backend }),
     quiet: true,
   });
-  const checkpoints = run.nodes.map((i) => {
-    const file = run.checkpointFile(i);
-    return file ? new CheckpointStore(run.nodeDir(i)).load() : undefined;
-  });
+  const runModels = new RunModels(run);
   const measuredNames = expandModels(opts.models ?? 'average,node:0,swa:0', run.nodes.length);
   const landscape = parseLandscape(opts.landscape);
   // Path endpoints not in --models are loaded for the path only, not measured.
@@ -93,7 +83,7 @@ export async function flatnessCommand(opts: FlatnessCommandOptions): Promise<str
   for (const n of landscape?.kind === 'path' ? [landscape.a, landscape.b] : []) {
     if (!names.includes(n)) names.push(n);
   }
-  const candidates = names.map((n) => resolveModel(n, checkpoints, opts.runDir));
+  const candidates = names.map((n) => runModels.resolve(n));
 
   const ctx = await prepareRun(cfg, run.summary?.runId ?? 'flatness');
   const set = pickSamples(opts.data ?? 'test', ctx.data.train, ctx.test, ctx.partition, {
@@ -150,81 +140,6 @@ export async function flatnessCommand(opts: FlatnessCommandOptions): Promise<str
   } finally {
     model.dispose();
   }
-}
-
-/** `nodes` and `swas` expand to every node; the rest pass through (validated in resolveModel). */
-function expandModels(spec: string, nodes: number): string[] {
-  const out: string[] = [];
-  for (const raw of spec.split(',')) {
-    const s = raw.trim();
-    if (s === '') continue;
-    if (s === 'nodes' || s === 'swas') {
-      const kind = s === 'nodes' ? 'node' : 'swa';
-      for (let i = 0; i < nodes; i++) out.push(`${kind}:${i}`);
-    } else out.push(s);
-  }
-  if (out.length === 0) throw new UsageError('--models: list at least one model');
-  return [...new Set(out)];
-}
-
-function resolveModel(
-  name: string,
-  checkpoints: readonly (ReturnType<CheckpointStore['load']> | undefined)[],
-  runDir: string,
-): Candidate {
-  if (name === 'average') {
-    const present = checkpoints.filter((c) => c !== undefined);
-    if (present.length === 0) {
-      throw new CheckpointError(`no node of ${runDir} has a checkpoint to average`);
-    }
-    const n = present[0]!.weights.length;
-    const acc = new Float64Array(n);
-    for (const c of present) for (let i = 0; i < n; i++) acc[i]! += c.weights[i]!;
-    return {
-      name,
-      weights: Float32Array.from(acc, (v) => v / present.length),
-      round: Math.min(...present.map((c) => c.round)),
-    };
-  }
-  const m = /^(node|swa):(\d+)$/.exec(name);
-  if (!m) {
-    throw new UsageError(
-      `--models: ${JSON.stringify(name)} is not one of node:I, swa:I, average, nodes, swas`,
-    );
-  }
-  const id = Number(m[2]);
-  if (id >= checkpoints.length) {
-    throw new UsageError(`--models: ${name}: the run has nodes 0..${checkpoints.length - 1}`);
-  }
-  const ck = checkpoints[id];
-  if (!ck) throw new CheckpointError(`node ${id} of ${runDir} has no checkpoint`);
-  if (m[1] === 'node') return { name, weights: ck.weights, round: ck.round };
-  if (!ck.swa.mean || ck.swa.count === 0) {
-    throw new CheckpointError(`node ${id} of ${runDir} has no SWA model (SWA off or not started)`);
-  }
-  return { name, weights: Float32Array.from(ck.swa.mean), round: ck.round };
-}
-
-function pickSamples(
-  spec: string,
-  train: Dataset,
-  test: Dataset,
-  partition: readonly Int32Array[],
-  opts: { limit: number; seed: number },
-): SampleSet {
-  if (spec === 'test') return sampleSet(test, 'test set', opts);
-  if (spec === 'train') {
-    const all = Int32Array.from(partition.flatMap((p) => [...p])).sort();
-    return sampleSet(subset(train, all), 'union of the training shards', opts);
-  }
-  const m = /^shard:(\d+)$/.exec(spec);
-  const i = m ? Number(m[1]) : -1;
-  if (!m || i >= partition.length) {
-    throw new UsageError(
-      `--data: must be test, train or shard:I with I in 0..${partition.length - 1} (got ${JSON.stringify(spec)})`,
-    );
-  }
-  return sampleSet(subset(train, partition[i]!), `shard ${i}`, opts);
 }
 
 type LandscapeSpec = { kind: '1d' } | { kind: '2d' } | { kind: 'path'; a: string; b: string };

@@ -18,7 +18,7 @@ import {
 } from '../data/index.js';
 import { UsageError } from '../errors.js';
 import { datasetSpec, samplingPlan } from '../node/build.js';
-import { readFlatness } from '../report/flatness.js';
+import { readFlatness, readSweepFlatness } from '../report/flatness.js';
 import { type WrittenReport, writeReport } from '../report/page.js';
 import type { RunSummary } from '../report/records.js';
 import { isRunDir, isSweepDir, type RunDir, readRunDir, readSweepDir } from '../report/run-dir.js';
@@ -97,6 +97,10 @@ export async function writeSweepReport(
   const table = sweepTable(
     { ...sweep, out: dir },
     (cell, seed): RunSummary | undefined => runs.get(`${cell.key}/${seed}`)?.summary,
+    (cell, seed) => {
+      const run = runs.get(`${cell.key}/${seed}`);
+      return run && readSweepFlatness(run.dir);
+    },
   );
   const cellRuns = new Map(
     sweep.cells.map((c) => [c.key, sweep.seeds.flatMap((s) => runs.get(`${c.key}/${s}`) ?? [])]),

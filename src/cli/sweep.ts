@@ -84,6 +84,8 @@ function progressLine(e: SweepEvent): string {
         .join(', ');
       return `    ${figures} (${e.seconds.toFixed(1)} s)\n`;
     }
+    case 'flatness':
+      return `    flatness measured (${e.seconds.toFixed(1)} s)\n`;
     case 'fail':
       return `    FAILED: ${e.error instanceof Error ? e.error.message : String(e.error)}\n`;
     default: {

@@ -95,6 +95,51 @@ export function readFlatness(dir: string): FlatnessReport | undefined {
   return any > 0 ? report : undefined;
 }
 
+/**
+ * A sweep's flatness figures of one run (written by run/run-flatness.ts): what was measured
+ * (`spec`), on which samples, every model's figures, and the run's columns for the sweep table
+ * (`node.lambdaMax`, `swa.lambdaMax/lambda5`, `average.trace`, ...: means over the nodes' models).
+ */
+export const SWEEP_FLATNESS_FILE = join('flatness', 'sweep.json');
+
+export interface SweepFlatnessFile {
+  spec: object;
+  samples: { source: string; count: number; seed?: number };
+  columns: Record<string, number | null>;
+  models: {
+    model: string;
+    round: number | undefined;
+    loss: number;
+    /** Top eigenvalues, descending, and whether Lanczos reached its tolerance. */
+    top: number[];
+    converged: boolean;
+    ratio?: number;
+    trace?: number;
+    traceStderr?: number;
+    products: number;
+    seconds: number;
+  }[];
+}
+
+/** The sweep columns of the run in `runDir`, or undefined when it has not been measured. */
+export function readSweepFlatness(runDir: string): Record<string, number | null> | undefined {
+  try {
+    const f = JSON.parse(
+      readFileSync(join(runDir, SWEEP_FLATNESS_FILE), 'utf8'),
+    ) as SweepFlatnessFile;
+    return f.columns;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `swa.lambdaMax/lambda5` -> `SWA λmax/λ5`: a sweep column's label. */
+export function flatnessColumnLabel(name: string): string {
+  const [kind = '', figure = ''] = name.split('.');
+  const who = kind === 'swa' ? 'SWA' : kind === 'average' ? 'avg model' : kind;
+  return `${who} ${figure.replace(/lambdaMax/g, 'λmax').replace(/lambda(\d+)/g, 'λ$1')}`;
+}
+
 /** Iso-lines of a grid by marching squares: segments at each of `levels`. */
 export function contourSegments(
   x: readonly number[],

@@ -30,7 +30,7 @@ import {
   sweepAxisChart,
   topologyChart,
 } from './charts.js';
-import { type FlatnessReport, flatnessFigures } from './flatness.js';
+import { type FlatnessReport, flatnessColumnLabel, flatnessFigures } from './flatness.js';
 import type { Figure, ReportDoc, Section } from './page.js';
 import type { RunDir, SweepDir } from './run-dir.js';
 import {
@@ -47,7 +47,7 @@ import {
   phaseTimes,
 } from './series.js';
 import { formatSummary } from './summary-text.js';
-import { formatValue, SWEEP_METRICS, type SweepTable } from './sweep-table.js';
+import { formatFigure, formatValue, SWEEP_METRICS, type SweepTable } from './sweep-table.js';
 
 export interface RunExtras {
   /** The sampling plan the run used (matchings, activation probabilities, alpha). */
@@ -424,7 +424,12 @@ export function sweepReport(
     title: 'Table: mean ± 95% CI over seeds',
     note: 'Each figure is the mean over the seeds with the half-width of its 95% confidence interval (Student t); accuracies in %.',
     table: {
-      header: [...table.gridKeys, 'runs', ...shown.map((m) => m.label)],
+      header: [
+        ...table.gridKeys,
+        'runs',
+        ...shown.map((m) => m.label),
+        ...(table.flatness ?? []).map(flatnessColumnLabel),
+      ],
       rows: table.rows.map((r) => [
         ...table.gridKeys.map((k) => formatValue(r.values[k])),
         `${r.runs}/${table.seeds.length}`,
@@ -445,6 +450,7 @@ export function sweepReport(
               ? f(d.mean)
               : `${f(d.mean)} ± ${f(d.ci95)}`;
         }),
+        ...(table.flatness ?? []).map((m) => formatFigure(r.flatness?.[m])),
       ]),
     },
     figures: [],

@@ -7,6 +7,7 @@
  *   const table = sweepTable(plan, (cell, seed) => summaryOf(cell, seed));
  *   console.log(formatTable(table));
  */
+import { flatnessColumnLabel } from './flatness.js';
 import type { RunSummary } from './records.js';
 import { type Describe, describe } from './stats.js';
 
@@ -53,8 +54,13 @@ export interface SweepRow {
   /** Finished runs in which some node that should have finished did not. */
   incomplete: number;
   stats: Record<SweepMetric, Describe>;
+  /** Flatness columns (the table's `flatness`), described over the seeds measured. */
+  flatness?: Record<string, Describe>;
   /** Each finished run's figures, by seed (what the statistics are computed from). */
-  perSeed: ({ seed: number } & Record<SweepMetric, number | null>)[];
+  perSeed: ({ seed: number; flatness?: Record<string, number | null> } & Record<
+    SweepMetric,
+    number | null
+  >)[];
 }
 
 export interface SweepTable {
@@ -64,6 +70,11 @@ export interface SweepTable {
   gridKeys: string[];
   seeds: number[];
   metrics: SweepMetric[];
+  /**
+   * Flatness columns measured on the runs' checkpoints (the sweep file's `flatness`; names like
+   * `node.lambdaMax`, `swa.lambdaMax/lambda5`, `average.trace`, see run/run-flatness.ts).
+   */
+  flatness?: string[];
   rows: SweepRow[];
 }
 
@@ -88,14 +99,19 @@ export interface SweepCellRef {
 export function sweepTable<C extends SweepCellRef>(
   sweep: SweepShape<C>,
   summaryOf: (cell: C, seed: number) => RunSummary | undefined,
+  flatnessOf?: (cell: C, seed: number) => Record<string, number | null> | undefined,
 ): SweepTable {
+  const columns = new Set<string>();
   const rows = sweep.cells.map((cell): SweepRow => {
     const runs = sweep.seeds
       .map((seed) => ({ seed, summary: summaryOf(cell, seed) }))
-      .filter((r): r is { seed: number; summary: RunSummary } => r.summary !== undefined);
+      .filter((r): r is { seed: number; summary: RunSummary } => r.summary !== undefined)
+      .map((r) => ({ ...r, flatness: flatnessOf?.(cell, r.seed) }));
     const stats = Object.fromEntries(
       SWEEP_METRICS.map((m) => [m.name, describe(runs.map((r) => m.get(r.summary)))]),
     ) as Record<SweepMetric, Describe>;
+    for (const r of runs) for (const k of Object.keys(r.flatness ?? {})) columns.add(k);
+    const flat = runs.some((r) => r.flatness);
     return {
       cell: cell.key,
       values: cell.values,
@@ -103,8 +119,14 @@ export function sweepTable<C extends SweepCellRef>(
       runs: runs.length,
       incomplete: runs.filter((r) => !r.summary.completed).length,
       stats,
+      ...(flat && {
+        flatness: Object.fromEntries(
+          [...columns].map((k) => [k, describe(runs.map((r) => r.flatness?.[k] ?? null))]),
+        ),
+      }),
       perSeed: runs.map((r) => ({
         seed: r.seed,
+        ...(r.flatness && { flatness: r.flatness }),
         ...(Object.fromEntries(SWEEP_METRICS.map((m) => [m.name, m.get(r.summary)])) as Record<
           SweepMetric,
           number | null
@@ -118,6 +140,7 @@ export function sweepTable<C extends SweepCellRef>(
     gridKeys: sweep.gridKeys,
     seeds: sweep.seeds,
     metrics: SWEEP_METRICS.map((m) => m.name),
+    ...(columns.size > 0 && { flatness: [...columns] }),
     rows,
   };
 }
@@ -131,6 +154,7 @@ export function tableCsv(t: SweepTable): string {
     'runs',
     'incomplete',
     ...t.metrics.flatMap((m) => STAT_FIELDS.map((f) => `${m}.${f}`)),
+    ...(t.flatness ?? []).flatMap((m) => STAT_FIELDS.map((f) => `flatness.${m}.${f}`)),
   ];
   const lines = t.rows.map((r) => [
     r.cell,
@@ -138,8 +162,19 @@ export function tableCsv(t: SweepTable): string {
     String(r.runs),
     String(r.incomplete),
     ...t.metrics.flatMap((m) => STAT_FIELDS.map((f) => String(r.stats[m][f] ?? ''))),
+    ...(t.flatness ?? []).flatMap((m) =>
+      STAT_FIELDS.map((f) => String(r.flatness?.[m]?.[f] ?? '')),
+    ),
   ]);
   return `${[header, ...lines].map((l) => l.map(csvField).join(',')).join('\n')}\n`;
+}
+
+/** A flatness figure over seeds: mean ± 95% CI half-width, 3 significant digits. */
+export function formatFigure(d: Describe | undefined): string {
+  if (!d || d.mean === null) return '-';
+  return d.ci95 === null
+    ? d.mean.toPrecision(3)
+    : `${d.mean.toPrecision(3)} ± ${d.ci95.toPrecision(2)}`;
 }
 
 function csvField(s: string): string {
@@ -159,11 +194,13 @@ export function formatTable(t: SweepTable): string {
     ...t.gridKeys,
     'runs',
     ...SWEEP_METRICS.filter((m) => t.metrics.includes(m.name)).map((m) => m.label),
+    ...(t.flatness ?? []).map(flatnessColumnLabel),
   ];
   const rows = t.rows.map((r) => [
     ...t.gridKeys.map((k) => formatValue(r.values[k])),
     `${r.runs}/${t.seeds.length}${r.incomplete > 0 ? ` (${r.incomplete} incomplete)` : ''}`,
     ...t.metrics.map((m) => fmt(m, r.stats[m])),
+    ...(t.flatness ?? []).map((m) => formatFigure(r.flatness?.[m])),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cols: string[]) =>

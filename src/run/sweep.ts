@@ -34,8 +34,10 @@ import { parsePartitionSpec } from '../data/partition.js';
 import { ConfigError, ConfigErrors, isFlatmeshError, UsageError } from '../errors.js';
 import { resolveGraph } from '../node/build.js';
 import { packagePath } from '../paths.js';
+import { readSweepFlatness } from '../report/flatness.js';
 import type { RunSummary } from '../report/records.js';
 import { formatValue, type SweepTable, sweepTable, tableCsv } from '../report/sweep-table.js';
+import { measureRunFlatness, type RunFlatnessSpec, runFlatnessUpToDate } from './run-flatness.js';
 
 // ---------------------------------------------------------------------------------------------
 // The sweep file
@@ -45,6 +47,11 @@ const seedSchema = z
   .int({ error: 'must be an integer between 0 and 2147483647' })
   .gte(0, { error: 'must be an integer between 0 and 2147483647' })
   .lte(2 ** 31 - 1, { error: 'must be an integer between 0 and 2147483647' });
+
+function count(min: number, max: number) {
+  const error = `must be an integer between ${min} and ${max}`;
+  return z.number({ error }).int({ error }).gte(min, { error }).lte(max, { error });
+}
 
 export const sweepFileSchema = z
   .object({
@@ -95,6 +102,36 @@ export const sweepFileSchema = z
      * Not part of a cell's identity: a sweep resumed with or without it keeps its runs. Default false.
      */
     batched: z.boolean({ error: 'must be true or false' }).default(false),
+    /**
+     * Flatness columns: after each run, measure the Hessian of its final models from their
+     * checkpoints (run/run-flatness.ts) and add, per cell, mean ± 95% CI over seeds of λmax, λmax/λtop
+     * (top > 1) and the trace (`trace`) of `node` (mean over the node models), `swa` (over the SWA
+     * models) and `average` (the mean of the node models). A resumed sweep measures finished runs
+     * that lack these figures or were measured with other settings. Default: none.
+     */
+    flatness: z
+      .object({
+        models: z
+          .array(
+            z.enum(['node', 'swa', 'average'], { error: "must be 'node', 'swa' or 'average'" }),
+          )
+          .min(1, { error: 'must list at least one of node, swa, average' })
+          .default(['node', 'swa', 'average']),
+        /** Seeded subset of the sample set (0 = all of it). */
+        samples: count(0, 10_000_000).default(1000),
+        top: count(1, 20).default(5),
+        trace: z.boolean({ error: 'must be true or false' }).default(true),
+        probes: count(2, 10_000).default(30),
+        /** `test`, `train` (the union of the shards) or `shard:I`. */
+        data: z
+          .string()
+          .regex(/^(test|train|shard:\d+)$/, { error: 'must be test, train or shard:I' })
+          .default('test'),
+        /** Seed of the subset, the Lanczos start and the trace probes (the same for every run). */
+        seed: count(0, 2 ** 31 - 1).default(1),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -126,6 +163,8 @@ export interface SweepPlan {
   mode: SweepMode;
   /** sim mode: batched training (SweepFile.batched). */
   batched?: boolean;
+  /** Flatness columns (SweepFile.flatness). */
+  flatness?: RunFlatnessSpec;
   seeds: number[];
   gridKeys: string[];
   cells: SweepCell[];
@@ -163,7 +202,7 @@ export function planSweep(
         i.code === 'unrecognized_keys'
           ? new ConfigError(
               `${sweepPath(i.path) === '(sweep)' ? '' : `${sweepPath(i.path)}.`}${i.keys.join(', ')}`,
-              'unknown field of a sweep file (base, grid, variants, seeds, mode, out, batched)',
+              'unknown field of a sweep file (base, grid, variants, seeds, mode, out, batched, flatness)',
             )
           : new ConfigError(sweepPath(i.path), i.message, (i as { input?: unknown }).input),
       ),
@@ -269,6 +308,7 @@ export function planSweep(
     out: file.out ?? opts.defaultOut ?? join('runs', 'sweep'),
     mode: file.mode,
     ...(file.batched && { batched: true }),
+    ...(file.flatness && { flatness: file.flatness }),
     seeds: file.seeds,
     gridKeys,
     cells,
@@ -440,7 +480,8 @@ export type SweepEvent =
   | { type: 'skip'; run: SweepRun }
   | { type: 'start'; run: SweepRun; index: number; total: number }
   | { type: 'done'; run: SweepRun; summary: RunSummary; seconds: number }
-  | { type: 'fail'; run: SweepRun; error: unknown };
+  | { type: 'fail'; run: SweepRun; error: unknown }
+  | { type: 'flatness'; run: SweepRun; seconds: number };
 
 export interface RunSweepOptions {
   /** Continue a sweep whose out already holds finished runs (they are kept). Default false. */
@@ -549,6 +590,31 @@ export async function runSweep(plan: SweepPlan, opts: RunSweepOptions = {}): Pro
     writeAtomic(join(plan.out, 'table.csv'), tableCsv(table));
     return table;
   };
+  const failed = (r: SweepRun, e: unknown) => {
+    opts.onEvent?.({ type: 'fail', run: r, error: e });
+    // Stop at once on an interruption and on failures every other run would repeat too.
+    if (opts.signal?.aborted || !isFlatmeshError(e) || e.exitCode === 2 || e.exitCode === 3) {
+      writeTables();
+      throw e;
+    }
+    failures.push({ cell: r.cell.key, seed: r.seed, error: e.message });
+  };
+  // Flatness columns: measured once per finished run and settings, from its checkpoints.
+  const measure = async (r: SweepRun) => {
+    if (!plan.flatness || runFlatnessUpToDate(r.dir, plan.flatness)) return;
+    const t0 = performance.now();
+    await measureRunFlatness(r.dir, plan.flatness);
+    opts.onEvent?.({ type: 'flatness', run: r, seconds: (performance.now() - t0) / 1000 });
+  };
+  for (const r of selected.filter((x) => !todo.includes(x))) {
+    opts.signal?.throwIfAborted();
+    try {
+      await measure(r);
+    } catch (e) {
+      failed(r, e);
+    }
+  }
+  if (plan.flatness) writeTables();
   for (const [i, r] of todo.entries()) {
     opts.signal?.throwIfAborted();
     // Work in a side directory; the finished run is moved into place in one rename, so its
@@ -571,15 +637,10 @@ export async function runSweep(plan: SweepPlan, opts: RunSweepOptions = {}): Pro
         summary,
         seconds: (performance.now() - t0) / 1000,
       });
+      await measure(r);
       writeTables();
     } catch (e) {
-      opts.onEvent?.({ type: 'fail', run: r, error: e });
-      // Stop at once on an interruption and on failures every other run would repeat too.
-      if (opts.signal?.aborted || !isFlatmeshError(e) || e.exitCode === 2 || e.exitCode === 3) {
-        writeTables();
-        throw e;
-      }
-      failures.push({ cell: r.cell.key, seed: r.seed, error: e.message });
+      failed(r, e);
     }
   }
   const table = writeTables();
@@ -654,5 +715,9 @@ function writeAtomic(file: string, text: string): void {
 
 /** The table of a sweep from the runs finished on disk (any call, any `only`). */
 export function buildTable(plan: SweepPlan): SweepTable {
-  return sweepTable(plan, (cell, seed) => readDoneSummary(runDir(plan.out, cell, seed)));
+  return sweepTable(
+    plan,
+    (cell, seed) => readDoneSummary(runDir(plan.out, cell, seed)),
+    plan.flatness && ((cell, seed) => readSweepFlatness(runDir(plan.out, cell, seed))),
+  );
 }
