@@ -113,6 +113,14 @@ const trainSchema = z
      * Needs momentum > 0 (used as both of the paper's beta and mu).
      */
     quasiGlobalMomentum: z.boolean().default(false),
+    /**
+     * Gradient tracking with local steps (K-GT: Liu, Koloskova, Jaggi, Lin 2023, after DSGT: Pu &
+     * Nedić 2021; Koloskova et al. 2021): every local step adds a correction c_i that tracks the
+     * network's average gradient minus the node's own, so on non-IID data the nodes descend the
+     * global objective instead of drifting to their own optima. The tracker travels with the model
+     * (a frame carries both: twice the bytes). See src/learn/tracking.ts for what it needs.
+     */
+    gradientTracking: z.boolean().default(false),
     /** For `step`: multiply lr by gamma every `stepEvery` rounds. */
     stepEvery: int(1, 1_000_000).default(30),
     stepGamma: num(0, 1).default(0.1),
@@ -134,7 +142,11 @@ const swaSchema = z
      * Fraction of the rounds after which SWA starts (fedsam: 0.75). The phase is whole cycles that
      * end at the last round, so it starts at this round or up to cycle - 1 rounds later.
      */
-    start: num(0, 1).default(SWA_DEFAULTS.start),
+    start: z
+      .number({ error: 'must be a fraction in [0, 1)' })
+      .gte(0, { error: 'must be a fraction in [0, 1)' })
+      .lt(1, { error: 'must be a fraction in [0, 1) (1 would leave no SWA round)' })
+      .default(SWA_DEFAULTS.start),
     /** Cycle length c in rounds; the average is collected at the last round of each cycle. */
     cycle: int(1, 1_000_000).default(SWA_DEFAULTS.cycle),
     /** Learning rate at the low end of each cycle (fedsam: 1e-4). */

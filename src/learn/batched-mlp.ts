@@ -111,12 +111,22 @@ export class BatchedMlpTrainer {
     const fixedBuffer = momentum && (this.spec.quasiGlobal ?? false);
 
     let layers = gatherLayers(members);
-    let buffers = momentum ? gatherMomentum(members) : undefined;
+    let buffers = momentum ? gatherState(members, 'momentum') : undefined;
     const negLr = tf.tensor3d(
       lrs.map((lr) => -lr),
       [G, 1, 1],
     );
     const wd = this.spec.weightDecay;
+    // Gradient tracking's fixed correction, pre-multiplied by -lr where the gradients are.
+    const correction = this.spec.correction
+      ? tidy(() =>
+          gatherState(members, 'correction').map((l) =>
+            momentum
+              ? l
+              : { w: tf.mul(l.w, negLr) as tf.Tensor3D, b: tf.mul(l.b, negLr) as tf.Tensor3D },
+          ),
+        )
+      : undefined;
     const consts = {
       wd: wd > 0 ? tf.scalar(wd) : undefined,
       decay:
@@ -128,6 +138,7 @@ export class BatchedMlpTrainer {
           : undefined,
       mom: momentum ? tf.scalar(this.spec.momentum) : undefined,
       fixedBuffer,
+      correction,
       rho: tf.scalar(this.spec.rho),
       eta: tf.scalar(this.spec.eta),
       tiny: tf.scalar(1e-16),
@@ -187,6 +198,7 @@ export class BatchedMlpTrainer {
       if (buffers) disposeLayers(buffers);
       tf.dispose(losses);
       tf.dispose([negLr, ...Object.values(consts).filter((c) => c instanceof tf.Tensor)]);
+      if (correction) disposeLayers(correction);
     }
   }
 
@@ -247,6 +259,8 @@ interface Consts {
   mom: tf.Scalar | undefined;
   /** Quasi-global momentum: steps read the buffers and leave them as they are. */
   fixedBuffer: boolean;
+  /** Gradient tracking's correction (times -lr without momentum, as the gradients then are). */
+  correction: Layer[] | undefined;
   rho: tf.Scalar;
   eta: tf.Scalar;
   tiny: tf.Scalar;
@@ -308,10 +322,12 @@ function sgdUpdate(
 ): { layers: Layer[]; buffers: Layer[] | undefined } {
   const params = flatten(layers);
   const g = flatten(grads);
+  const corr = c.correction ? flatten(c.correction) : undefined;
   if (!buffers) {
-    const next = params.map(
-      (w, i) => tf.add(c.decay ? tf.mul(w, c.decay) : w, g[i]!) as tf.Tensor3D,
-    );
+    const next = params.map((w, i) => {
+      const step = corr ? tf.add(g[i]!, corr[i]!) : g[i]!;
+      return tf.add(c.decay ? tf.mul(w, c.decay) : w, step) as tf.Tensor3D;
+    });
     return { layers: unflatten(next), buffers: undefined };
   }
   const bufs = buffers ? flatten(buffers) : undefined;
@@ -319,6 +335,7 @@ function sgdUpdate(
   const next = params.map((w, i) => {
     let gi: tf.Tensor = g[i]!;
     if (c.wd) gi = tf.add(gi, tf.mul(w, c.wd));
+    if (corr) gi = tf.add(gi, corr[i]!);
     const buf = bufs?.[i];
     if (buf && c.mom) {
       gi = tf.add(tf.mul(buf, c.mom), gi);
@@ -398,8 +415,11 @@ function slices(stacked: tf.Tensor3D, transposed: boolean): Float32Array[] {
   return Array.from({ length: G }, (_, g) => values.slice(g * n, (g + 1) * n));
 }
 
-/** Momentum buffers from each member's optimizer state, in the layout of `gatherLayers`. */
-function gatherMomentum(members: readonly BatchMember[]): Layer[] {
+/**
+ * Momentum buffers or corrections (`<param>.momentum` / `<param>.correction`) from each member's
+ * optimizer state, in the layout of `gatherLayers`.
+ */
+function gatherState(members: readonly BatchMember[], kind: 'momentum' | 'correction'): Layer[] {
   const params = members[0]!.model.params;
   const states = members.map((m) => m.optimizer.getState());
   return tidy(() => {
@@ -408,7 +428,7 @@ function gatherMomentum(members: readonly BatchMember[]): Layer[] {
       const stack = (j: number) =>
         tf.stack(
           states.map((s) =>
-            tf.tensor(s[`${params[j]!.name}.momentum`]!, params[j]!.variable.shape, 'float32'),
+            tf.tensor(s[`${params[j]!.name}.${kind}`]!, params[j]!.variable.shape, 'float32'),
           ),
         );
       out.push({
@@ -422,7 +442,8 @@ function gatherMomentum(members: readonly BatchMember[]): Layer[] {
 
 function scatterMomentum(members: readonly BatchMember[], buffers: readonly Layer[]): void {
   const params = members[0]!.model.params;
-  const states = members.map(() => ({}) as Record<string, Float32Array>);
+  // Other state (a correction) is kept as it is.
+  const states = members.map((m) => m.optimizer.getState());
   buffers.forEach((l, k) => {
     for (const [i, stacked] of [
       [2 * k, l.w],

@@ -42,6 +42,7 @@ export {
 } from './schedule.js';
 export { SwaAverage, type SwaState } from './swa.js';
 export { isEvalRound, isTailRound, TailMean } from './tail.js';
+export { nextCorrection, readCorrection, roundTracker, writeCorrection } from './tracking.js';
 export {
   checkTrainArgs,
   LocalTrainer,

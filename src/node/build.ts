@@ -63,7 +63,10 @@ export interface RunContext {
   graph: Graph;
   plan: MatchaPlan;
   faults: FaultPlan;
-  /** Model signature and per-tensor layout (for the wire codec). */
+  /**
+   * Model signature, and the size and per-tensor layout of what a frame carries (for the wire
+   * codec): the model, or with gradient tracking the model followed by its tracker.
+   */
   signature: string;
   size: number;
   layout: number[];
@@ -273,12 +276,15 @@ export function deriveRun(cfg: Experiment, train: Pick<Dataset, 'shape' | 'class
   // A throwaway model gives the signature and layout every node's model shares.
   const probe = createModel(modelSpec(cfg), train.shape, train.classes, cfg.run.seed);
   try {
+    const layout = paramLayout(probe).map((s) => s.size);
+    // Gradient tracking: a frame carries the model and its tracker (learn/tracking.ts).
+    const copies = cfg.train.gradientTracking ? 2 : 1;
     return {
       graph: plan.graph,
       plan,
       signature: modelSignature(probe),
-      size: probe.size,
-      layout: paramLayout(probe).map((s) => s.size),
+      size: probe.size * copies,
+      layout: Array.from({ length: copies }, () => layout).flat(),
     };
   } finally {
     probe.dispose();
@@ -368,6 +374,7 @@ export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltN
       rho: cfg.train.rho,
       eta: cfg.train.eta,
       quasiGlobal: cfg.train.quasiGlobalMomentum,
+      correction: cfg.train.gradientTracking,
     },
     model.params,
   );

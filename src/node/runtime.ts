@@ -64,6 +64,7 @@ import {
 } from './metrics.js';
 import { Mixer } from './mix.js';
 import { PeerRounds } from './peers.js';
+import { TrackingRound } from './tracking.js';
 
 export interface NodeDeps {
   cfg: Experiment;
@@ -124,6 +125,8 @@ export class NodeRuntime {
   private readonly qg: QuasiGlobalMomentum | undefined;
   /** In-run flatness (analysis.flatness), when asked. */
   private readonly flatness: FlatnessTracking | undefined;
+  /** Gradient tracking (train.gradientTracking): frames carry x‖y. */
+  private readonly gt: TrackingRound | undefined;
   private swa = new SwaAverage();
   private mass = 1;
   private firstRound = 0;
@@ -163,6 +166,8 @@ export class NodeRuntime {
     this.mixer = new Mixer(deps.cfg.gossip);
     if (deps.cfg.train.quasiGlobalMomentum)
       this.qg = new QuasiGlobalMomentum(deps.optimizer, deps.cfg.train.momentum);
+    if (deps.cfg.train.gradientTracking)
+      this.gt = new TrackingRound(deps.optimizer, deps.model.size);
     this.peers = new PeerRounds(deps.id);
     this.flatness = flatnessTracking(deps.cfg, deps.model, deps.test, deps.id);
     this.deadline = new AdaptiveDeadline(deps.cfg.gossip.deadlineMs);
@@ -440,7 +445,7 @@ export class NodeRuntime {
     // the consensus finish's gossip-only rounds (their record's trainLoss is NaN, null in JSON).
     const t0 = performance.now();
     const gossipOnly = isGossipOnlyRound(cfg.gossip.finish, k, rounds, swaSpec);
-    const xStart = this.qg && !gossipOnly ? readFlat(model) : undefined;
+    const xStart = (this.qg || this.gt) && !gossipOnly ? readFlat(model) : undefined;
     // Awaited: the batched simulator's trainer answers once every node's steps are trained.
     const loss = gossipOnly
       ? Number.NaN
@@ -464,7 +469,8 @@ export class NodeRuntime {
     // 3. Exchange.
     const x = readFlat(model);
     const byz = faults.byzantine(id);
-    const payload = byz ? corruptWeights(x, byz, cfg.run.seed, id, k) : x;
+    const frame = this.gt ? this.gt.frame(x, xStart, lr, cfg.train.localSteps) : x;
+    const payload = byz ? corruptWeights(frame, byz, cfg.run.seed, id, k) : frame;
     // Counted every round it is in force, label flip included (it poisons this round's training).
     if (byz) counters.fault(`byzantine-${byz.behaviour}`);
     const share =
@@ -508,13 +514,15 @@ export class NodeRuntime {
     if (async) this.fresh.keep(ex.collected.received);
     const received = async
       ? this.fresh.usable(neighbours, caughtUpFrom ?? oldest)
-      : ex.collected.received;
+      : this.gt
+        ? this.gt.models(ex.collected.received)
+        : ex.collected.received;
     const disagreement =
       received.length === 0
         ? null
         : received.reduce((s, m) => s + rmsDistance(x, m.weights), 0) / received.length;
     const reclaimed = ex.outcomes.filter((o) => o.outcome.status !== 'delivered').length;
-    const mixed = this.mixer.mix({
+    const mixInput = {
       x,
       received,
       degree: neighbours.length,
@@ -523,15 +531,19 @@ export class NodeRuntime {
       mass: this.mass,
       reclaimed,
       expectedLoss: this.expectedLoss(),
-    });
+    };
+    const mixed = this.mixer.mix(mixInput);
     writeFlat(model, mixed.x);
     this.mass = mixed.mass;
     if (xStart) this.qg?.end(xStart, mixed.x, lr, cfg.train.localSteps);
+    this.gt?.end(ex.collected.received, ex.outcomes, (y, trackers) => {
+      return this.mixer.mix({ ...mixInput, x: y, received: trackers }).x;
+    });
     const mixMs = performance.now() - t1;
     // The mixers return fresh vectors: the received ones are dead now. Handing them back lets the
     // transport decode the next round's frames into their memory (no page faults, no promoted
     // garbage for V8's full collections; see net/pool.ts).
-    if (!async) for (const m of received) this.d.transport.recycle?.(m.weights);
+    if (!async) for (const m of ex.collected.received) this.d.transport.recycle?.(m.weights);
 
     // 5. SWA: collect at the last round of each cycle; the average is never gossiped.
     if (swaSpec && isSwaCollectRound(swaSpec, k, rounds)) this.swa.update(mixed.x);

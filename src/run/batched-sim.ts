@@ -46,6 +46,7 @@ export class BatchedTraining {
         rho: cfg.train.rho,
         eta: cfg.train.eta,
         quasiGlobal: cfg.train.quasiGlobalMomentum,
+        correction: cfg.train.gradientTracking,
       },
       batchSize: cfg.train.batchSize,
     });

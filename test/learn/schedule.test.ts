@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseExperiment } from '../../src/config/index.js';
 import { ModelMismatchError } from '../../src/errors.js';
 import {
   isSwaCollectRound,
@@ -7,6 +8,7 @@ import {
   SwaAverage,
   swaStartRound,
 } from '../../src/learn/index.js';
+import { configProblems } from '../helpers/config-errors.js';
 
 const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} != ${b}`);
 
@@ -74,6 +76,17 @@ describe('learning-rate schedules', () => {
     assert.throws(() => swaStartRound({ start: 1.2, cycle: 5, lr2: 1e-4 }, 10), /swa\.start/);
     assert.throws(() => swaStartRound({ start: 0.5, cycle: 0, lr2: 1e-4 }, 10), /swa\.cycle/);
     assert.throws(() => learningRate({ kind: 'constant' }, -1, 0, 10), /lr\.base/);
+  });
+});
+
+describe('swa.start', () => {
+  it('the schema and the schedule agree: a fraction in [0, 1)', () => {
+    assert.deepEqual(
+      configProblems(() => parseExperiment({ swa: { start: 1 } })),
+      ['swa.start: must be a fraction in [0, 1) (1 would leave no SWA round) (got 1)'],
+    );
+    const cfg = parseExperiment({ swa: { start: 0.99 }, run: { rounds: 10 } });
+    assert.doesNotThrow(() => learningRate({ kind: 'constant' }, 0.1, 9, 10, cfg.swa));
   });
 });
 

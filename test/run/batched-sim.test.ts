@@ -117,6 +117,24 @@ describe('batched simulator', () => {
     });
   });
 
+  it('trains with gradient tracking (a fixed correction per node) as the unbatched engine does', async () => {
+    await compare({
+      train: { localSteps: 5, lr: 0.2, batchSize: 16, weightDecay: 1e-3, gradientTracking: true },
+      faults: { loss: { p: 0.2 } },
+    });
+    await compare({
+      train: {
+        optimizer: 'asam',
+        localSteps: 3,
+        lr: 0.2,
+        batchSize: 16,
+        rho: 0.5,
+        eta: 0.2,
+        gradientTracking: true,
+      },
+    });
+  });
+
   it('trains a logistic regression with SAM', async () => {
     await compare({
       model: { kind: 'logreg' },

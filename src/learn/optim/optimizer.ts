@@ -73,7 +73,11 @@ export function createOptimizer(
   const kinds: ParamKind[] = params.map(
     (p) => p.kind ?? (p.variable.rank <= 1 ? 'bias' : 'weight'),
   );
-  const sgd = new SgdUpdate(variables, { ...spec, fixedBuffer: spec.quasiGlobal ?? false });
+  const sgd = new SgdUpdate(variables, {
+    ...spec,
+    fixedBuffer: spec.quasiGlobal ?? false,
+    correction: spec.correction ?? false,
+  });
   const ordered = (g: tf.NamedTensorMap): tf.Tensor[] => variables.map((v) => g[v.name]!);
 
   const sgdStep = (loss: () => tf.Scalar, lr: number): tf.Scalar => {

@@ -9,6 +9,9 @@
  * With `fixedBuffer` (quasi-global momentum) the buffer is not updated by the steps:
  *   w <- w - lr * (momentum * buf + g)   and buf is set from outside (setState) between rounds.
  *
+ * With `correction` (gradient tracking, see learn/tracking.ts) a fixed vector c, set from outside
+ * between rounds, is added to every gradient: g <- g + weightDecay * w + c.
+ *
  *   const sgd = new SgdUpdate(variables, { momentum: 0.9, weightDecay: 4e-4 });
  *   sgd.apply(grads, 0.01);  // grads[i] matches variables[i]; the caller disposes grads
  */
@@ -20,6 +23,7 @@ export class SgdUpdate {
   private readonly momentum: tf.Scalar | undefined;
   private readonly fixedBuffer: boolean;
   private readonly weightDecay: tf.Scalar | undefined;
+  private readonly corrections: tf.Variable[] | undefined;
   // Cached -lr scalar: steps usually repeat the same learning rate for a whole round, and creating
   // a scalar per step costs as much as a small kernel.
   private negLr: tf.Scalar | undefined;
@@ -27,7 +31,7 @@ export class SgdUpdate {
 
   constructor(
     private readonly variables: readonly tf.Variable[],
-    opts: { momentum: number; weightDecay: number; fixedBuffer?: boolean },
+    opts: { momentum: number; weightDecay: number; fixedBuffer?: boolean; correction?: boolean },
   ) {
     this.fixedBuffer = opts.fixedBuffer ?? false;
     this.momentum = opts.momentum > 0 ? tf.scalar(opts.momentum) : undefined;
@@ -36,6 +40,9 @@ export class SgdUpdate {
     this.buffers = variables.map((v) =>
       this.momentum ? tf.tidy(() => tf.variable(tf.zerosLike(v), false)) : undefined,
     );
+    this.corrections = opts.correction
+      ? variables.map((v) => tf.tidy(() => tf.variable(tf.zerosLike(v), false)))
+      : undefined;
   }
 
   apply(grads: readonly tf.Tensor[], lr: number): void {
@@ -49,6 +56,8 @@ export class SgdUpdate {
       this.variables.forEach((w, i) => {
         let g = grads[i]!;
         if (this.weightDecay) g = tf.add(g, tf.mul(w, this.weightDecay));
+        const c = this.corrections?.[i];
+        if (c) g = tf.add(g, c);
         const buf = this.buffers[i];
         if (buf && this.momentum) {
           const next = tf.add(tf.mul(buf, this.momentum), g);
@@ -65,14 +74,20 @@ export class SgdUpdate {
     this.buffers.forEach((b, i) => {
       if (b) out[`${names[i]!}.momentum`] = (b.dataSync() as Float32Array).slice();
     });
+    this.corrections?.forEach((c, i) => {
+      out[`${names[i]!}.correction`] = (c.dataSync() as Float32Array).slice();
+    });
     return out;
   }
 
   setState(names: readonly string[], state: Record<string, Float32Array>): void {
     const expected = new Set<string>();
-    this.buffers.forEach((b, i) => {
+    const slots = [
+      ...this.buffers.map((b, i) => [b, `${names[i]!}.momentum`] as const),
+      ...(this.corrections ?? []).map((c, i) => [c, `${names[i]!}.correction`] as const),
+    ];
+    slots.forEach(([b, key]) => {
       if (!b) return;
-      const key = `${names[i]!}.momentum`;
       expected.add(key);
       const v = state[key];
       if (!v || v.length !== b.size) {
@@ -93,6 +108,7 @@ export class SgdUpdate {
 
   dispose(): void {
     for (const b of this.buffers) b?.dispose();
+    for (const c of this.corrections ?? []) c.dispose();
     this.momentum?.dispose();
     this.weightDecay?.dispose();
     this.negLr?.dispose();

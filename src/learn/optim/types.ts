@@ -20,6 +20,12 @@ export interface OptimizerSpec {
    * Default false (heavy ball).
    */
   quasiGlobal?: boolean;
+  /**
+   * Gradient tracking (see learn/tracking.ts): a fixed correction vector per parameter
+   * (`<name>.correction` in the state), added to every step's gradient and set between rounds.
+   * Default false.
+   */
+  correction?: boolean;
 }
 
 /**
