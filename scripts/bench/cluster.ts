@@ -5,6 +5,7 @@
  *
  *   npm run bench -- cluster [--mode matcha|vanilla] [--nodes 16] [--rounds R] [--graph ring-16.json]
  *                            [--codec f32] [--backend wasm] [--steps 10] [--hog N] [--keep DIR]
+ *                            [--nodes-per-process K]
  *
  * Modes:
  *   matcha   (default, 5 rounds): MATCHA at budget 0.5, Laplacian mixing (flatmesh's own protocol).
@@ -15,6 +16,8 @@
  * `--hog N` runs N processes spinning on the CPU beside the cluster for the whole launch (issue 10's
  * "under load": 16 processes on 2 cores with a hog: no failed sends, p90 round time <= 2x median).
  * `--keep DIR` keeps the run directory there (records, node logs, profiles) instead of deleting it.
+ * `--nodes-per-process K` launches processes of K nodes each: the CPU and memory figures of a
+ * process are then shared out over its K nodes (CPU per node-round, PSS per node).
  *
  * Prints JSON lines (suite "cluster"), by kind:
  *   config   the exact experiment, cores, hog processes, load average before and after
@@ -59,6 +62,7 @@ export async function run(args: string[]): Promise<void> {
   const backend = opt('backend', 'wasm');
   const hogs = Number(opt('hog', '0'));
   const keep = opt('keep', '');
+  const perProcess = Number(opt('nodes-per-process', '1'));
   const cfg = parseExperiment({
     nodes,
     run: { seed: 1, rounds },
@@ -79,7 +83,8 @@ export async function run(args: string[]): Promise<void> {
     gossip: { codec, deadlineMs: 30_000, ...(mode === 'vanilla' && { mixing: 'metropolis' }) },
     // Evaluate only at the last round (the schema always evaluates there); the figures below leave
     // that round out, so they are of rounds without evaluation.
-    eval: { every: 1_000_000 },
+    // No tail: the tail means would evaluate the last 5 rounds (eval.tail's default).
+    eval: { every: 1_000_000, tail: 0 },
     checkpoint: { every: 1_000_000 },
     backend,
   });
@@ -105,6 +110,7 @@ export async function run(args: string[]): Promise<void> {
     codec,
     backend,
     hogProcesses: hogs,
+    nodesPerProcess: perProcess,
     cores: cpus().length,
     loadavgBefore: loadavg().map((x) => round(x, 2)),
   });
@@ -112,7 +118,7 @@ export async function run(args: string[]): Promise<void> {
   const hogProcs: ChildProcess[] = [];
   let launcherPid: number | undefined;
   const sampler = new ProcSampler(() => [
-    ...processesMatching([out, ' node ']),
+    ...processesMatching([out, perProcess > 1 ? ' node-group ' : ' node ']),
     ...(launcherPid !== undefined ? [{ pid: launcherPid }] : []),
   ]);
   try {
@@ -127,7 +133,16 @@ export async function run(args: string[]): Promise<void> {
     const code = await new Promise<number | null>((done) => {
       const child = spawn(
         process.execPath,
-        [START, 'launch', '--config', expFile, '--out', join(out, 'run'), '--quiet'],
+        [
+          START,
+          'launch',
+          '--config',
+          expFile,
+          '--out',
+          join(out, 'run'),
+          '--quiet',
+          ...(perProcess > 1 ? ['--nodes-per-process', String(perProcess)] : []),
+        ],
         { stdio: ['ignore', 'ignore', 'inherit'] },
       );
       launcherPid = child.pid;
@@ -202,24 +217,30 @@ export async function run(args: string[]): Promise<void> {
     });
 
     // CPU per node-round over the same rounds: the process's CPU time at the end of round 0 and at
-    // the end of round lastRound - 1, interpolated between the 250 ms samples.
+    // the end of round lastRound - 1 (the last of its nodes to get there), interpolated between
+    // the 250 ms samples, over its nodes.
     const perNodeRound: number[] = [];
     const wholeRun: number[] = [];
     let launcherCpuMs: number | null = null;
     for (const [pid, t] of sampler.tracks) {
       const last = t.cpu[t.cpu.length - 1]?.[1] ?? 0;
-      if (t.node === undefined) {
+      const mine = t.nodes;
+      if (mine === undefined) {
         launcherCpuMs = pid === launcherPid ? last : launcherCpuMs;
         continue;
       }
-      wholeRun.push(last);
-      const at = (k: number) => records.find((r) => r.node === t.node && r.round === k)?.time;
+      wholeRun.push(last / mine.length);
+      const at = (k: number) => {
+        const ts = records.filter((r) => mine.includes(r.node) && r.round === k).map((r) => r.time);
+        return ts.length === mine.length ? Math.max(...ts) : undefined;
+      };
       const from = at(0);
       const to = at(lastRound - 1);
       if (from === undefined || to === undefined || lastRound < 2) continue;
       const c0 = sampler.cpuMsAt(pid, from);
       const c1 = sampler.cpuMsAt(pid, to);
-      if (c0 !== undefined && c1 !== undefined) perNodeRound.push((c1 - c0) / (lastRound - 1));
+      if (c0 === undefined || c1 === undefined) continue;
+      for (const _ of mine) perNodeRound.push((c1 - c0) / (lastRound - 1) / mine.length);
     }
     emit({
       kind: 'cpu',
@@ -252,7 +273,7 @@ export async function run(args: string[]): Promise<void> {
       ),
     });
 
-    const nodeTracks = [...sampler.tracks.values()].filter((t) => t.node !== undefined);
+    const nodeTracks = [...sampler.tracks.values()].filter((t) => t.nodes !== undefined);
     const launcher = launcherPid === undefined ? undefined : sampler.tracks.get(launcherPid);
     const byNode = new Map<number, RoundRecord[]>();
     for (const r of records) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
@@ -260,11 +281,13 @@ export async function run(args: string[]): Promise<void> {
       const t = rs.filter((r) => r.round >= 1).map((r) => r.numTensors);
       return t.length ? Math.max(...t) - Math.min(...t) : 0;
     });
-    const pss = nodeTracks.map((t) => t.peakPssMB);
-    const rss = nodeTracks.map((t) => t.peakRssMB);
+    // Per node: a process's figure over its nodes.
+    const pss = nodeTracks.map((t) => t.peakPssMB / t.nodes!.length);
+    const rss = nodeTracks.map((t) => t.peakRssMB / t.nodes!.length);
     emit({
       kind: 'memory',
       processesSampled: nodeTracks.length,
+      peakPssMBPerProcessMax: round(Math.max(0, ...nodeTracks.map((t) => t.peakPssMB))),
       peakPssMBMedian: round(quantile(pss, 0.5)),
       peakPssMBMax: round(Math.max(0, ...pss)),
       // Sampled every second: the peak of the sum at one instant (not the sum of the peaks).

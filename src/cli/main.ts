@@ -14,7 +14,7 @@ import { experimentSchema } from '../config/schema.js';
 import { isFlatmeshError, UsageError } from '../errors.js';
 import { dataFetch, dataInspect } from './data.js';
 import { commandHelp, wantsHelp } from './help.js';
-import { collectCommand, launchCommand, nodeCommand, simCommand } from './run.js';
+import { collectCommand, launchCommand, nodeCommand, nodeGroupCommand, simCommand } from './run.js';
 import { sweepCommand } from './sweep.js';
 import { topologyDraw, topologyGen, topologyInspect } from './topology.js';
 
@@ -61,6 +61,7 @@ const dashboardOptions = {
   dashboard: { type: 'boolean' },
   port: { type: 'string' },
   'dashboard-readonly': { type: 'boolean' },
+  'nodes-per-process': { type: 'string' },
 } as const;
 
 function int(name: string, v: string | undefined): number | undefined {
@@ -115,7 +116,16 @@ export async function main(
         rest,
         cmd === 'launch' ? { ...experimentOptions, ...dashboardOptions } : experimentOptions,
       );
-      const dash = v as { dashboard?: boolean; port?: string; 'dashboard-readonly'?: boolean };
+      const dash = v as {
+        dashboard?: boolean;
+        port?: string;
+        'dashboard-readonly'?: boolean;
+        'nodes-per-process'?: string;
+      };
+      const perProcess = int('nodes-per-process', dash['nodes-per-process']);
+      if (perProcess !== undefined && perProcess < 1) {
+        throw new UsageError(`--nodes-per-process must be at least 1 (got ${perProcess})`);
+      }
       const flags = {
         ...(v.config && { config: v.config }),
         ...(v.set && { set: v.set }),
@@ -139,7 +149,14 @@ export async function main(
         throw new UsageError(`--resume: only for launch\n\n${USAGE}`);
       const out =
         cmd === 'launch'
-          ? await launchCommand({ ...flags, ...(v.resume && { resume: true }) }, signal)
+          ? await launchCommand(
+              {
+                ...flags,
+                ...(v.resume && { resume: true }),
+                ...(perProcess !== undefined && { nodesPerProcess: perProcess }),
+              },
+              signal,
+            )
           : await simCommand(
               {
                 ...flags,
@@ -266,6 +283,21 @@ export async function main(
         ...(v.listen && { listen: v.listen }),
         ...(v['run-id'] && { runId: v['run-id'] }),
         ...(v.shards && { shards: v.shards }),
+      });
+      return { code, out: '' };
+    }
+    case 'node-group': {
+      // Internal: the process of several nodes `launch --nodes-per-process K` starts.
+      const { values: v } = parse(rest, {
+        config: { type: 'string' },
+        shards: { type: 'string' },
+        'nodes-dir': { type: 'string' },
+        ids: { type: 'string' },
+      });
+      const code = await nodeGroupCommand({
+        config: required(v.config, '--config'),
+        shards: required(v.shards, '--shards'),
+        nodesDir: required(v['nodes-dir'], '--nodes-dir'),
       });
       return { code, out: '' };
     }
@@ -418,7 +450,7 @@ export async function cli(): Promise<void> {
     ac.abort();
   };
   // `flatmesh node` handles its own signals (it must stop its runtime cleanly).
-  if (process.argv[2] !== 'node') {
+  if (process.argv[2] !== 'node' && process.argv[2] !== 'node-group') {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   }

@@ -11,6 +11,7 @@ import { parseRoster } from '../net/libp2p/host.js';
 import { formatSummary } from '../report/summary-text.js';
 import { collect } from '../run/collect.js';
 import { launch } from '../run/launcher.js';
+import { runNodeGroup } from '../run/node-group.js';
 import { runNodeProcess } from '../run/node-process.js';
 import { replayPlan } from '../run/replay.js';
 import { simulate } from '../run/simulate.js';
@@ -48,6 +49,7 @@ export async function launchCommand(
     resume?: boolean;
     /** Serve the live dashboard (src/cli/dashboard.ts) on 127.0.0.1:`port` (default any port). */
     dashboard?: { port?: number; readonly?: boolean };
+    nodesPerProcess?: number;
   },
   signal?: AbortSignal,
 ): Promise<string> {
@@ -60,6 +62,7 @@ export async function launchCommand(
     ...(signal && { signal }),
     ...(opts.resume && { resume: true }),
     ...(dash && { events: dash.events, onControl: dash.onControl }),
+    ...(opts.nodesPerProcess !== undefined && { nodesPerProcess: opts.nodesPerProcess }),
   }).finally(() => dash?.close());
   outDir = opts.out ?? cfg.run.out ?? `runs/${summary.runId}`;
   const report = await reportAfterRun(outDir);
@@ -126,6 +129,18 @@ export async function nodeCommand(opts: NodeCommandOptions): Promise<number> {
     ...(opts.shards && { shards: opts.shards }),
     log: (msg) => process.stderr.write(`[node ${opts.id}] ${msg}\n`),
   });
+}
+
+/** The process of several nodes a launcher starts (`--nodes-per-process`): src/run/node-group.ts. */
+export async function nodeGroupCommand(opts: {
+  config: string;
+  shards: string;
+  nodesDir: string;
+}): Promise<number> {
+  if (!process.send) throw new UsageError('flatmesh node-group runs only under flatmesh launch');
+  const cfg = parseExperiment(JSON.parse(readFileSync(opts.config, 'utf8')));
+  const runId = cfg.run.id ?? `run-s${cfg.run.seed}`;
+  return runNodeGroup({ cfg, runId, shards: opts.shards, nodesDir: opts.nodesDir });
 }
 
 export async function collectCommand(opts: {

@@ -175,6 +175,9 @@ export async function writeRunShards(
   writeShardFile(testShardFile(dir), ctx.data.test);
 }
 
+/** Test sets read from shard files, by path (see loadRunData). */
+const testSets = new Map<string, Dataset>();
+
 async function loadRunData(
   cfg: Experiment,
   opts: PrepareOptions,
@@ -185,14 +188,17 @@ async function loadRunData(
     const partition = Array.from({ length: cfg.nodes }, (_, i) =>
       i === opts.only ? Int32Array.from({ length: train.count }, (_, k) => k) : new Int32Array(0),
     );
-    // The test set is read at the first evaluation, not while the node is starting.
-    const dir = opts.shards;
-    let test: Dataset | undefined;
+    // The test set is read at the first evaluation, not while the node is starting, and once per
+    // process: the nodes a process holds (launch --nodes-per-process) share it, read-only.
+    const file = testShardFile(opts.shards);
     const data: DatasetSplit = {
       name: cfg.data.dataset,
       train,
       get test() {
-        test ??= readShardFile(testShardFile(dir));
+        const have = testSets.get(file);
+        if (have) return have;
+        const test = readShardFile(file);
+        testSets.set(file, test);
         return test;
       },
     };
@@ -350,7 +356,7 @@ export interface BuiltNode {
 }
 
 /** A node's checkpoint file, stamped with the experiment, whose failed writes do not end the run. */
-function fileCheckpoints(dir: string, cfg: Experiment, parts: NodeParts): CheckpointSink {
+export function fileCheckpoints(dir: string, cfg: Experiment, parts: NodeParts): CheckpointSink {
   return tolerantCheckpoints(new CheckpointStore(dir, { experiment: cfg }), (f) => {
     parts.counters.fault('checkpoint-failed');
     parts.log?.(f.message);

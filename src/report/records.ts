@@ -208,6 +208,8 @@ export interface RunSummary {
   catchUps?: number;
   roundsCaughtUp?: number;
   perNode: NodeOutcome[];
+  /** Launched with several nodes per process (launch --nodes-per-process); absent: one each. */
+  nodesPerProcess?: number;
   /**
    * Simulator only: the run's simulated time in rounds of local training (a straggler's round is
    * `factor` of them). Lockstep rounds last as long as their slowest node; async nodes keep their

@@ -33,8 +33,9 @@ import {
 } from '../node/build.js';
 import type { RoundRecord } from '../node/metrics.js';
 import { eventLogWriter, type NodeState, RunEvents } from './events.js';
-import { type ChildMessage, isChildMessage, type ParentMessage } from './ipc.js';
+import type { ChildMessage, ParentMessage } from './ipc.js';
 import type { LaunchHandle } from './live-control.js';
+import { NodeGroups, type NodeHandle, processHandle } from './node-handles.js';
 import { Progress } from './progress.js';
 import {
   type NodeReport,
@@ -67,7 +68,16 @@ export interface LaunchOptions {
   events?: RunEvents;
   /** Called once with the handle live control (the dashboard) acts through. */
   onControl?: (handle: LaunchHandle) => void;
+  /**
+   * Nodes per process (default 1): K > 1 runs the nodes in processes of K
+   * (src/run/node-group.ts), each node with its own host, keys, sockets, checkpoints and records.
+   */
+  nodesPerProcess?: number;
 }
+
+/** What a planned crash is in a process of several nodes (the events and summary say so). */
+const SOFT_CRASH =
+  'soft crash: its host stopped and it wrote nothing more; the other nodes of its process went on';
 
 /**
  * The CLI entry to run children with, matching how this process runs: src/cli/main.ts under tsx,
@@ -191,7 +201,7 @@ export function createRunDir(
 interface Slot {
   id: number;
   dir: string;
-  child?: ChildProcess;
+  child?: NodeHandle;
   roster?: RosterNode;
   listenAddr?: string;
   latestRound: number;
@@ -215,6 +225,13 @@ interface Slot {
 
 export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise<RunSummary> {
   const t0 = performance.now();
+  const perProcess = opts.nodesPerProcess ?? 1;
+  if (!Number.isInteger(perProcess) || perProcess < 1) {
+    throw new ConfigError(
+      '--nodes-per-process',
+      `must be an integer of at least 1 (got ${perProcess})`,
+    );
+  }
   const freshId = launchRunId(cfg);
   const out = resolve(opts.out ?? cfg.run.out ?? join('runs', freshId));
   const { cfg: runCfg, runId } = openRunDir(cfg, out, opts.resume ?? false, freshId);
@@ -273,15 +290,8 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     rosterReady = r;
   });
 
-  const message = (slot: Slot) => (m: unknown) => {
-    if (!isChildMessage(m)) return;
-    onChildMessage(slot, m);
-  };
-
   function sendTo(slot: Slot, m: ParentMessage): void {
-    // A child killed a moment ago can still look connected; the failed send is then reported to
-    // the callback (not thrown as an 'error' event), and its exit is handled on 'exit'.
-    if (slot.child?.connected) slot.child.send(m, () => {});
+    slot.child?.send(m);
   }
 
   function onChildMessage(slot: Slot, m: ChildMessage): void {
@@ -336,6 +346,9 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
           fail(new RunError(`node ${m.id} failed: ${m.name}: ${m.message} (log: ${logOf(m.id)})`));
         } else slot.lastError = `${m.name}: ${m.message}`;
         return;
+      case 'ready':
+      case 'exit':
+        return; // a shared process's own messages (node-handles.ts)
       default: {
         const never: never = m;
         throw new Error(`unexpected message ${JSON.stringify(never)}`);
@@ -348,39 +361,61 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     stop.abort();
   }
 
-  /** Start (or restart: `restarted` says which kind, for its round records) a node's process. */
-  function spawnNode(slot: Slot, restarted?: 'restart' | 'restart-unplanned'): void {
-    mkdirSync(slot.dir, { recursive: true });
-    const log = openSync(logOf(slot.id), 'a');
-    const args = [
-      'node',
-      '--config',
-      cfgFile,
-      '--id',
-      String(slot.id),
-      '--dir',
-      slot.dir,
-      '--shards',
-      shardDir,
-    ];
-    if (slot.listenAddr) args.push('--listen', slot.listenAddr);
+  /** Processes of several nodes, when nodesPerProcess > 1; their logs go to DIR/processes/. */
+  const groups =
+    perProcess > 1
+      ? new NodeGroups(
+          perProcess,
+          (ids, index) => {
+            mkdirSync(join(out, 'processes'), { recursive: true });
+            const args = ['node-group', '--config', cfgFile, '--shards', shardDir];
+            args.push('--nodes-dir', join(out, 'nodes'), '--ids', ids.join(','));
+            return forkLogged(args, join(out, 'processes', `${index}.log`), {});
+          },
+          cfg.nodes,
+        )
+      : undefined;
+
+  /** A child running the CLI with `args`, its output appended to `logFile`. */
+  function forkLogged(args: string[], logFile: string, env: NodeJS.ProcessEnv): ChildProcess {
+    const log = openSync(logFile, 'a');
     const child = fork(cliEntry(), args, {
       stdio: ['ignore', log, log, 'ipc'],
       execArgv: [...childExecArgv(), ...nodeArgsFromEnv()],
-      env: {
-        ...process.env,
-        FLATMESH_NODE_ID: String(slot.id),
-        ...(restarted && { FLATMESH_RESTARTED: restarted }),
-      },
+      env: { ...process.env, ...env },
     });
     closeSync(log); // the child holds its own copy
+    return child;
+  }
+
+  /** Start (or restart: `restarted` says which kind, for its round records) a node. */
+  function spawnNode(slot: Slot, restarted?: 'restart' | 'restart-unplanned'): void {
+    mkdirSync(slot.dir, { recursive: true });
+    let child: NodeHandle;
+    if (groups) {
+      child = groups.start(slot.id, {
+        dir: slot.dir,
+        ...(slot.listenAddr && { listen: slot.listenAddr }),
+        ...(restarted && { restarted }),
+      });
+    } else {
+      const args = ['node', '--config', cfgFile, '--id', String(slot.id), '--dir', slot.dir];
+      args.push('--shards', shardDir);
+      if (slot.listenAddr) args.push('--listen', slot.listenAddr);
+      child = processHandle(
+        forkLogged(args, logOf(slot.id), {
+          FLATMESH_NODE_ID: String(slot.id),
+          ...(restarted && { FLATMESH_RESTARTED: restarted }),
+        }),
+      );
+    }
     slot.child = child;
     slot.listening = false;
     slot.status = 'running';
     nodeState(slot, restarted ? 'restarting' : 'starting', child.pid);
-    child.on('message', message(slot));
+    child.onMessage((m) => onChildMessage(slot, m));
     slot.exited = new Promise((done) => {
-      child.once('exit', (code, sig) => {
+      child.onExit((code, sig) => {
         if (slot.child === child) slot.child = undefined;
         const how = sig ?? `exit ${code}`;
         if (slot.crashedAt !== undefined && sig === 'SIGKILL') {
@@ -462,9 +497,17 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       ) {
         slot.crashedAt = slot.latestRound;
         slot.crashes++;
-        event({ node: c.node, kind: 'crash', planned: true, round: slot.latestRound });
-        progress.note(`fault: SIGKILL node ${c.node} at round ${slot.latestRound}`);
-        slot.child.kill('SIGKILL');
+        event({
+          node: c.node,
+          kind: 'crash',
+          planned: true,
+          round: slot.latestRound,
+          ...(groups && { detail: SOFT_CRASH }),
+        });
+        progress.note(
+          `fault: ${groups ? 'soft crash of' : 'SIGKILL'} node ${c.node} at round ${slot.latestRound}`,
+        );
+        slot.child.crash();
       }
     }
     for (const c of [...cfg.faults.crashes, ...liveCrashes]) {
@@ -510,8 +553,14 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       slot.crashedAt = latestRound();
       slot.crashes++;
       liveCrashes.push({ node, ...(restartAfter !== undefined && { restartAfter }) });
-      event({ node, kind: 'crash', planned: true, round: slot.latestRound, detail: 'by hand' });
-      slot.child.kill('SIGKILL');
+      event({
+        node,
+        kind: 'crash',
+        planned: true,
+        round: slot.latestRound,
+        detail: groups ? `by hand; ${SOFT_CRASH}` : 'by hand',
+      });
+      slot.child.crash();
       // Restart as soon as the process is gone when nobody else's round would trigger it.
       void slot.exited.then(() => injectProcessFaults());
       return pid;
@@ -533,10 +582,10 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     // which it handles the same way once it can, and which ends it at once before that.
     for (const s of slots) {
       if (s.listening) sendTo(s, { type: 'stop' });
-      else s.child?.kill('SIGTERM');
+      else s.child?.terminate();
     }
     const hard = setTimeout(() => {
-      for (const s of slots) s.child?.kill('SIGKILL');
+      for (const s of slots) s.child?.kill();
     }, 5000);
     hard.unref();
   };
@@ -614,6 +663,8 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+    // Every node has ended and none will be restarted: the shared processes can go.
+    await groups?.close();
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     progress.finish();
@@ -644,6 +695,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
     const ts = slots.map(t);
     return ts.every((x) => x !== undefined) ? Math.max(...ts) / 1000 : null;
   };
+  if (groups) summary.nodesPerProcess = perProcess;
   summary.startup = {
     allConnectedSeconds: allBy((s) => s.startedAt),
     allFirstRoundSeconds: allBy((s) => s.firstRoundAt),

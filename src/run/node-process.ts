@@ -27,6 +27,8 @@ import type { Transport } from '../net/transport.js';
 import {
   buildNode,
   type Derived,
+  fileCheckpoints,
+  type NodeParts,
   prepareRun,
   type RunContext,
   readDerived,
@@ -34,7 +36,7 @@ import {
 import { type CheckpointFailure, CheckpointStore } from '../node/checkpoint.js';
 import { fanout, jsonlSink, NodeCounters } from '../node/metrics.js';
 import type { NodeRuntime } from '../node/runtime.js';
-import { type ChildMessage, isParentMessage, type ParentMessage } from './ipc.js';
+import { type ChildMessage, isParentMessage, type ParentMessage, type RestartKind } from './ipc.js';
 import { Progress } from './progress.js';
 import { NODE_END_FILE, type NodeReport, writeNodeEnd } from './summary.js';
 
@@ -50,31 +52,82 @@ export interface NodeProcessOptions {
   /** Directory of data shards written by the launcher (else the node loads the data set itself). */
   shards?: string;
   log?: (msg: string) => void;
+  /**
+   * A node sharing its process with others (src/run/node-group.ts): its channel to the launcher,
+   * and how it came back if restarted. Without it the node is its process: it talks to the
+   * launcher over the process's IPC channel and handles the process's signals.
+   */
+  shared?: {
+    channel: NodeChannel;
+    /** Stops the node as a SIGTERM stops a node process. */
+    stop: AbortSignal;
+    /** The planned crash: see SOFT_CRASH_CODE. */
+    crash: AbortSignal;
+    restarted?: RestartKind;
+  };
+}
+
+/** A node's side of the launcher's IPC: what it sends, and the messages meant for it. */
+export interface NodeChannel {
+  send(m: ChildMessage): void;
+  /** Calls `fn` with each message for this node until the returned function is called. */
+  listen(fn: (m: ParentMessage) => void): () => void;
+}
+
+/**
+ * The exit code of a node ended by a soft crash (128 + SIGKILL, as a shell reports a killed
+ * process). A soft crash is a planned crash of a node that shares its process: its host stops at
+ * once (its connections close, as the kernel closes a killed process's), and from then on it sends,
+ * records and checkpoints nothing, so it restarts from its last checkpoint as a killed process does.
+ */
+export const SOFT_CRASH_CODE = 137;
+
+/** The process's own IPC channel, when a launcher started it. */
+function processChannel(): NodeChannel | undefined {
+  if (process.send === undefined) return undefined;
+  return {
+    send: (m) => process.send?.(m),
+    listen(fn) {
+      const onMsg = (m: unknown) => {
+        if (isParentMessage(m)) fn(m);
+      };
+      process.on('message', onMsg);
+      return () => process.off('message', onMsg);
+    },
+  };
 }
 
 export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> {
-  const { cfg, id, dir, runId } = opts;
+  const { cfg, id, dir, runId, shared } = opts;
   // A checkpoint of another experiment is refused before this process writes or connects anything.
   new CheckpointStore(dir, { experiment: cfg }).checkExperiment();
-  const send = (m: ChildMessage) => process.send?.(m);
+  const channel = shared?.channel ?? processChannel();
+  /** Soft-crashed: from now on nothing leaves this node (messages, records, checkpoints). */
+  let dead = false;
+  const send = (m: ChildMessage) => {
+    if (!dead) channel?.send(m);
+  };
   // On its own (no launcher), the node shows its progress on stderr.
   const progress =
-    process.send === undefined
+    channel === undefined
       ? new Progress(1, cfg.run.rounds, process.stderr, `node ${id}: `)
       : undefined;
   const stop = new AbortController();
   // Each pending send and collect listens on the stop signal: many at once is expected.
   setMaxListeners(0, stop.signal);
-  const onSignal = () => stop.abort();
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  // The launcher is gone: nothing will collect our results, and we must not outlive it.
-  process.once('disconnect', () => process.exit(70));
+  if (shared) {
+    shared.stop.addEventListener('abort', () => stop.abort(), { once: true });
+  } else {
+    const onSignal = () => stop.abort();
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    // The launcher is gone: nothing will collect our results, and we must not outlive it.
+    process.once('disconnect', () => process.exit(70));
+  }
   // Faults injected by hand (the dashboard) go into the node's fault plan once it has one.
   let livePlan: LiveFaultPlan | undefined;
   const pendingLive: LiveFault[] = [];
-  process.on('message', (m) => {
-    if (!isParentMessage(m)) return;
+  const unlisten = channel?.listen((m) => {
     if (m.type === 'stop') stop.abort();
     else if (m.type === 'live-fault') {
       if (livePlan) livePlan.add(m.fault);
@@ -87,13 +140,13 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   const mark = (what: string) => {
     const cpu = process.cpuUsage();
     const cpuMs = Math.round((cpu.user + cpu.system) / 1000);
-    opts.log?.(`${what} at ${Math.round(performance.now())} ms (cpu ${cpuMs} ms)`);
+    opts.log?.(`${what} at ${Math.round(performance.now())} ms (cpu ${cpuMs} ms of the process)`);
   };
   await initBackend({ ...(cfg.backend !== 'auto' && { prefer: cfg.backend }), quiet: true });
   mark('backend ready');
   // Under a launcher, the run's plan and model layout are written before the node starts and the
   // shards later: the node sets up its host and connections first, and reads its shard last.
-  const launched = opts.shards !== undefined && process.send !== undefined;
+  const launched = opts.shards !== undefined && channel !== undefined;
   let ctx: RunContext | undefined;
   let derived: Derived;
   if (opts.shards) derived = readDerived(opts.shards);
@@ -118,7 +171,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
 
   const counters = new NodeCounters();
   // A process its launcher restarted says so in its first round record, as the plan's faults do.
-  const restarted = process.env.FLATMESH_RESTARTED;
+  const restarted = shared ? shared.restarted : process.env.FLATMESH_RESTARTED;
   if (restarted === 'restart' || restarted === 'restart-unplanned') counters.fault(restarted);
   let firstRoundDone = false;
   let runtime: NodeRuntime | undefined;
@@ -141,12 +194,25 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     },
     ...(opts.log && { log: opts.log }),
   });
+  const crashed = new Promise<void>((r) => {
+    if (!shared) return;
+    const onCrash = () => {
+      dead = true;
+      stop.abort();
+      r();
+    };
+    if (shared.crash.aborted) onCrash();
+    else shared.crash.addEventListener('abort', onCrash, { once: true });
+  });
+  // A soft crash closes the host's connections at once, not after the runtime's next await.
+  void crashed.then(() => inner.stop().catch(() => {}));
   await inner.start();
   mark('host listening');
   try {
     let roster = fileRoster;
     if (!roster) {
-      const got = fromParent('roster', stop.signal);
+      if (!channel) throw new ConfigError('roster', 'a node needs a roster file or a launcher');
+      const got = fromParent(channel, 'roster', stop.signal);
       send({ type: 'listening', id, peerId: inner.peerId, addrs: inner.addresses() });
       const m = await got;
       if (!m) return 130;
@@ -159,8 +225,8 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     const peers = derived.graph.edges.flatMap(([a, b]) => (a === id ? [b] : b === id ? [a] : []));
     await connectNeighbours(inner, id, peers, stop.signal);
     mark('neighbours dialled');
-    if (launched) {
-      const got = fromParent('shards-ready', stop.signal);
+    if (launched && channel) {
+      const got = fromParent(channel, 'shards-ready', stop.signal);
       send({ type: 'shards-wanted', id });
       if (!(await got)) return 130;
     }
@@ -180,7 +246,16 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       (round) => send({ type: 'phase', id, phase: 'exchanging', round }),
     );
     const checkpointFailures: CheckpointFailure[] = [];
-    const node = buildNode(ctx, id, {
+    const records = fanout(jsonlSink(join(dir, 'metrics.jsonl')), {
+      record: (record) => {
+        plan.roundDone(id, record.round);
+        send({ type: 'round', id, record });
+        progress?.record(record);
+        if (!firstRoundDone) mark(`round ${record.round} done`);
+        firstRoundDone = true;
+      },
+    });
+    const parts: NodeParts = {
       transport,
       counters,
       onCheckpointFailure: (f) => {
@@ -188,22 +263,25 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
         send({ type: 'checkpoint-failed', id, round: f.round, message: f.message });
         progress?.note(`node ${id}: ${f.message}`);
       },
-      sink: fanout(jsonlSink(join(dir, 'metrics.jsonl')), {
-        record: (record) => {
-          plan.roundDone(id, record.round);
-          send({ type: 'round', id, record });
-          progress?.record(record);
-          if (!firstRoundDone) mark(`round ${record.round} done`);
-          firstRoundDone = true;
-        },
-      }),
-      dir,
+      // A soft-crashed node's runtime may still finish the round it was in: nothing of it is kept.
+      sink: { record: (r) => void (dead || records.record(r)) },
       liveness: true,
       ...(opts.log && { log: opts.log }),
+    };
+    const store = fileCheckpoints(dir, cfg, parts);
+    const node = buildNode(ctx, id, {
+      ...parts,
+      store: {
+        save: (s) => void (dead || store.save(s)),
+        load: (expect) => store.load(expect),
+      },
     });
     runtime = node.runtime;
     send({ type: 'started', id });
-    const r = await node.runtime.run(stop.signal);
+    const r = await node.runtime.run(stop.signal).finally(() => {
+      if (dead) node.dispose();
+    });
+    if (dead) return SOFT_CRASH_CODE;
     const report: NodeReport = {
       id,
       accuracy: r.accuracy,
@@ -249,6 +327,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     node.dispose();
     return stop.signal.aborted ? 130 : 0;
   } finally {
+    unlisten?.();
     await inner.stop();
   }
 }
@@ -305,21 +384,21 @@ async function connectNeighbours(
  * sending the message it answers: a reply to nobody is lost.
  */
 function fromParent<T extends ParentMessage['type']>(
+  channel: NodeChannel,
   type: T,
   signal: AbortSignal,
 ): Promise<Extract<ParentMessage, { type: T }> | undefined> {
   return new Promise((resolve) => {
+    if (signal.aborted) return resolve(undefined);
     const done = (m: Extract<ParentMessage, { type: T }> | undefined) => {
-      process.off('message', onMsg);
+      unlisten();
       signal.removeEventListener('abort', onAbort);
       resolve(m);
     };
-    const onMsg = (m: unknown) => {
-      if (isParentMessage(m) && m.type === type) done(m as Extract<ParentMessage, { type: T }>);
-    };
+    const unlisten = channel.listen((m) => {
+      if (m.type === type) done(m as Extract<ParentMessage, { type: T }>);
+    });
     const onAbort = () => done(undefined);
-    if (signal.aborted) return resolve(undefined);
-    process.on('message', onMsg);
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -56,9 +56,12 @@ export function pssMB(pid: number): number | undefined {
   }
 }
 
-/** Processes whose command line contains every one of `parts`, with the `--id` they were given. */
-export function processesMatching(parts: readonly string[]): { pid: number; node?: number }[] {
-  const found: { pid: number; node?: number }[] = [];
+/**
+ * Processes whose command line contains every one of `parts`, with the nodes they run: the `--id`
+ * of a node process, the `--ids` of a process of several nodes (launch --nodes-per-process).
+ */
+export function processesMatching(parts: readonly string[]): { pid: number; nodes?: number[] }[] {
+  const found: { pid: number; nodes?: number[] }[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     let args: string;
@@ -68,14 +71,15 @@ export function processesMatching(parts: readonly string[]): { pid: number; node
       continue;
     }
     if (!parts.every((p) => args.includes(p))) continue;
-    const id = / --id (\d+)/.exec(args);
-    found.push({ pid: Number(name), ...(id ? { node: Number(id[1]) } : {}) });
+    const ids = / --ids? ([\d,]+)/.exec(args)?.[1]?.split(',').map(Number);
+    found.push({ pid: Number(name), ...(ids ? { nodes: ids } : {}) });
   }
   return found;
 }
 
 interface Track {
-  node?: number;
+  /** The nodes the process runs (one, or K with --nodes-per-process). */
+  nodes?: number[];
   /** (wall ms, cpu ms) samples in time order. */
   cpu: [number, number][];
   peakRssMB: number;
@@ -94,7 +98,7 @@ export class ProcSampler {
   private ticks = 0;
 
   constructor(
-    private readonly list: () => { pid: number; node?: number }[],
+    private readonly list: () => { pid: number; nodes?: number[] }[],
     private readonly pssEvery = 4,
   ) {}
 
@@ -109,7 +113,7 @@ export class ProcSampler {
   sample(): void {
     const withPss = this.ticks++ % this.pssEvery === 0;
     let total = 0;
-    for (const { pid, node } of this.list()) {
+    for (const { pid, nodes } of this.list()) {
       const now = Date.now();
       const cpu = cpuMs(pid);
       if (cpu === undefined) continue;
@@ -118,7 +122,7 @@ export class ProcSampler {
         t = { cpu: [], peakRssMB: 0, peakPssMB: 0 };
         this.tracks.set(pid, t);
       }
-      if (node !== undefined) t.node = node;
+      if (nodes !== undefined) t.nodes = nodes;
       t.cpu.push([now, cpu]);
       t.peakRssMB = Math.max(t.peakRssMB, peakRssMB(pid) ?? 0);
       if (withPss) {
