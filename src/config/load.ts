@@ -170,6 +170,22 @@ function crossFieldProblems(cfg: Experiment): ConfigError[] {
       ),
     );
   if (cfg.train.gradientTracking) out.push(...trackingProblems(cfg));
+  if (cfg.swa.gossip && cfg.gossip.sync === 'async')
+    out.push(
+      new ConfigError(
+        'swa.gossip',
+        "needs gossip.sync: 'lockstep' (averages are mixed with the models of the same round)",
+        true,
+      ),
+    );
+  if (cfg.swa.gossip && cfg.gossip.robust.kind !== 'none')
+    out.push(
+      new ConfigError(
+        'swa.gossip',
+        "is not supported with gossip.robust (the SWA averages would share the models' clip radius)",
+        true,
+      ),
+    );
   return out;
 }
 

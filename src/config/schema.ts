@@ -151,6 +151,13 @@ const swaSchema = z
     cycle: int(1, 1_000_000).default(SWA_DEFAULTS.cycle),
     /** Learning rate at the low end of each cycle (fedsam: 1e-4). */
     lr2: num(0, 10).default(SWA_DEFAULTS.lr2),
+    /**
+     * Gossip the SWA averages: from the first collection on, every round each node's SWA average
+     * travels with its model and is mixed like it (same rule, same weights), so the nodes' SWA
+     * models approach the average of all of them instead of staying node-local. The models trained
+     * are unchanged. Frames carry one more model-sized vector. Default false (node-local SWA).
+     */
+    gossip: z.boolean().default(false),
   })
   .strict()
   .prefault({});

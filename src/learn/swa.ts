@@ -63,6 +63,21 @@ export class SwaAverage {
     this.memo = undefined;
   }
 
+  /**
+   * Replace the average by `flat` (the node's average mixed with its neighbours', swa.gossip),
+   * keeping the count: later collections weigh in as they would have.
+   */
+  assign(flat: Float32Array): void {
+    if (!this.mean || this.mean.length !== flat.length) {
+      throw new ModelMismatchError(
+        `SWA average has ${this.mean?.length ?? 0} values but the mixed one has ${flat.length}`,
+      );
+    }
+    this.mean = Float64Array.from(flat);
+    this.f32 = Float32Array.from(flat);
+    this.memo = undefined;
+  }
+
   /** Serializable state (copied). */
   state(): SwaState {
     return { count: this.n, mean: this.mean?.slice() };

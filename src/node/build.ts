@@ -43,6 +43,7 @@ import {
   vanillaPlan,
 } from '../topology/index.js';
 import type { Graph, MatchaPlan } from '../topology/types.js';
+import { frameChannels } from './channels.js';
 import {
   type CheckpointFailure,
   type CheckpointSink,
@@ -283,8 +284,8 @@ export function deriveRun(cfg: Experiment, train: Pick<Dataset, 'shape' | 'class
   const probe = createModel(modelSpec(cfg), train.shape, train.classes, cfg.run.seed);
   try {
     const layout = paramLayout(probe).map((s) => s.size);
-    // Gradient tracking: a frame carries the model and its tracker (learn/tracking.ts).
-    const copies = cfg.train.gradientTracking ? 2 : 1;
+    // A frame carries the model, and the tracker and SWA average when configured (channels.ts).
+    const copies = frameChannels(cfg).length;
     return {
       graph: plan.graph,
       plan,

@@ -49,6 +49,7 @@ import {
 import type { ControlMessage, Transport } from '../net/transport.js';
 import { neighboursAt, roundTopology } from '../topology/schedule.js';
 import type { MatchaPlan } from '../topology/types.js';
+import { FrameChannels } from './channels.js';
 import type { CheckpointSink, CheckpointState } from './checkpoint.js';
 import { AdaptiveDeadline } from './deadline.js';
 import { exchange } from './exchange.js';
@@ -125,8 +126,10 @@ export class NodeRuntime {
   private readonly qg: QuasiGlobalMomentum | undefined;
   /** In-run flatness (analysis.flatness), when asked. */
   private readonly flatness: FlatnessTracking | undefined;
-  /** Gradient tracking (train.gradientTracking): frames carry x‖y. */
+  /** Gradient tracking (train.gradientTracking): its tracker travels with the model. */
   private readonly gt: TrackingRound | undefined;
+  /** What a frame carries: the model, and the tracker and SWA average when configured. */
+  private readonly frame: FrameChannels;
   private swa = new SwaAverage();
   private mass = 1;
   private firstRound = 0;
@@ -166,8 +169,8 @@ export class NodeRuntime {
     this.mixer = new Mixer(deps.cfg.gossip);
     if (deps.cfg.train.quasiGlobalMomentum)
       this.qg = new QuasiGlobalMomentum(deps.optimizer, deps.cfg.train.momentum);
-    if (deps.cfg.train.gradientTracking)
-      this.gt = new TrackingRound(deps.optimizer, deps.model.size);
+    if (deps.cfg.train.gradientTracking) this.gt = new TrackingRound(deps.optimizer);
+    this.frame = new FrameChannels(deps.cfg, deps.model.size);
     this.peers = new PeerRounds(deps.id);
     this.flatness = flatnessTracking(deps.cfg, deps.model, deps.test, deps.id);
     this.deadline = new AdaptiveDeadline(deps.cfg.gossip.deadlineMs);
@@ -469,7 +472,11 @@ export class NodeRuntime {
     // 3. Exchange.
     const x = readFlat(model);
     const byz = faults.byzantine(id);
-    const frame = this.gt ? this.gt.frame(x, xStart, lr, cfg.train.localSteps) : x;
+    const frame = this.frame.pack({
+      model: x,
+      ...(this.gt && { tracker: this.gt.tracker(x, xStart, lr, cfg.train.localSteps) }),
+      ...(this.frame.has('swa') && { swa: this.swa.average }),
+    });
     const payload = byz ? corruptWeights(frame, byz, cfg.run.seed, id, k) : frame;
     // Counted every round it is in force, label flip included (it poisons this round's training).
     if (byz) counters.fault(`byzantine-${byz.behaviour}`);
@@ -514,9 +521,7 @@ export class NodeRuntime {
     if (async) this.fresh.keep(ex.collected.received);
     const received = async
       ? this.fresh.usable(neighbours, caughtUpFrom ?? oldest)
-      : this.gt
-        ? this.gt.models(ex.collected.received)
-        : ex.collected.received;
+      : this.frame.parts(ex.collected.received, 'model');
     const disagreement =
       received.length === 0
         ? null
@@ -536,16 +541,24 @@ export class NodeRuntime {
     writeFlat(model, mixed.x);
     this.mass = mixed.mass;
     if (xStart) this.qg?.end(xStart, mixed.x, lr, cfg.train.localSteps);
-    this.gt?.end(ex.collected.received, ex.outcomes, (y, trackers) => {
+    this.gt?.end(this.frame.parts(ex.collected.received, 'tracker'), ex.outcomes, (y, trackers) => {
       return this.mixer.mix({ ...mixInput, x: y, received: trackers }).x;
     });
+    // swa.gossip: the SWA averages are mixed like the models (those of neighbours that have one).
+    const ownSwa = this.frame.has('swa') ? this.swa.average : undefined;
+    if (ownSwa) {
+      const theirs = this.frame
+        .parts(ex.collected.received, 'swa')
+        .filter((m) => nonZero(m.weights));
+      this.swa.assign(this.mixer.mix({ ...mixInput, x: ownSwa, received: theirs }).x);
+    }
     const mixMs = performance.now() - t1;
     // The mixers return fresh vectors: the received ones are dead now. Handing them back lets the
     // transport decode the next round's frames into their memory (no page faults, no promoted
     // garbage for V8's full collections; see net/pool.ts).
     if (!async) for (const m of ex.collected.received) this.d.transport.recycle?.(m.weights);
 
-    // 5. SWA: collect at the last round of each cycle; the average is never gossiped.
+    // 5. SWA: collect at the last round of each cycle (gossiped above with swa.gossip only).
     if (swaSpec && isSwaCollectRound(swaSpec, k, rounds)) this.swa.update(mixed.x);
 
     // 6. Evaluate.
@@ -685,4 +698,10 @@ export class NodeRuntime {
       swaWeights: this.swa.average,
     };
   }
+}
+
+/** A channel of zeros is a neighbour's empty SWA average (it has not collected yet). */
+function nonZero(v: Float32Array): boolean {
+  for (let i = 0; i < v.length; i++) if (v[i] !== 0) return true;
+  return false;
 }

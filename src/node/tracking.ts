@@ -1,14 +1,11 @@
 /**
  * Gradient tracking in a node's round (the method: src/learn/tracking.ts). The tracker travels
- * in the same frame as the model: a frame's vector is x‖y (the run's frame size and layout are
- * doubled, node/build.ts `deriveRun`), so the wire, its codec and its validation carry it
- * unchanged, and a node without tracking refuses such frames by their size.
+ * in the same frame as the model (its `tracker` channel, node/channels.ts).
  *
- *   const gt = new TrackingRound(optimizer, model.size);
- *   const payload = gt.frame(x, xStart, lr, steps);      // x‖y
+ *   const gt = new TrackingRound(optimizer);
+ *   const y = gt.tracker(x, xStart, lr, steps);          // sent with x
  *   ...exchange...
- *   const received = gt.models(ex.collected.received);   // the x parts, for the usual mixing
- *   gt.end(ex.collected.received, ex.outcomes, (y, trackers) => mixer.mix({ ...inp, x: y, received: trackers }).x);
+ *   gt.end(trackersReceived, ex.outcomes, (y, trackers) => mixer.mix({ ...inp, x: y, received: trackers }).x);
  *
  * The tracker's sum (Σ_i c_i = 0) holds only if every edge's two directions are mixed alike, so a
  * node mixes a neighbour's tracker only if that neighbour's frame arrived AND its own frame to that
@@ -31,36 +28,26 @@ export class TrackingRound {
   /** This round's tracker, undefined in a round without training (a gossip-only round). */
   private y: Float32Array | undefined;
 
-  constructor(
-    private readonly optimizer: LocalOptimizer,
-    private readonly size: number,
-  ) {}
+  constructor(private readonly optimizer: LocalOptimizer) {}
 
   /**
-   * The frame's vector x‖y. Without `xStart` (a gossip-only round: nobody trains) the tracker part
-   * is zeros and the correction is left as it is by `end`.
+   * This round's tracker y, to send. Without `xStart` (a gossip-only round: nobody trains) there is
+   * none (the channel goes as zeros) and `end` leaves the correction as it is.
    */
-  frame(
+  tracker(
     x: Float32Array,
     xStart: Float32Array | undefined,
     lr: number,
     steps: number,
-  ): Float32Array {
+  ): Float32Array | undefined {
     this.y = xStart ? roundTracker(xStart, x, lr, steps) : undefined;
-    const out = new Float32Array(2 * this.size);
-    out.set(x);
-    if (this.y) out.set(this.y, this.size);
-    return out;
-  }
-
-  /** The model parts of the received frames (views into them). */
-  models(received: readonly WeightsMessage[]): WeightsMessage[] {
-    return received.map((m) => ({ ...m, weights: m.weights.subarray(0, this.size) }));
+    return this.y;
   }
 
   /**
-   * c <- c + (W y)_i - y_i, with W the round's mixing over the edges used both ways; `mix` applies
-   * the node's mixing rule to a vector and the neighbours' vectors.
+   * c <- c + (W y)_i - y_i, with W the round's mixing over the edges used both ways; `received`
+   * are the neighbours' trackers, `mix` applies the node's mixing rule to a vector and the
+   * neighbours' vectors.
    */
   end(
     received: readonly WeightsMessage[],
@@ -72,10 +59,10 @@ export class TrackingRound {
     const delivered = new Set(
       outcomes.filter((o) => o.outcome.status === 'delivered').map((o) => o.to),
     );
-    const trackers = received
-      .filter((m) => delivered.has(m.from))
-      .map((m) => ({ from: m.from, mass: m.mass, weights: m.weights.subarray(this.size) }));
-    const mixed = mix(y, trackers);
+    const mixed = mix(
+      y,
+      received.filter((m) => delivered.has(m.from)),
+    );
     writeCorrection(this.optimizer, nextCorrection(readCorrection(this.optimizer), y, mixed));
   }
 }

@@ -46,7 +46,7 @@ function run(opts: { tracking: boolean; loss: number; rounds: number }) {
     correction: opts.tracking,
   };
   const optimizers = vars.map((v) => createOptimizer(spec, [{ name: 'x', variable: v }]));
-  const tracking = optimizers.map((o) => new TrackingRound(o, d));
+  const tracking = optimizers.map((o) => new TrackingRound(o));
   const rng = Rng.from(5, 'tracking-test');
   const rand = () => rng.float();
   const correctionSums: number[] = [];
@@ -60,9 +60,7 @@ function run(opts: { tracking: boolean; loss: number; rounds: number }) {
       target.dispose();
     });
     const xs = vars.map((v) => v.dataSync().slice() as Float32Array);
-    const frames = xs.map((x, i) =>
-      opts.tracking ? tracking[i]!.frame(x, starts[i]!, lr, steps) : x,
-    );
+    const ys = xs.map((x, i) => tracking[i]!.tracker(x, starts[i]!, lr, steps)!);
     // This round's active ring edges, and which directions arrive.
     const active = Array.from({ length: n }, () => rand() < 0.5); // edge i -- i+1
     const arrives = new Map<string, boolean>();
@@ -71,10 +69,16 @@ function run(opts: { tracking: boolean; loss: number; rounds: number }) {
     for (let i = 0; i < n; i++)
       for (const j of neighboursOf(i)) arrives.set(`${i}>${j}`, rand() >= opts.loss);
     xs.forEach((x, i) => {
-      const received: WeightsMessage[] = neighboursOf(i)
-        .filter((j) => arrives.get(`${j}>${i}`))
-        .map((j) => ({ from: j, round: r, codec: 'f32', weights: frames[j]!, mass: 1, bytes: 0 }));
-      const models = opts.tracking ? tracking[i]!.models(received) : received;
+      const heard = neighboursOf(i).filter((j) => arrives.get(`${j}>${i}`));
+      const message = (j: number, weights: Float32Array): WeightsMessage => ({
+        from: j,
+        round: r,
+        codec: 'f32',
+        weights,
+        mass: 1,
+        bytes: 0,
+      });
+      const models = heard.map((j) => message(j, xs[j]!));
       vars[i]!.assign(tf.tensor1d(laplacianMix(x, models, alpha)));
       if (!opts.tracking) return;
       const outcomes = neighboursOf(i).map((j) => ({
@@ -83,7 +87,8 @@ function run(opts: { tracking: boolean; loss: number; rounds: number }) {
           ? { status: 'delivered' as const, bytes: 0 }
           : { status: 'dropped' as const, bytes: 0, reason: 'loss' },
       }));
-      tracking[i]!.end(received, outcomes, (y, trackers) => laplacianMix(y, trackers, alpha));
+      const trackers = heard.map((j) => message(j, ys[j]!));
+      tracking[i]!.end(trackers, outcomes, (y, trackers) => laplacianMix(y, trackers, alpha));
     });
     if (opts.tracking) {
       const cs = optimizers.map((o) => readCorrection(o));
