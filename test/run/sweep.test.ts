@@ -189,7 +189,7 @@ describe('sweep presets', () => {
     assert.equal(c.train.lr, 0.05);
     assert.equal(c.train.weightDecay, 4e-4);
     assert.equal(c.train.optimizer, 'sgd');
-    assert.deepEqual(c.swa, { enabled: true, start: 0.75, cycle: 5, lr2: 1e-3 });
+    assert.deepEqual(c.swa, { enabled: true, start: 0.75, cycle: 5, lr2: 1e-3, gossip: false });
   });
 
   it('loss-sweep.yaml is 2 x 2 cells x 3 seeds', () => {
