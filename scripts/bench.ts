@@ -3,6 +3,7 @@
  * per measurement to stdout. Suites live in scripts/bench/<suite>.ts and export `run(args)`.
  *
  *   npm run bench -- train      # training throughput per model/backend/optimizer vs a bare tfjs loop
+ *   npm run bench -- kernels    # training and its kernels vs PyTorch (one thread), same run
  *   npm run bench -- topology   # MATCHA optimization time on generated graphs
  *   npm run bench -- net        # weight exchange throughput vs raw TCP, round overhead
  *   npm run bench -- cluster    # N real processes: start-up, round time, CPU per node-round, PSS, failed sends

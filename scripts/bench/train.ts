@@ -28,31 +28,27 @@ import {
 import { Rng } from '../../src/compute/rng.js';
 import type { Dataset } from '../../src/data/types.js';
 import { UsageError } from '../../src/errors.js';
+import { createModel, type Model, type ModelSpec } from '../../src/learn/index.js';
 import {
-  createModel,
-  createOptimizer,
-  LocalTrainer,
-  type Model,
-  type ModelSpec,
-  type OptimizerSpec,
-} from '../../src/learn/index.js';
+  ASAM,
+  flatmeshTrainer,
+  INPUT,
+  LR,
+  type BenchModel as ModelName,
+  newSide,
+  type BenchOptimizer as OptName,
+  rate,
+  round3,
+  type Side,
+  timeSide,
+} from './lib/training.js';
 
-type ModelName = 'mlp' | 'cnn-small' | 'cnn-fedavg';
-type OptName = 'sgd' | 'asam';
-
-const INPUT: Record<ModelName, number[]> = {
-  mlp: [28, 28, 1],
-  'cnn-small': [28, 28, 1],
-  'cnn-fedavg': [32, 32, 3],
-};
 /** Steps per round and side, and rounds, sized for a few seconds per config on wasm. */
 const DEFAULT_STEPS: Record<ModelName, [steps: number, rounds: number]> = {
   mlp: [40, 6],
   'cnn-small': [10, 6],
   'cnn-fedavg': [3, 4],
 };
-const LR = 0.01;
-const ASAM = { rho: 0.7, eta: 0.2 };
 
 interface Options {
   backend: BackendName | undefined;
@@ -79,36 +75,17 @@ export async function run(args: string[]): Promise<void> {
   }
 }
 
-interface Side {
-  wallMs: number;
-  cpuMs: number;
-  samples: number;
-}
-
 function benchOne(modelName: ModelName, opt: OptName, o: Options) {
-  const input = INPUT[modelName];
   const [defSteps, defRounds] = DEFAULT_STEPS[modelName];
   const steps = o.steps ?? defSteps;
   const rounds = o.rounds ?? defRounds;
-  const data = syntheticData(input, 10, Math.max(512, o.batch * 16));
-  const indices = Int32Array.from({ length: data.count }, (_, i) => i);
-  const spec: OptimizerSpec = { kind: opt, momentum: 0, weightDecay: 0, ...ASAM };
-  // Two models with the same seed: the same weights, so both loops do the same arithmetic.
-  const fm = createModel({ kind: modelName } as ModelSpec, input, 10, 1);
-  const bm = createModel({ kind: modelName } as ModelSpec, input, 10, 1);
-  const optimizer = createOptimizer(spec, fm.params);
-  const trainer = new LocalTrainer({
-    model: fm,
-    optimizer,
-    data,
-    indices,
-    batchSize: o.batch,
-    seed: 1,
-    node: 0,
-  });
+  const fm = flatmeshTrainer(modelName, opt, o.batch);
+  const { data, trainer } = fm;
+  // A second model with the same seed: the same weights, so both loops do the same arithmetic.
+  const bm = createModel({ kind: modelName } as ModelSpec, INPUT[modelName], 10, 1);
   const bare = bareLoop(bm, data, o.batch, opt);
-  const flat: Side = { wallMs: 0, cpuMs: 0, samples: 0 };
-  const base: Side = { wallMs: 0, cpuMs: 0, samples: 0 };
+  const flat: Side = newSide();
+  const base: Side = newSide();
   const runFlat = (n: number) => trainer.train(n, LR).samples;
   const runBare = (n: number) => bare.steps(n);
   // Warm-up: compile kernels, pack XNNPACK operators, let the JIT settle.
@@ -118,14 +95,15 @@ function benchOne(modelName: ModelName, opt: OptName, o: Options) {
   let tensorsAfterFirst = 0;
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? ([flat, base] as const) : ([base, flat] as const);
-    for (const side of order) time(side, () => (side === flat ? runFlat(steps) : runBare(steps)));
+    for (const side of order)
+      timeSide(side, () => (side === flat ? runFlat(steps) : runBare(steps)));
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     if (r === 0) tensorsAfterFirst = tf.memory().numTensors;
   }
   const numTensors = tf.memory().numTensors;
   const result = {
     model: modelName,
-    input,
+    input: INPUT[modelName],
     optimizer: opt,
     batch: o.batch,
     steps: steps * rounds,
@@ -141,19 +119,9 @@ function benchOne(modelName: ModelName, opt: OptName, o: Options) {
     loadavg1: round3(loadavg()[0] ?? 0),
   };
   bare.dispose();
-  optimizer.dispose();
   fm.dispose();
   bm.dispose();
   return result;
-}
-
-function time(side: Side, f: () => number): void {
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  side.samples += f();
-  side.wallMs += performance.now() - t0;
-  const c = process.cpuUsage(c0);
-  side.cpuMs += (c.user + c.system) / 1000;
 }
 
 /**
@@ -213,24 +181,6 @@ function bareLoop(model: Model, data: Dataset, batch: number, opt: OptName) {
       sgd.dispose();
     },
   };
-}
-
-function syntheticData(shape: number[], classes: number, count: number): Dataset {
-  const rng = Rng.from(1, 'bench', 'data');
-  const f = shape.reduce((a, d) => a * d, 1);
-  const x = new Float32Array(count * f);
-  for (let i = 0; i < x.length; i++) x[i] = rng.float();
-  const y = new Int32Array(count);
-  for (let i = 0; i < count; i++) y[i] = rng.int(classes);
-  return { x, y, count, shape, classes };
-}
-
-function rate(samples: number, ms: number): number {
-  return Math.round((samples / ms) * 1000 * 10) / 10;
-}
-
-function round3(v: number): number {
-  return Math.round(v * 1000) / 1000;
 }
 
 function parseArgs(args: string[]): Options {

@@ -16,9 +16,12 @@
  *   maximum is negative).
  * - `sum-leading-axes`: Sum over leading axes (bias gradients) in one pass instead of
  *   transpose-then-reduce.
+ * - `identity-shares-data`: Identity (the engine's copy of every tensor a gradient keeps) shares
+ *   the data instead of copying it.
  */
 import * as tf from '@tensorflow/tfjs';
 import { conv2dBackpropFilterKernel, conv2dBackpropInputKernel } from './conv2d-backprop.js';
+import { sharingIdentityKernel } from './identity.js';
 import { explicitTransposeMatMul } from './matmul.js';
 import { maxPoolGradKernel } from './maxpool-grad.js';
 import { sumLeadingAxesKernel } from './sum-leading.js';
@@ -31,6 +34,7 @@ export const WASM_PATCHES = [
   'conv2d-backprop-input',
   'maxpool-grad',
   'sum-leading-axes',
+  'identity-shares-data',
 ] as const;
 export type WasmPatch = (typeof WASM_PATCHES)[number];
 
@@ -93,6 +97,9 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
       case 'sum-leading-axes':
         replace(sumLeadingAxesKernel(kernel('Sum')));
         break;
+      case 'identity-shares-data':
+        replace(sharingIdentityKernel(kernel('Identity')));
+        break;
       default: {
         const never: never = patch;
         throw new Error(`unknown wasm patch ${String(never)}`);
@@ -124,6 +131,9 @@ export function removeWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): W
         break;
       case 'sum-leading-axes':
         restore('Sum');
+        break;
+      case 'identity-shares-data':
+        restore('Identity');
         break;
       default: {
         const never: never = patch;
