@@ -12,10 +12,11 @@ import type { Experiment } from './schema.js';
 
 /**
  * Fields that name or place a run rather than define it: the run id, the output directory, the
- * directory data files are read from, and the tensor backend (a resumed run may move to another
- * machine).
+ * directory data files are read from, the tensor backend (a resumed run may move to another
+ * machine), and the path of the pre-shared key file (where a host keeps the key; which key a run
+ * uses is checked by the roster's key fingerprint, not by the experiment).
  */
-const NOT_IDENTITY = new Set(['run.id', 'run.out', 'data.dir', 'backend']);
+const NOT_IDENTITY = new Set(['run.id', 'run.out', 'data.dir', 'backend', 'network.psk']);
 
 /** The experiment as `path -> value` leaves (arrays are leaves), without the non-identity fields. */
 export function experimentFields(

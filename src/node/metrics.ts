@@ -30,6 +30,7 @@ export class NodeCounters implements TransportMetrics {
   private reasons: Partial<Record<RejectReason, number>> = {};
   private faults: Record<string, number> = {};
   private resets: Partial<Record<StreamResetReason, number>> = {};
+  private resends = 0;
   bytesSent = 0;
   bytesReceived = 0;
 
@@ -56,6 +57,9 @@ export class NodeCounters implements TransportMetrics {
     this.bytesSent += bytes;
   }
   sendFailed(_to: number, _reason: string): void {}
+  sendRetried(_to: number, _reason: string): void {
+    this.resends++;
+  }
   frameReceived(_from: number, bytes: number): void {
     this.bytesReceived += bytes;
   }
@@ -80,6 +84,7 @@ export class NodeCounters implements TransportMetrics {
     | 'faults'
     | 'bytesSent'
     | 'bytesReceived'
+    | 'resends'
   > {
     const out = {
       messages: this.counts,
@@ -91,8 +96,10 @@ export class NodeCounters implements TransportMetrics {
       faults: this.faults,
       bytesSent: this.bytesSent,
       bytesReceived: this.bytesReceived,
+      ...(this.resends > 0 && { resends: this.resends }),
     };
     this.counts = emptyCounts();
+    this.resends = 0;
     this.byPeer = new Map();
     this.reasons = {};
     this.resets = {};

@@ -56,17 +56,40 @@ export class PeerRounds {
   }
 
   /**
-   * The round the run is in as far as this node knows: the median position of the peers it has
-   * heard from (those in `among`, if given). A median, so neither one node that runs ahead (or
-   * lies in its heartbeats) nor one that lags can move the others.
+   * The round the run is in as far as this node knows: the second-highest position among the
+   * peers it has heard from (those in `among`, if given), or the only one there is.
+   *
+   * Why the second-highest: a node that catches up must land in the round its neighbours are
+   * working on now, not one behind it. Honest nodes in lockstep are at most a round apart, so
+   * the leaders' round is the current one, and a node that joins there sends frames its
+   * neighbours still collect; a median lags by one round half the time, and a node landing there
+   * sends frames its neighbours already closed, then waits alone and falls behind again. The
+   * highest report itself could be one runaway or lying (byzantine) peer claiming a huge round:
+   * the second-highest is moved only if two peers agree on it, so one liar cannot drag anyone
+   * forward (with two reports it is the lower one). Positions only ever come from the sender's own
+   * frames and heartbeats, so a stale report is low, never high.
    */
   current(among?: (node: number) => boolean): number | undefined {
-    const xs = [...this.at]
+    const xs = this.positions(among);
+    return xs[Math.min(1, xs.length - 1)];
+  }
+
+  /**
+   * The median position (the lower one of an even count) of the peers in `among`: asynchronous
+   * gossip's run round. There nodes legitimately spread over the staleness bound and the leaders
+   * may be that far ahead; a node landing at the median is within the bound of most of them.
+   */
+  median(among?: (node: number) => boolean): number | undefined {
+    const xs = this.positions(among);
+    return xs[Math.floor(xs.length / 2)];
+  }
+
+  /** Positions of the peers in `among`, highest first. */
+  private positions(among?: (node: number) => boolean): number[] {
+    return [...this.at]
       .filter(([j]) => !among || among(j))
       .map(([, r]) => r)
-      .sort((a, b) => a - b);
-    if (xs.length === 0) return undefined;
-    return xs[Math.floor((xs.length - 1) / 2)];
+      .sort((a, b) => b - a);
   }
 
   /**

@@ -14,11 +14,14 @@
  * from their heartbeats, so it never stalls them and never mixes weights from a round long past.
  *
  * Catch-up (any time, not only at start): before each round the node compares its round with the
- * run's (the median round its peers' heartbeats report, see peers.ts). Two rounds or more behind
- * (paused, starved of CPU, started late), it jumps to the run's round: the rounds in between are
- * not trained, the jump is in that round's record (`catchUp`) and in the node's result, and that
- * round mixes the freshest model it holds from each neighbour (collect's `since`), not only
- * frames of the round itself. Its neighbours meanwhile do not wait for it: a neighbour whose
+ * round its neighbours are working on (PeerRounds.current over its base graph's neighbours heard
+ * from lately: the second-highest of their reports, so one lying peer cannot move it). Two rounds
+ * or more behind (paused, starved of CPU, started late), it jumps to that round: the rounds in
+ * between are not trained, the jump is in that round's record (`catchUp`) and in the node's
+ * result, and that round mixes the freshest model it holds from each neighbour (collect's
+ * `since`), not only frames of the round itself. In a real run it announces the round it joins
+ * (a `join` control message), so its neighbours wait for its frame of that round instead of
+ * writing it off as behind. Its neighbours meanwhile do not wait for it: a neighbour whose
  * heartbeat shows it more than one round behind, or already past the round, is waived from the
  * wait (its frame is still taken if it comes in time).
  */
@@ -148,8 +151,13 @@ export class NodeRuntime {
   private readonly fresh: FreshestModels;
   private catchUps = 0;
   private roundsCaughtUp = 0;
+  /** Heartbeats received from other nodes since the last round record, and their senders. */
+  private heartbeats = 0;
+  private readonly heartbeatsFrom = new Set<number>();
   /** The collect in progress: its round and how to stop waiting for one neighbour. */
   private waiting: { round: number; waive: (j: number) => void } | undefined;
+  /** Neighbours of this node in the base graph: the peers whose round it joins (catch-up). */
+  private readonly baseNeighbours: ReadonlySet<number>;
   /** When each peer was last heard from (heartbeat or frame), and this node's last round time. */
   private readonly lastSeen = new Map<number, number>();
   private readonly startedAt = performance.now();
@@ -173,6 +181,9 @@ export class NodeRuntime {
     this.frame = new FrameChannels(deps.cfg, deps.model.size);
     this.peers = new PeerRounds(deps.id);
     this.flatness = flatnessTracking(deps.cfg, deps.model, deps.test, deps.id);
+    this.baseNeighbours = new Set(
+      deps.plan.graph.edges.flatMap(([a, b]) => (a === deps.id ? [b] : b === deps.id ? [a] : [])),
+    );
     this.deadline = new AdaptiveDeadline(deps.cfg.gossip.deadlineMs);
     this.fresh = new FreshestModels((w) => deps.transport.recycle?.(w));
     this.restore();
@@ -182,7 +193,12 @@ export class NodeRuntime {
   onControl(msg: ControlMessage): void {
     if (msg.node === this.d.id) return;
     this.peers.onControl(msg);
-    if (msg.type === 'heartbeat') this.lastSeen.set(msg.node, performance.now());
+    // A heartbeat or a join shows its sender alive; a leave shows it gone (PeerRounds.isDone).
+    if (msg.type !== 'leave') this.lastSeen.set(msg.node, performance.now());
+    if (msg.type === 'heartbeat') {
+      this.heartbeats++;
+      this.heartbeatsFrom.add(msg.node);
+    }
     const w = this.waiting;
     if (w && this.peers.settled(msg.node, w.round, this.behindBy(), this.freshSince()))
       w.waive(msg.node);
@@ -225,16 +241,40 @@ export class NodeRuntime {
 
   /** The round to jump to when this node is two or more rounds behind the run, else undefined. */
   private catchUpTarget(k: number): number | undefined {
-    const now = performance.now();
-    const silentFor = 2 * Math.max(this.deadline.current(), this.lastRoundMs);
-    // Real runs count only peers heard from lately: a crashed one must not hold the median back.
-    const recent = this.d.liveness
-      ? (j: number) =>
-          this.peers.isDone(j) || now - (this.lastSeen.get(j) ?? this.startedAt) <= silentFor
-      : undefined;
-    const run = this.peers.current(recent);
+    const run = this.runRound();
     if (run === undefined || run - k < this.lagAllowed() + 1) return undefined;
     return Math.min(run, this.d.cfg.run.rounds - 1);
+  }
+
+  /**
+   * The round this node's neighbours are working on, as far as it knows (PeerRounds.current): from
+   * its base graph's neighbours, the peers it exchanges with, or from any peer when it has heard
+   * from none of them; in async mode, the median of every peer's (PeerRounds.median). Real runs
+   * count only peers heard from lately: a crashed one must not hold the figure back.
+   */
+  private runRound(): number | undefined {
+    const now = performance.now();
+    const silentFor = 2 * Math.max(this.deadline.current(), this.lastRoundMs);
+    const recent = (j: number) =>
+      !this.d.liveness ||
+      this.peers.isDone(j) ||
+      now - (this.lastSeen.get(j) ?? this.startedAt) <= silentFor;
+    if (this.d.cfg.gossip.sync === 'async') return this.peers.median(recent);
+    return (
+      this.peers.current((j) => this.baseNeighbours.has(j) && recent(j)) ??
+      this.peers.current(recent)
+    );
+  }
+
+  /**
+   * Real runs: tell the others that this node now works on `round` (it caught up or restarted),
+   * so its neighbours wait for its frame of that round rather than take it for a node behind.
+   */
+  private announceJoin(round: number): void {
+    if (!this.d.liveness) return;
+    void this.d.transport
+      .publishControl({ type: 'join', node: this.d.id, round, status: 'catch-up' })
+      .catch(() => {});
   }
 
   /** The Bernoulli loss rate mixing accounts for (gossip.lossAware), else 0. */
@@ -351,6 +391,7 @@ export class NodeRuntime {
         this.roundsCaughtUp += target - k;
         this.d.log?.(`behind the run: catching up from round ${k} to ${target}`);
         k = target;
+        this.announceJoin(k);
       }
       const leave = faults.leaveRound(id);
       if (leave !== undefined && k >= leave) break;
@@ -416,15 +457,16 @@ export class NodeRuntime {
   private async catchUp(start: number, signal: AbortSignal): Promise<number> {
     if (start === 0) return 0;
     const until = performance.now() + Math.min(this.d.cfg.gossip.deadlineMs, 5000);
-    while ((this.peers.current() ?? -1) < start && performance.now() < until && !signal.aborted) {
+    while ((this.runRound() ?? -1) < start && performance.now() < until && !signal.aborted) {
       await sleep(20, undefined, { signal }).catch(() => {});
     }
     // A node resumed past its last round stays there; one behind jumps, at most to the last round.
-    const target = Math.max(start, Math.min(this.peers.current() ?? -1, this.d.cfg.run.rounds - 1));
+    const target = Math.max(start, Math.min(this.runRound() ?? -1, this.d.cfg.run.rounds - 1));
     if (target > start) {
       this.roundsSkipped += target - start;
       this.d.log?.(`catching up: skipping rounds ${start}..${target - 1}`);
     }
+    this.announceJoin(target);
     return target;
   }
 
@@ -633,11 +675,17 @@ export class NodeRuntime {
       ...(mixed.robust && { robust: mixed.robust }),
       disagreement,
       ...tallies,
+      ...(this.d.liveness && {
+        heartbeats: this.heartbeats,
+        heartbeatsFrom: [...this.heartbeatsFrom].sort((a, b) => a - b),
+      }),
       ...(cfg.gossip.mixing === 'push-sum' && { mass: this.mass }),
       ...(flatness && { flatness }),
       rssMB: Math.round(process.memoryUsage.rss() / 1e6),
       numTensors: tf.memory().numTensors,
     };
+    this.heartbeats = 0;
+    this.heartbeatsFrom.clear();
     this.lastRoundMs = record.phases.roundMs;
     this.roundTimes.push(this.lastRoundMs);
     if (this.roundTimes.length > 20) this.roundTimes.shift();

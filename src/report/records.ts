@@ -103,6 +103,15 @@ export interface RoundRecord {
   /** Incoming weights streams this node reset because the peer misbehaved, by reason (net's StreamResetReason). */
   streamResets: Record<string, number>;
   faults: Record<string, number>;
+  /**
+   * Real runs: heartbeats this node received from other nodes since its previous record (over the
+   * control topic). Catch-up and the waiver of a lagging neighbour depend on them.
+   */
+  heartbeats?: number;
+  /** The nodes those heartbeats came from. */
+  heartbeatsFrom?: number[];
+  /** Frames sent again this round after their connection or stream broke (redial + resend). */
+  resends?: number;
   /** Push-sum mass, when push-sum mixing is used. */
   mass?: number;
   /** In-run flatness (analysis.flatness), on its rounds: see node/flatness-tracking.ts. */

@@ -5,6 +5,8 @@
  *   mean accuracy 92.2% | mean SWA accuracy 90.2% | average model 94.7%
  *   mean over the last 5 rounds: accuracy 91.8% | SWA accuracy 90.1%
  *   messages: sent 572, delivered 508, dropped 64, failed 0, missing 0, late 0, rejected 0
+ *   (a run with restarts or catch-ups ends that line with `| restarts 1 | catch-ups 2 (9 rounds
+ *   skipped)`)
  *   summary: runs/run-20261126-102020-s1/summary.json
  */
 import type { RunSummary } from './records.js';
@@ -28,7 +30,9 @@ export function formatSummary(s: RunSummary, out?: string): string {
         ]
       : []),
     `messages: sent ${m.sent}, delivered ${m.delivered}, dropped ${m.dropped}, failed ${m.failed}, missing ${m.missing}, late ${m.late}, rejected ${m.rejected}` +
-      (s.restarts > 0 ? ` | restarts ${s.restarts}` : ''),
+      (s.restarts > 0 ? ` | restarts ${s.restarts}` : '') +
+      // Nodes that fell behind (paused, starved, late) and jumped to the run's round.
+      (s.catchUps ? ` | catch-ups ${s.catchUps} (${s.roundsCaughtUp ?? 0} rounds skipped)` : ''),
     ...(s.faults['checkpoint-failed']
       ? [
           `checkpoints not written: ${s.faults['checkpoint-failed']} (each node kept its previous one)`,

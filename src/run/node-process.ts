@@ -34,8 +34,8 @@ import {
   readDerived,
 } from '../node/build.js';
 import { type CheckpointFailure, CheckpointStore } from '../node/checkpoint.js';
+import { earlyEvents } from '../node/early-events.js';
 import { fanout, jsonlSink, NodeCounters } from '../node/metrics.js';
-import type { NodeRuntime } from '../node/runtime.js';
 import { type ChildMessage, isParentMessage, type ParentMessage, type RestartKind } from './ipc.js';
 import { Progress } from './progress.js';
 import { NODE_END_FILE, type NodeReport, writeNodeEnd } from './summary.js';
@@ -174,7 +174,8 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
   const restarted = shared ? shared.restarted : process.env.FLATMESH_RESTARTED;
   if (restarted === 'restart' || restarted === 'restart-unplanned') counters.fault(restarted);
   let firstRoundDone = false;
-  let runtime: NodeRuntime | undefined;
+  // Heartbeats and frames heard before the runtime exists tell a late node where the run is.
+  const early = earlyEvents();
   const inner = libp2pTransport({
     self: id,
     runId,
@@ -188,10 +189,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
     ...(psk && { psk: psk.key }),
   })({
     metrics: counters,
-    events: {
-      onControl: (m) => runtime?.onControl(m),
-      onFrame: (from, round) => runtime?.onFrame(from, round),
-    },
+    events: early.events,
     ...(opts.log && { log: opts.log }),
   });
   const crashed = new Promise<void>((r) => {
@@ -276,7 +274,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
         load: (expect) => store.load(expect),
       },
     });
-    runtime = node.runtime;
+    early.attach(node.runtime);
     send({ type: 'started', id });
     const r = await node.runtime.run(stop.signal).finally(() => {
       if (dead) node.dispose();

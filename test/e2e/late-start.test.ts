@@ -3,9 +3,11 @@
  * the run prepared with `flatmesh roster` (a fresh run id and pre-shared key) and each node started
  * with `flatmesh node` inside its namespace. Node 2 starts 12 s after the others, and its link to
  * node 0 drops 20% of the packets each way (iptables' statistic match: this kernel has no netem).
- * Done when node 2 exchanges models within 2 rounds of starting: it hears a neighbour in one of
- * its first two rounds (the second is the round it caught up to, J), and a neighbour, already
- * ahead of J when node 2 gets there, hears it by round J + 2.
+ * Done when node 2 joins at the current round and exchanges models within 2 rounds of starting:
+ * its first round is the round its neighbours were in when it started (within one: news of
+ * their rounds is a round old by the time it arrives), and within its first two rounds it mixes a
+ * neighbour's model (receives) and a neighbour mixes its model in the same round (sends).
+ * Heartbeats cross the hosts both ways.
  *
  * Needs root, `ip` (iproute2) and `iptables` (.ci/run installs them; CI runs as root). Traffic
  * stays on the addresses of the namespaces this test creates; they are deleted when it ends,
@@ -201,21 +203,14 @@ describe('a late host across machines (network namespaces, 20% loss on one link,
     await sleepOrExit(LATE_MS, nodes);
     nodes.push(start(2));
     const file = (i: number) => join(out, 'nodes', String(i), 'metrics.jsonl');
-    let verdict: { late: RoundRecord[]; heardLate: RoundRecord[] } | undefined;
+    const neighbours = () => [0, 1].map((i) => records(file(i)));
+    let late: RoundRecord[] = [];
     for (;;) {
-      const late = records(file(2));
-      if (late.length >= 2) {
-        // late[1] is the round node 2 joined at (after catching up); its neighbours, already past
-        // it, must hear node 2 within 2 rounds of it.
-        const byRound = late[1]!.round + 2;
-        const heardLate = [0, 1].flatMap((i) =>
-          records(file(i)).filter((r) => r.round <= byRound && r.heard.includes(2)),
-        );
-        verdict = { late: late.slice(0, 2), heardLate };
-        const done = late.slice(0, 2).some((r) => r.heard.length > 0) && heardLate.length > 0;
-        // Node 2 has had its two rounds; its neighbours may still be writing theirs.
-        if (done || late.length >= 6) break;
-      }
+      late = records(file(2)).slice(0, 2);
+      // Node 2 has had its two rounds, and its neighbours a few more (heartbeats trail frames).
+      const last = late[1]?.round;
+      if (last !== undefined && neighbours().every((rs) => rs.some((r) => r.round > last + 3)))
+        break;
       const exited = nodes.find((n) => n.child.exitCode !== null);
       assert.equal(exited, undefined, `a node exited early: ${exited?.stderr()}`);
       assert.ok(Date.now() - t0 < BOUND_MS, `no verdict within ${BOUND_MS / 1000} s`);
@@ -223,23 +218,48 @@ describe('a late host across machines (network namespaces, 20% loss on one link,
     }
     for (const n of nodes) n.child.kill('SIGTERM');
     await Promise.all(nodes.map((n) => Promise.race([n.code, sleep(20_000)])));
-    const { late, heardLate } = verdict;
+    const [first, second] = late as [RoundRecord, RoundRecord];
+    const others = neighbours();
     const show = JSON.stringify(
-      late.map((r) => ({ round: r.round, heard: r.heard, messages: r.messages })),
+      late.map((r) => ({ round: r.round, catchUp: r.catchUp, heard: r.heard, m: r.messages })),
     );
-    assert.ok(
-      late.some((r) => r.heard.length > 0),
-      `node 2 heard nobody in its first two rounds: ${show}`,
-    );
-    const around = [0, 1].flatMap((i) =>
-      records(join(out, 'nodes', String(i), 'metrics.jsonl'))
-        .filter((r) => Math.abs(r.round - late[1]!.round) <= 3)
+    const around = others.flatMap((rs, i) =>
+      rs
+        .filter((r) => Math.abs(r.round - second.round) <= 3)
         .map((r) => `${i}@${r.round}:${r.heard.join('+')}`),
     );
-    assert.ok(
-      heardLate.length > 0,
-      `no neighbour heard node 2 by round ${late[1]!.round + 2}: ${show}; neighbours ${around.join(' ')}`,
+    const why = `node 2: ${show}; neighbours ${around.join(' ')}`;
+
+    // It joins at the current round: the round its neighbours were working on when it began its
+    // first round (the one after the last they had finished), give or take the one round its news
+    // of them may be old.
+    const began = first.time - first.phases.roundMs;
+    const finished = Math.max(
+      ...others.flatMap((rs) => rs.filter((r) => r.time <= began).map((r) => r.round)),
     );
+    assert.ok(first.catchUp, `node 2 caught up in its first round: ${why}`);
+    assert.ok(
+      first.round >= finished,
+      `node 2 began at round ${first.round}, its neighbours had finished round ${finished}: ${why}`,
+    );
+    // It receives: it mixes a neighbour's model in one of its first two rounds.
+    assert.ok(
+      late.some((r) => r.heard.length > 0),
+      `node 2 heard nobody in its first two rounds: ${why}`,
+    );
+    // It sends: a neighbour mixes node 2's model in one of those two rounds.
+    const mixedIt = others.flat().filter((r) => r.round <= second.round && r.heard.includes(2));
+    assert.ok(
+      mixedIt.length > 0,
+      `no neighbour mixed node 2's model in its rounds ${first.round}..${second.round}: ${why}`,
+    );
+    // Heartbeats cross hosts both ways (catch-up and waivers depend on them).
+    const hb = (rs: RoundRecord[]) => new Set(rs.flatMap((r) => r.heartbeatsFrom ?? []));
+    const all2 = records(file(2));
+    assert.deepEqual([...hb(all2)].sort(), [0, 1], 'node 2 received heartbeats from 0 and 1');
+    for (const [i, rs] of others.entries()) {
+      assert.ok(hb(rs).has(2), `node ${i} received heartbeats from node 2`);
+    }
   });
 });
 

@@ -98,7 +98,7 @@ describe('inbox: a node behind its neighbours', () => {
 });
 
 describe('peer rounds', () => {
-  it('places the run at the median of what peers report, not at one runaway', () => {
+  it('places the run at the round of its leaders, not at one runaway or liar', () => {
     const p = new PeerRounds(0);
     assert.equal(p.current(), undefined);
     p.onControl({ type: 'heartbeat', node: 0, round: 99 }); // itself: ignored
@@ -116,6 +116,19 @@ describe('peer rounds', () => {
     assert.equal(
       p.current((j) => j === 1),
       10,
+    );
+    // Two honest reports a round apart and one liar: the leaders' round, not the liar's nor the
+    // median (which would land a catching-up node a round behind its neighbours).
+    const q = new PeerRounds(0);
+    q.heard(1, 20);
+    q.heard(2, 21);
+    q.heard(3, 21);
+    q.heard(4, 1_000_000);
+    assert.equal(q.current(), 21);
+    assert.equal(
+      q.current((j) => j <= 2),
+      20,
+      'two reports: the lower one (either may be the liar)',
     );
   });
 

@@ -32,7 +32,7 @@ const state = (round: number, size = 1000): CheckpointState => ({
 const experiment = parseExperiment({ run: { seed: 1, rounds: 40 }, train: { optimizer: 'asam' } });
 
 describe('checkpoint identity', () => {
-  it('resumes under the same experiment, whatever its run directory, data directory or backend', () => {
+  it('resumes under the same experiment, whatever its run directory, data directory, backend or key file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flatmesh-ck-id-'));
     new CheckpointStore(dir, { experiment }).save(state(4));
     const moved = parseExperiment({
@@ -40,6 +40,9 @@ describe('checkpoint identity', () => {
       train: { optimizer: 'asam' },
       data: { dir: '/data' },
       backend: 'cpu',
+      // Where this host keeps the key file is no part of the experiment (the roster's key
+      // fingerprint is what admits a node to a private run).
+      network: { psk: '/etc/flatmesh/swarm.key' },
     });
     const store = new CheckpointStore(dir, { experiment: moved });
     store.checkExperiment();
