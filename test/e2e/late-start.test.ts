@@ -200,10 +200,16 @@ describe('a late host across machines (network namespaces, 20% loss on one link,
     };
     const t0 = Date.now();
     const nodes = [start(0), start(1)];
-    await sleepOrExit(LATE_MS, nodes);
-    nodes.push(start(2));
     const file = (i: number) => join(out, 'nodes', String(i), 'metrics.jsonl');
     const neighbours = () => [0, 1].map((i) => records(file(i)));
+    // 12 s after the others are running: on a crowded machine loading the code alone can take
+    // longer than that, and a node started before the run began would not be late at all.
+    while (!neighbours().every((rs) => rs.length > 0)) {
+      assert.ok(Date.now() - t0 < BOUND_MS, `nodes 0 and 1 ran no round in ${BOUND_MS / 1000} s`);
+      await sleepOrExit(250, nodes);
+    }
+    await sleepOrExit(LATE_MS, nodes);
+    nodes.push(start(2));
     let late: RoundRecord[] = [];
     for (;;) {
       late = records(file(2)).slice(0, 2);
@@ -237,6 +243,7 @@ describe('a late host across machines (network namespaces, 20% loss on one link,
     const finished = Math.max(
       ...others.flatMap((rs) => rs.filter((r) => r.time <= began).map((r) => r.round)),
     );
+    assert.ok(finished >= 1, `the others ran rounds before node 2 started: ${why}`);
     assert.ok(first.catchUp, `node 2 caught up in its first round: ${why}`);
     assert.ok(
       first.round >= finished,
