@@ -30,6 +30,9 @@ ${EXPERIMENT}
       --dashboard       serve the live dashboard on 127.0.0.1 (URL with its token on stderr)
       --port P          the dashboard's port (default: any free port)
       --dashboard-readonly  the dashboard without controls (implies --dashboard)
+      --nodes-per-process K  run the nodes in processes of K (default 1): each node keeps its own
+                        host, keys, records and log; a planned crash of one is a soft crash (its
+                        host stops, it restarts in the same process); a stall freezes all K
 
 a node that dies unplanned is restarted from its checkpoint (faults.onCrash: restart | continue |
 abort, faults.maxRestarts per node, default 3).

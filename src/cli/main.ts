@@ -23,7 +23,8 @@ export const USAGE = `flatmesh: peer-to-peer decentralized learning over libp2p
 usage: flatmesh <command> [options]
 
   launch     run N node processes on this machine (--config F --nodes N --rounds R --topology G --out DIR --seed S --set path=value --resume --quiet --json
-             --dashboard [--port P] [--dashboard-readonly]: a live page on 127.0.0.1, its URL printed)
+             --dashboard [--port P] [--dashboard-readonly]: a live page on 127.0.0.1, its URL printed;
+             --nodes-per-process K: processes of K nodes each, every node with its own host)
   watch      the dashboard of a run directory: live while another launch runs it, a replay once done (RUN_DIR [--port P])
   sim        the same experiment in one process over the in-memory transport (same options;
              --batched trains all MLP/logreg nodes of a round in one batched computation;
