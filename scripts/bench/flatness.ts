@@ -4,17 +4,27 @@
  * 1,000 test samples (target ≤ 10 s on one core: the wasm backend runs single-threaded), and live
  * tensors and memory across 200 products (target: flat). The model is trained for a few hundred
  * SGD steps first so the spectrum is a trained net's, not an initialization's.
- * `npm run bench -- flatness [--samples 1000] [--reps 20] [--products 200] [--train-steps 300] [--chunk 256]`
+ * It also compares the two trace estimators at the same budget of products: the spread of
+ * Hutchinson's and Hutch++'s estimates over `--trace-reps` seeds, as variance × products (the
+ * variance one product buys; lower is better) and their ratio.
+ * `npm run bench -- flatness [--samples 1000] [--reps 20] [--products 200] [--train-steps 300] [--chunk 256] [--trace-budget 30] [--trace-reps 8]`
  *
  *   {"suite":"flatness","figure":"hvp-vs-gradient","gradientCpuMs":...,"hvpCpuMs":...,"ratio":...,"load":[...]}
  *   {"suite":"flatness","figure":"lambda-max","seconds":...,"cpuSeconds":...,"lambdaMax":...,"products":...}
  *   {"suite":"flatness","figure":"memory","numTensorsBefore":...,"numTensorsAfter":...,"heapMB":[...],"rssMB":[...]}
+ *   {"suite":"flatness","figure":"trace-variance","budget":30,"hutchinson":{...},"hutch++":{...},"varianceRatio":...}
  */
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
 import { loadDataset } from '../../src/data/load.js';
-import { HessianOperator, sampleSet, topEigenvalues } from '../../src/learn/flatness/index.js';
+import {
+  HessianOperator,
+  hutchinsonTrace,
+  hutchPlusPlusTrace,
+  sampleSet,
+  topEigenvalues,
+} from '../../src/learn/flatness/index.js';
 import { createModel } from '../../src/learn/model.js';
 import { createOptimizer } from '../../src/learn/optim/optimizer.js';
 import { LocalTrainer } from '../../src/learn/trainer.js';
@@ -121,6 +131,40 @@ export async function run(args: string[]): Promise<void> {
     heapMB: marks.map((m) => m.heapMB),
     rssMB: marks.map((m) => m.rssMB),
     target: 'flat',
+    load: load(),
+  });
+
+  const budget = flag(args, 'trace-budget', 30);
+  const traceReps = flag(args, 'trace-reps', 8);
+  const spread = (f: typeof hutchinsonTrace) => {
+    const c0 = cpuMs();
+    const runs = Array.from({ length: traceReps }, (_, i) =>
+      f(H, { probes: budget, seed: 100 + i }),
+    );
+    const est = runs.map((r) => r.estimate);
+    const mean = est.reduce((a, b) => a + b, 0) / est.length;
+    const variance = est.reduce((a, b) => a + (b - mean) ** 2, 0) / (est.length - 1);
+    return {
+      mean: Number(mean.toPrecision(5)),
+      std: Number(Math.sqrt(variance).toPrecision(3)),
+      meanReportedStderr: Number(
+        (runs.reduce((a, r) => a + r.stderr, 0) / runs.length).toPrecision(3),
+      ),
+      variancePerProduct: Number((variance * budget).toPrecision(3)),
+      cpuSecondsPerEstimate: Number(((cpuMs() - c0) / 1000 / traceReps).toFixed(2)),
+    };
+  };
+  const hutchinson = spread(hutchinsonTrace);
+  const plusPlus = spread(hutchPlusPlusTrace);
+  line({
+    figure: 'trace-variance',
+    samples,
+    budget,
+    reps: traceReps,
+    hutchinson,
+    'hutch++': plusPlus,
+    varianceRatio: Number((hutchinson.variancePerProduct / plusPlus.variancePerProduct).toFixed(2)),
+    note: 'variance of the estimate over seeds x products; varianceRatio > 1: Hutch++ has less',
     load: load(),
   });
   H.dispose();

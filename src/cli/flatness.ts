@@ -1,6 +1,6 @@
 /**
  * `flatmesh flatness RUN_DIR [--models node:0,swa:0,average,...] [--data test|train|shard:I]
- * [--samples N] [--top K] [--trace] [--probes P] [--density] [--landscape 1d|2d|path:A,B] [--json]
+ * [--samples N] [--top K] [--trace] [--probes P] [--trace-method M] [--density] [--landscape 1d|2d|path:A,B] [--json]
  * [--out DIR] [--seed S]`: how flat the run's models are (src/learn/flatness), read from the run
  * directory's checkpoints. A table on stdout; JSON files in DIR (default RUN_DIR/flatness):
  *
@@ -50,8 +50,10 @@ export interface FlatnessCommandOptions {
   /** Top eigenvalues (0: none). Default 5. */
   top?: number;
   trace?: boolean;
-  /** Hutchinson probes. Default 100. */
+  /** Products of the trace estimate. Default 100. */
   probes?: number;
+  /** `hutchinson` or `hutch++`. Default: measure.ts's DEFAULT_TRACE_METHOD. */
+  traceMethod?: string;
   density?: boolean;
   /** `1d`, `2d` (around the first model) or `path:A,B`. */
   landscape?: string;
@@ -68,6 +70,12 @@ export interface FlatnessCommandOptions {
 type Candidate = ModelRef;
 
 export async function flatnessCommand(opts: FlatnessCommandOptions): Promise<string> {
+  const traceMethod = opts.traceMethod;
+  if (traceMethod !== undefined && traceMethod !== 'hutchinson' && traceMethod !== 'hutch++') {
+    throw new UsageError(
+      `--trace-method: must be hutchinson or hutch++ (got ${JSON.stringify(traceMethod)})`,
+    );
+  }
   const run = readRunDir(opts.runDir, { records: false });
   const cfg = run.config;
   const seed = opts.seed ?? 1;
@@ -108,6 +116,7 @@ export async function flatnessCommand(opts: FlatnessCommandOptions): Promise<str
         top: opts.top ?? 5,
         trace: opts.trace ?? false,
         ...(opts.probes !== undefined && { probes: opts.probes }),
+        ...(traceMethod && { traceMethod }),
         density: opts.density ?? false,
         seed,
         ...(bar && {

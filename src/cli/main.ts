@@ -36,7 +36,7 @@ usage: flatmesh <command> [options]
   data       inspect --dataset D --partition P --nodes N [--seed S] [--json] | fetch DATASET [--data-dir DIR]
   doctor     backend, versions and a throughput probe [--json]
   sweep      a grid of experiments x seeds, resumable; table with 95% CIs (--config F|PRESET [--resume] [--only key=value,seed=N] [--json] [--quiet])
-  flatness   Hessian spectrum, trace, sharpness and landscapes of a run's models: RUN_DIR [--models node:0,swa:0,average,nodes,swas] [--data test|train|shard:I] [--samples N] [--top K] [--trace] [--probes P] [--density] [--landscape 1d|2d|path:A,B] [--json] [--out DIR] [--seed S] [--quiet]
+  flatness   Hessian spectrum, trace, sharpness and landscapes of a run's models: RUN_DIR [--models node:0,swa:0,average,nodes,swas] [--data test|train|shard:I] [--samples N] [--top K] [--trace] [--probes P] [--trace-method hutchinson|hutch++] [--density] [--landscape 1d|2d|path:A,B] [--json] [--out DIR] [--seed S] [--quiet]
   report     a self-contained HTML page of plots: RUN_DIR | SWEEP_DIR | several RUN_DIRs compared [--out F.html] [--png DIR]
   config     schema (JSON schema of experiment files) | show [--config F] [--set path=value] (the resolved experiment)
 
@@ -196,6 +196,7 @@ export async function main(
         top: { type: 'string' },
         trace: { type: 'boolean' },
         probes: { type: 'string' },
+        'trace-method': { type: 'string' },
         density: { type: 'boolean' },
         landscape: { type: 'string' },
         json: { type: 'boolean' },
@@ -212,6 +213,7 @@ export async function main(
         ...(v.top !== undefined && { top: int('top', v.top)! }),
         ...(v.trace && { trace: true }),
         ...(v.probes !== undefined && { probes: int('probes', v.probes)! }),
+        ...(v['trace-method'] !== undefined && { traceMethod: v['trace-method'] }),
         ...(v.density && { density: true }),
         ...(v.landscape && { landscape: v.landscape }),
         ...(v.json && { json: true }),

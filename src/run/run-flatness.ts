@@ -24,6 +24,7 @@ import {
   type SampleSet,
   sampleInfo,
   sampleSet,
+  type TraceMethod,
 } from '../learn/flatness/index.js';
 import { createModel } from '../learn/model.js';
 import { modelSpec, prepareRun } from '../node/build.js';
@@ -138,6 +139,7 @@ export interface RunFlatnessSpec {
   top: number;
   trace: boolean;
   probes: number;
+  traceMethod: TraceMethod;
   data: string;
   seed: number;
 }
@@ -196,6 +198,7 @@ export async function measureRunFlatness(
         top: spec.top,
         trace: spec.trace,
         probes: spec.probes,
+        traceMethod: spec.traceMethod,
         sharpness: false,
         seed: spec.seed,
       });

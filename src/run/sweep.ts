@@ -32,6 +32,7 @@ import { parseExperiment, readExperimentFile } from '../config/load.js';
 import type { Experiment } from '../config/schema.js';
 import { parsePartitionSpec } from '../data/partition.js';
 import { ConfigError, ConfigErrors, isFlatmeshError, UsageError } from '../errors.js';
+import { DEFAULT_TRACE_METHOD } from '../learn/flatness/index.js';
 import { resolveGraph } from '../node/build.js';
 import { packagePath } from '../paths.js';
 import { readSweepFlatness } from '../report/flatness.js';
@@ -121,7 +122,11 @@ export const sweepFileSchema = z
         samples: count(0, 10_000_000).default(1000),
         top: count(1, 20).default(5),
         trace: z.boolean({ error: 'must be true or false' }).default(true),
-        probes: count(2, 10_000).default(30),
+        probes: count(4, 10_000).default(30),
+        /** The trace estimator (learn/flatness/spectrum.ts). */
+        traceMethod: z
+          .enum(['hutchinson', 'hutch++'], { error: "must be 'hutchinson' or 'hutch++'" })
+          .default(DEFAULT_TRACE_METHOD),
         /** `test`, `train` (the union of the shards) or `shard:I`. */
         data: z
           .string()

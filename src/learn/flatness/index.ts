@@ -18,15 +18,22 @@ export {
   linearPath,
   randomDirection,
 } from './landscape.js';
-export { type FlatnessFigures, type FlatnessOptions, measureFlatness } from './measure.js';
+export {
+  DEFAULT_TRACE_METHOD,
+  type FlatnessFigures,
+  type FlatnessOptions,
+  measureFlatness,
+} from './measure.js';
 export { Chunks, type SampleInfo, type SampleSet, sampleInfo, sampleSet } from './samples.js';
 export { type SharpnessOptions, type SharpnessResult, sharpness } from './sharpness.js';
 export {
   type DensityResult,
   hutchinsonTrace,
+  hutchPlusPlusTrace,
   type SymmetricOperator,
   spectralDensity,
   type TopResult,
+  type TraceMethod,
   type TraceResult,
   topEigenvalues,
 } from './spectrum.js';

@@ -19,11 +19,17 @@ import { type SharpnessResult, sharpness } from './sharpness.js';
 import {
   type DensityResult,
   hutchinsonTrace,
+  hutchPlusPlusTrace,
   spectralDensity,
   type TopResult,
+  type TraceMethod,
   type TraceResult,
   topEigenvalues,
 } from './spectrum.js';
+
+/** The trace estimator used unless asked otherwise (see the bench's trace-variance figure). */
+export const DEFAULT_TRACE_METHOD: TraceMethod = 'hutchinson';
+
 import { norm } from './vec.js';
 
 export interface FlatnessOptions extends HessianOptions {
@@ -33,8 +39,10 @@ export interface FlatnessOptions extends HessianOptions {
   tol?: number;
   /** Hutchinson trace. Default false. */
   trace?: boolean;
-  /** Probes of the trace. Default 100. */
+  /** Products of the trace estimate. Default 100. */
   probes?: number;
+  /** `hutchinson` or `hutch++` (spectrum.ts). Default DEFAULT_TRACE_METHOD. */
+  traceMethod?: TraceMethod;
   /** SLQ density. Default false. */
   density?: boolean;
   /** SAM and ASAM sharpness. Default true. */
@@ -87,8 +95,12 @@ export function measureFlatness(
             ...(progress('eigenvalues') && { progress: progress('eigenvalues')! }),
           })
         : undefined;
+    const traceFn =
+      (opts.traceMethod ?? DEFAULT_TRACE_METHOD) === 'hutch++'
+        ? hutchPlusPlusTrace
+        : hutchinsonTrace;
     const trace = opts.trace
-      ? hutchinsonTrace(H, {
+      ? traceFn(H, {
           probes: opts.probes ?? 100,
           seed,
           ...(progress('trace') && { progress: progress('trace')! }),
