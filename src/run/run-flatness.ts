@@ -137,6 +137,7 @@ export interface RunFlatnessSpec {
   models: ('node' | 'swa' | 'average')[];
   samples: number;
   top: number;
+  tol: number;
   trace: boolean;
   probes: number;
   traceMethod: TraceMethod;
@@ -196,6 +197,7 @@ export async function measureRunFlatness(
       }
       const f = measureFlatness(model, ref.weights, set, {
         top: spec.top,
+        tol: spec.tol,
         trace: spec.trace,
         probes: spec.probes,
         traceMethod: spec.traceMethod,

@@ -121,6 +121,12 @@ export const sweepFileSchema = z
         /** Seeded subset of the sample set (0 = all of it). */
         samples: count(0, 10_000_000).default(1000),
         top: count(1, 20).default(5),
+        /** Relative residual each of the top eigenvalues must reach (Lanczos). */
+        tol: z
+          .number({ error: 'must be a number between 1e-8 and 0.5' })
+          .gte(1e-8, { error: 'must be a number between 1e-8 and 0.5' })
+          .lte(0.5, { error: 'must be a number between 1e-8 and 0.5' })
+          .default(1e-3),
         trace: z.boolean({ error: 'must be true or false' }).default(true),
         probes: count(4, 10_000).default(30),
         /** The trace estimator (learn/flatness/spectrum.ts). */
