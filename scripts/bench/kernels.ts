@@ -22,7 +22,8 @@
  *
  * Flags: --models a,b (default mlp,cnn-small,cnn-fedavg), --optimizers sgd,asam, --batch 32,
  * --rounds N, --steps N (per round and side), --no-train, --no-kernels, --profile, --python PATH,
- * --backend node|wasm|cpu.
+ * --backend node|wasm|cpu, --without patch,patch (wasm: flatmesh's side without these kernel
+ * patches, e.g. to measure before/after of a patch in one session).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -31,6 +32,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { type BackendName, initBackend } from '../../src/compute/backend.js';
+import {
+  removeWasmPatches,
+  WASM_PATCHES,
+  type WasmPatch,
+} from '../../src/compute/kernels/wasm-patches.js';
 import { UsageError } from '../../src/errors.js';
 import { createOptimizer } from '../../src/learn/index.js';
 import { profileKernels } from './lib/kernel-profile.js';
@@ -65,11 +71,13 @@ interface Options {
   kernels: boolean;
   profile: boolean;
   python: string;
+  without: WasmPatch[];
 }
 
 export async function run(args: string[]): Promise<void> {
   const o = parseArgs(args);
   const info = await initBackend({ ...(o.backend ? { prefer: o.backend } : {}), quiet: true });
+  const patches = info.name === 'wasm' ? removeWasmPatches(o.without) : [];
   const torch = await TorchWorker.start(o.python);
   try {
     const torchInfo = torch ? await torch.ask({ op: 'info' }) : undefined;
@@ -77,7 +85,7 @@ export async function run(args: string[]): Promise<void> {
       JSON.stringify({
         kind: 'setup',
         backend: info.name,
-        patches: info.patches,
+        patches,
         torch: torchInfo ?? null,
         loadavg1: round3(loadavg()[0] ?? 0),
       }),
@@ -386,6 +394,7 @@ function parseArgs(args: string[]): Options {
     kernels: true,
     profile: false,
     python: defaultPython(),
+    without: [],
   };
   const list = <T extends string>(flag: string, v: string | undefined, legal: readonly T[]) => {
     const items = (v ?? '').split(',').filter(Boolean);
@@ -446,9 +455,13 @@ function parseArgs(args: string[]): Options {
       case '--profile':
         o.profile = true;
         break;
+      case '--without':
+        o.without = list(a, v, WASM_PATCHES);
+        i++;
+        break;
       default:
         throw new UsageError(
-          `unknown flag ${a}; flags: --models, --optimizers, --batch, --rounds, --steps, --no-train, --no-kernels, --profile, --python, --backend`,
+          `unknown flag ${a}; flags: --models, --optimizers, --batch, --rounds, --steps, --no-train, --no-kernels, --profile, --python, --backend, --without`,
         );
     }
   }

@@ -18,12 +18,18 @@
  *   transpose-then-reduce.
  * - `identity-shares-data`: Identity (the engine's copy of every tensor a gradient keeps) shares
  *   the data instead of copying it.
+ * - `fused-optimizer-passes`: the kernels of ../fused.ts (SGD's `w + a·g`, ASAM's norm and
+ *   perturbation, one wasm SIMD pass each instead of 2-9 tfjs kernels); new kernel names, only
+ *   registered where the SIMD module instantiates.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ADD_SCALED, ASAM_PERTURB, ASAM_SUM_SQ } from '../fused.js';
 import { conv2dBackpropFilterKernel, conv2dBackpropInputKernel } from './conv2d-backprop.js';
+import { fusedKernels } from './fused-kernels.js';
 import { sharingIdentityKernel } from './identity.js';
 import { explicitTransposeMatMul } from './matmul.js';
 import { maxPoolGradKernel } from './maxpool-grad.js';
+import { simdKernels } from './simd.js';
 import { sumLeadingAxesKernel } from './sum-leading.js';
 
 const BACKEND = 'wasm';
@@ -35,6 +41,7 @@ export const WASM_PATCHES = [
   'maxpool-grad',
   'sum-leading-axes',
   'identity-shares-data',
+  'fused-optimizer-passes',
 ] as const;
 export type WasmPatch = (typeof WASM_PATCHES)[number];
 
@@ -100,6 +107,12 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
       case 'identity-shares-data':
         replace(sharingIdentityKernel(kernel('Identity')));
         break;
+      case 'fused-optimizer-passes': {
+        const simd = simdKernels(tf.findBackend(BACKEND) as object);
+        if (!simd) continue; // not applied: ../fused.ts runs plain tfjs ops
+        for (const k of fusedKernels(BACKEND, simd)) replace(k);
+        break;
+      }
       default: {
         const never: never = patch;
         throw new Error(`unknown wasm patch ${String(never)}`);
@@ -134,6 +147,9 @@ export function removeWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): W
         break;
       case 'identity-shares-data':
         restore('Identity');
+        break;
+      case 'fused-optimizer-passes':
+        for (const name of [ADD_SCALED, ASAM_SUM_SQ, ASAM_PERTURB]) restore(name);
         break;
       default: {
         const never: never = patch;

@@ -20,6 +20,7 @@
  * `tf.Optimizer.minimize` itself uses), so plain SGD runs the same kernels as a bare minimize loop.
  */
 import * as tf from '@tensorflow/tfjs';
+import { asamPerturb, asamSumSq } from '../../compute/fused.js';
 import { ConfigError } from '../../errors.js';
 import type { ParamKind } from '../model.js';
 import { SgdUpdate } from './sgd.js';
@@ -92,11 +93,12 @@ export function createOptimizer(
   const eta = tf.scalar(spec.eta);
   const tiny = tf.scalar(1e-16);
 
-  const sharpnessStep = (loss: () => tf.Scalar, lr: number): tf.Scalar => {
-    const first = tf.variableGrads(loss, variables);
-    const g = ordered(first.grads);
-    const saved = variables.map((v) => tf.clone(v)); // shares the data: no copy
-    const eps = tf.tidy(() => {
+  // ASAM's T = |w| + eta for weights; undefined (T = 1) for biases and for SAM.
+  const etas = kinds.map((k) => (spec.kind === 'asam' && k === 'weight' ? spec.eta : undefined));
+
+  /** w <- w + eps for every parameter; returns eps (for the observer). */
+  const perturbKeepingEps = (g: tf.Tensor[], saved: tf.Tensor[]): tf.Tensor[] =>
+    tf.tidy(() => {
       const scale = variables.map((v, i) =>
         spec.kind === 'asam' && kinds[i] === 'weight' ? tf.add(tf.abs(v), eta) : undefined,
       );
@@ -111,6 +113,29 @@ export function createOptimizer(
         return e;
       });
     });
+
+  /**
+   * w <- w + eps as perturbKeepingEps, by ../../compute/fused.ts: one pass for each parameter's
+   * share of the norm, one for its perturbed value (the same products, in the same order).
+   */
+  const perturbFused = (g: tf.Tensor[], saved: tf.Tensor[]): tf.Tensor[] => {
+    let sq = 0;
+    g.forEach((gi, i) => {
+      sq += asamSumSq(saved[i]!, gi, etas[i]);
+    });
+    const factor = spec.rho / (Math.sqrt(sq) + 1e-16);
+    tf.tidy(() => {
+      variables.forEach((v, i) => v.assign(asamPerturb(saved[i]!, g[i]!, etas[i], factor)));
+    });
+    return [];
+  };
+
+  const sharpnessStep = (loss: () => tf.Scalar, lr: number): tf.Scalar => {
+    const first = tf.variableGrads(loss, variables);
+    const g = ordered(first.grads);
+    const saved = variables.map((v) => tf.clone(v)); // shares the data: no copy
+    // Without an observer nobody needs eps itself: two fused passes per parameter instead.
+    const eps = observer ? perturbKeepingEps(g, saved) : perturbFused(g, saved);
     const second = tf.variableGrads(loss, variables);
     if (observer) {
       observer.onPerturbed({

@@ -16,6 +16,7 @@
  *   sgd.apply(grads, 0.01);  // grads[i] matches variables[i]; the caller disposes grads
  */
 import * as tf from '@tensorflow/tfjs';
+import { addScaled } from '../../compute/fused.js';
 import { ModelMismatchError } from '../../errors.js';
 
 export class SgdUpdate {
@@ -64,7 +65,7 @@ export class SgdUpdate {
           if (!this.fixedBuffer) buf.assign(next);
           g = next;
         }
-        w.assign(tf.add(w, tf.mul(g, negLr)));
+        w.assign(addScaled(w, g, negLr));
       });
     });
   }
