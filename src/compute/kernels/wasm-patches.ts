@@ -16,8 +16,8 @@
  *   maximum is negative).
  * - `sum-leading-axes`: Sum over leading axes (bias gradients) in one pass instead of
  *   transpose-then-reduce.
- * - `identity-shares-data`: Identity (the engine's copy of every tensor a gradient keeps) shares
- *   the data instead of copying it.
+ * - `identity-shares-data`: Identity (the engine's copy of every tensor a gradient keeps) and Cast
+ *   to the same dtype share the data instead of copying it.
  * - `fused-optimizer-passes`: the kernels of ../fused.ts (SGD's `w + a·g`, ASAM's norm and
  *   perturbation, one wasm SIMD pass each instead of 2-9 tfjs kernels); new kernel names, only
  *   registered where the SIMD module instantiates.
@@ -106,6 +106,7 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
         break;
       case 'identity-shares-data':
         replace(sharingIdentityKernel(kernel('Identity')));
+        replace(sharingIdentityKernel(kernel('Cast')));
         break;
       case 'fused-optimizer-passes': {
         const simd = simdKernels(tf.findBackend(BACKEND) as object);
@@ -147,6 +148,7 @@ export function removeWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): W
         break;
       case 'identity-shares-data':
         restore('Identity');
+        restore('Cast');
         break;
       case 'fused-optimizer-passes':
         for (const name of [ADD_SCALED, ASAM_SUM_SQ, ASAM_PERTURB]) restore(name);
