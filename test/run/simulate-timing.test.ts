@@ -80,6 +80,21 @@ describe('simulator: asynchronous gossip', () => {
     assert.ok(records.every((r) => r.staleness === 0));
   });
 
+  it('runs a consensus finish: gossip-only last rounds that bring the models together', async () => {
+    const plain = await run(exp({}, { sync: 'async' }));
+    const { s, records } = await run(exp({}, { sync: 'async', finish: { rounds: 4 } }));
+    assert.equal(s.completed, true);
+    // The last 4 rounds train nothing and still mix (the freshest models, within the bound).
+    const last = records.filter((r) => r.round >= 10);
+    assert.ok(last.length > 0 && last.every((r) => r.gossipOnly));
+    assert.ok(last.some((r) => r.heard.length > 0));
+    assert.ok(records.filter((r) => r.round < 10).every((r) => !r.gossipOnly));
+    assert.ok(
+      s.finalDisagreement! < plain.s.finalDisagreement!,
+      `disagreement ${s.finalDisagreement} with the finish, ${plain.s.finalDisagreement} without`,
+    );
+  });
+
   it('refuses push-sum in async mode, naming the field', () => {
     assert.throws(
       () => exp({}, { sync: 'async', mixing: 'push-sum' }),
