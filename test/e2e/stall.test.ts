@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseExperiment } from '../../src/config/index.js';
 import type { RoundRecord } from '../../src/node/metrics.js';
 import { launch } from '../../src/run/launcher.js';
+import { START_TIMEOUT } from './helpers.js';
 
 const records = (out: string, node: number): RoundRecord[] =>
   readFileSync(join(out, 'nodes', String(node), 'metrics.jsonl'), 'utf8')
@@ -64,7 +65,7 @@ describe('a paused node (real processes)', () => {
       out,
       progress: false,
       // Eight processes starting from source on a shared two-core machine can take a while.
-      startTimeoutMs: 180_000,
+      startTimeoutMs: START_TIMEOUT,
       onRound: (r) => {
         if (r.node !== STALLED || r.round < 4 || pause) return;
         const pid = pidOf(dir);
