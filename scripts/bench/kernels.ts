@@ -23,7 +23,8 @@
  * Flags: --models a,b (default mlp,cnn-small,cnn-fedavg), --optimizers sgd,asam, --batch 32,
  * --rounds N, --steps N (per round and side), --no-train, --no-kernels, --profile, --python PATH,
  * --backend node|wasm|cpu, --without patch,patch (wasm: flatmesh's side without these kernel
- * patches, e.g. to measure before/after of a patch in one session).
+ * patches), --baseline patch,patch (wasm: a third side in the same ABBA rounds, flatmesh without
+ * these patches: before/after of a patch in one run; fields baseline*).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -33,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { type BackendName, initBackend } from '../../src/compute/backend.js';
 import {
+  applyWasmPatches,
   removeWasmPatches,
   WASM_PATCHES,
   type WasmPatch,
@@ -72,6 +74,7 @@ interface Options {
   profile: boolean;
   python: string;
   without: WasmPatch[];
+  baseline: WasmPatch[];
 }
 
 export async function run(args: string[]): Promise<void> {
@@ -152,8 +155,11 @@ async function benchTraining(
   const steps = o.steps ?? defSteps;
   const rounds = o.rounds ?? defRounds;
   const fm = flatmeshTrainer(model, opt, o.batch);
+  // The baseline side: a second trainer of the same model, run with the --baseline patches removed.
+  const base = o.baseline.length > 0 ? flatmeshTrainer(model, opt, o.batch) : undefined;
   const ours: Side = newSide();
   const theirs: Side = newSide();
+  const before: Side = newSide();
   const torchRound = async (n: number) => {
     const r = (await torch!.ask({
       op: 'train',
@@ -170,9 +176,22 @@ async function benchTraining(
     theirs.cpuMs += r.cpuMs;
     theirs.wallMs += r.wallMs;
   };
-  // Warm-up on both sides: kernel compilation, operator packing, the JIT, torch's allocator.
+  const baseRound = (n: number) => {
+    if (!base) return;
+    // Removing nothing lists the patches in force: put back exactly those afterwards.
+    const inForce = removeWasmPatches([]);
+    removeWasmPatches(o.baseline);
+    try {
+      timeSide(before, () => base.trainer.train(n, LR).samples);
+    } finally {
+      applyWasmPatches(o.baseline.filter((p) => inForce.includes(p)));
+    }
+  };
+  // Warm-up on every side: kernel compilation, operator packing, the JIT, torch's allocator.
   const warm = Math.max(2, Math.ceil(steps / 2));
   fm.trainer.train(warm, LR);
+  baseRound(warm);
+  Object.assign(before, newSide());
   if (torch) {
     await torchRound(warm);
     Object.assign(theirs, newSide());
@@ -180,12 +199,19 @@ async function benchTraining(
   const tensors0 = tf.memory().numTensors;
   for (let r = 0; r < rounds; r++) {
     const oursFirst = r % 4 === 0 || r % 4 === 3; // ABBA
-    if (!oursFirst && torch) await torchRound(steps);
+    if (!oursFirst) {
+      if (torch) await torchRound(steps);
+      baseRound(steps);
+    }
     timeSide(ours, () => fm.trainer.train(steps, LR).samples);
-    if (oursFirst && torch) await torchRound(steps);
+    if (oursFirst) {
+      baseRound(steps);
+      if (torch) await torchRound(steps);
+    }
   }
   const tensorGrowth = tf.memory().numTensors - tensors0;
   fm.dispose();
+  base?.dispose();
   const ourRate = rate(ours.samples, ours.cpuMs);
   const theirRate = torch ? rate(theirs.samples, theirs.cpuMs) : null;
   return {
@@ -197,6 +223,11 @@ async function benchTraining(
     flatmeshCpuSamplesPerSec: ourRate,
     torchCpuSamplesPerSec: theirRate,
     ratio: theirRate ? round3(ourRate / theirRate) : null,
+    ...(base && {
+      baselineWithout: o.baseline,
+      baselineCpuSamplesPerSec: rate(before.samples, before.cpuMs),
+      baselineRatio: theirRate ? round3(rate(before.samples, before.cpuMs) / theirRate) : null,
+    }),
     flatmeshSamplesPerSec: rate(ours.samples, ours.wallMs),
     torchSamplesPerSec: torch ? rate(theirs.samples, theirs.wallMs) : null,
     tensorGrowth,
@@ -395,6 +426,7 @@ function parseArgs(args: string[]): Options {
     profile: false,
     python: defaultPython(),
     without: [],
+    baseline: [],
   };
   const list = <T extends string>(flag: string, v: string | undefined, legal: readonly T[]) => {
     const items = (v ?? '').split(',').filter(Boolean);
@@ -459,9 +491,13 @@ function parseArgs(args: string[]): Options {
         o.without = list(a, v, WASM_PATCHES);
         i++;
         break;
+      case '--baseline':
+        o.baseline = list(a, v, WASM_PATCHES);
+        i++;
+        break;
       default:
         throw new UsageError(
-          `unknown flag ${a}; flags: --models, --optimizers, --batch, --rounds, --steps, --no-train, --no-kernels, --profile, --python, --backend, --without`,
+          `unknown flag ${a}; flags: --models, --optimizers, --batch, --rounds, --steps, --no-train, --no-kernels, --profile, --python, --backend, --without, --baseline`,
         );
     }
   }
