@@ -637,6 +637,8 @@ export async function runSweep(plan: SweepPlan, opts: RunSweepOptions = {}): Pro
     const t0 = performance.now();
     try {
       const summary = await runner(runExperiment(r), partial, opts.signal);
+      // A simulator stopped by the signal returns the summary of the rounds it ran: not a result.
+      opts.signal?.throwIfAborted();
       if (!existsSync(join(partial, 'summary.json')))
         writeAtomic(join(partial, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
       rmSync(r.dir, { recursive: true, force: true });

@@ -512,6 +512,21 @@ describe('sweep bookkeeping', () => {
     assert.ok(existsSync(join(runDir(out, plan.cells[1]!, 1), 'summary.json')));
   });
 
+  it('a run that returns after the interruption is not recorded as finished', async () => {
+    const out = tmp('interrupt-returned');
+    const plan = planSweep({ base: tinyBase, seeds: [1], out });
+    const ac = new AbortController();
+    const calls: string[] = [];
+    const inner = fakeRunner(calls);
+    // As the simulator does on SIGTERM: it stops its nodes and returns what it has.
+    const runner: SweepRunner = async (cfg, dir, signal) => {
+      ac.abort();
+      return inner(cfg, dir, signal);
+    };
+    await assert.rejects(runSweep(plan, { signal: ac.signal, runner }));
+    assert.ok(!existsSync(runDir(out, plan.cells[0]!, 1)), 'no finished run recorded');
+  });
+
   it('only selects runs by grid value and seed', async () => {
     const out = tmp('only');
     const plan = planSweep({
