@@ -262,7 +262,10 @@ describe('dashboard in chromium over a 6-process launch', () => {
         new Set(records.filter((r) => r.round >= rejoined + 5).map((r) => r.node)).size === NODES,
       'five rounds after the rejoin',
     );
-    await page.fill('#partition-rounds', '40');
+    // Long enough that the heal below still finds it in force: a live action applies from a round
+    // at least 2 s ahead (live-control.ts LEAD_MS), and on a quiet machine this small ring runs
+    // rounds of ~50 ms, so 40 rounds could end before the heal's first round (which is refused).
+    await page.fill('#partition-rounds', '5000');
     await page.click('#partition');
     await until(() => liveFaults().some((e) => e.action.kind === 'partition'), 'partition logged');
     const cutEvent = liveFaults().find((e) => e.action.kind === 'partition')!;
