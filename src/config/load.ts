@@ -194,59 +194,51 @@ function crossFieldProblems(cfg: Experiment): ConfigError[] {
  * corrections sum to zero (learn/tracking.ts), or is not combined with it yet.
  */
 function trackingProblems(cfg: Experiment): ConfigError[] {
-  const why = (reason: string) => `is not supported with train.gradientTracking: ${reason}`;
-  const out: ConfigError[] = [];
-  if (cfg.gossip.mixing === 'push-sum')
-    out.push(
-      new ConfigError(
-        'gossip.mixing',
-        why(
-          "push-sum's matrix keeps sums only with its mass weights (Push-DIGing is not implemented); use laplacian or metropolis",
-        ),
-        cfg.gossip.mixing,
-      ),
+  // [field, value, when it conflicts, why]
+  const rules: [string, unknown, boolean, string][] = [
+    [
+      'gossip.mixing',
+      cfg.gossip.mixing,
+      cfg.gossip.mixing === 'push-sum',
+      "push-sum's matrix keeps sums only with its mass weights (Push-DIGing is not implemented); use laplacian or metropolis",
+    ],
+    [
+      'gossip.sync',
+      cfg.gossip.sync,
+      cfg.gossip.sync === 'async',
+      'stale trackers mixed one-sided break the sum of the corrections',
+    ],
+    [
+      'gossip.robust.kind',
+      cfg.gossip.robust.kind,
+      cfg.gossip.robust.kind !== 'none',
+      'clipped or trimmed trackers break the sum of the corrections',
+    ],
+    [
+      'train.momentum',
+      cfg.train.momentum,
+      cfg.train.momentum > 0,
+      'not combined with momentum (set train.momentum: 0)',
+    ],
+    [
+      'faults.crashes',
+      cfg.faults.crashes.length,
+      cfg.faults.crashes.length > 0,
+      "a restarted node's correction is rolled back, and the sum of the corrections with it",
+    ],
+    [
+      'faults.leaves',
+      cfg.faults.leaves.length,
+      cfg.faults.leaves.length > 0,
+      'a leaving node takes its correction away from the sum',
+    ],
+  ];
+  return rules
+    .filter(([, , conflicts]) => conflicts)
+    .map(
+      ([field, value, , reason]) =>
+        new ConfigError(field, `is not supported with train.gradientTracking: ${reason}`, value),
     );
-  if (cfg.gossip.sync === 'async')
-    out.push(
-      new ConfigError(
-        'gossip.sync',
-        why('stale trackers mixed one-sided break the sum of the corrections'),
-        cfg.gossip.sync,
-      ),
-    );
-  if (cfg.gossip.robust.kind !== 'none')
-    out.push(
-      new ConfigError(
-        'gossip.robust.kind',
-        why('clipped or trimmed trackers break the sum of the corrections'),
-        cfg.gossip.robust.kind,
-      ),
-    );
-  if (cfg.train.momentum > 0)
-    out.push(
-      new ConfigError(
-        'train.momentum',
-        why('not combined with momentum (set train.momentum: 0)'),
-        cfg.train.momentum,
-      ),
-    );
-  if (cfg.faults.crashes.length > 0)
-    out.push(
-      new ConfigError(
-        'faults.crashes',
-        why("a restarted node's correction is rolled back, and the sum of the corrections with it"),
-        cfg.faults.crashes.length,
-      ),
-    );
-  if (cfg.faults.leaves.length > 0)
-    out.push(
-      new ConfigError(
-        'faults.leaves',
-        why('a leaving node takes its correction away from the sum'),
-        cfg.faults.leaves.length,
-      ),
-    );
-  return out;
 }
 
 function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {

@@ -30,6 +30,7 @@ import {
   type Model,
   type ModelSpec,
   modelSignature,
+  type OptimizerSpec,
   paramLayout,
   type RoundTrainer,
 } from '../learn/index.js';
@@ -92,6 +93,19 @@ export function modelSpec(cfg: Experiment): ModelSpec {
   return cfg.model.kind === 'mlp'
     ? { kind: 'mlp', hidden: [...cfg.model.hidden] }
     : { kind: cfg.model.kind };
+}
+
+/** The local optimizer an experiment asks for (the same for a node and for the batched engine). */
+export function optimizerSpec(cfg: Experiment): OptimizerSpec {
+  return {
+    kind: cfg.train.optimizer,
+    momentum: cfg.train.momentum,
+    weightDecay: cfg.train.weightDecay,
+    rho: cfg.train.rho,
+    eta: cfg.train.eta,
+    quasiGlobal: cfg.train.quasiGlobalMomentum,
+    correction: cfg.train.gradientTracking,
+  };
 }
 
 /** Resolve `topology.graph`: a file (as given, or under the package's topologies/) or a generator. */
@@ -373,18 +387,7 @@ export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltN
     ctx.data.train.classes,
     cfg.run.seed,
   );
-  const optimizer = createOptimizer(
-    {
-      kind: cfg.train.optimizer,
-      momentum: cfg.train.momentum,
-      weightDecay: cfg.train.weightDecay,
-      rho: cfg.train.rho,
-      eta: cfg.train.eta,
-      quasiGlobal: cfg.train.quasiGlobalMomentum,
-      correction: cfg.train.gradientTracking,
-    },
-    model.params,
-  );
+  const optimizer = createOptimizer(optimizerSpec(cfg), model.params);
   const indices = ctx.partition[id];
   if (!indices) throw new ConfigError('id', `must be less than nodes (${cfg.nodes})`, id);
   let data = ctx.data.train;

@@ -73,6 +73,39 @@ function roundBands(rounds: readonly { round: number }[]) {
 const bandRows = (series: string, bs: readonly Band[]) =>
   bs.map((b) => ({ series, round: b.round, mean: b.mean, min: b.min, max: b.max, n: b.n }));
 
+/**
+ * The two layers of a band plot over `bandRows`: the min-max area and the mean line with points.
+ * `y` styles the axis (title, scale); `format` is the tooltip's number format.
+ */
+function bandLayers(y: Record<string, unknown>, color: VlSpec, format: string): VlSpec[] {
+  return [
+    {
+      mark: { type: 'area', opacity: 0.18 },
+      encoding: {
+        x: roundX(),
+        y: { field: 'min', type: 'quantitative', ...y },
+        y2: { field: 'max' },
+        color,
+      },
+    },
+    {
+      mark: { type: 'line', point: { size: 18 } },
+      encoding: {
+        x: roundX(),
+        y: { field: 'mean', type: 'quantitative' },
+        color,
+        tooltip: [
+          { field: 'series' },
+          { field: 'round' },
+          { field: 'mean', format },
+          { field: 'min', format },
+          { field: 'max', format },
+        ],
+      },
+    },
+  ];
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Accuracy and loss
 
@@ -87,32 +120,7 @@ export function accuracyChart(s: AccuracySeries): VlSpec {
       range: ['#1f77b4', '#d62728', '#111111'],
     },
   };
-  const layers: VlSpec[] = [
-    {
-      mark: { type: 'area', opacity: 0.18 },
-      encoding: {
-        x: roundX(),
-        y: { field: 'min', type: 'quantitative', title: 'test accuracy', axis: pct },
-        y2: { field: 'max' },
-        color,
-      },
-    },
-    {
-      mark: { type: 'line', point: { size: 18 } },
-      encoding: {
-        x: roundX(),
-        y: { field: 'mean', type: 'quantitative' },
-        color,
-        tooltip: [
-          { field: 'series' },
-          { field: 'round' },
-          { field: 'mean', format: '.4f' },
-          { field: 'min', format: '.4f' },
-          { field: 'max', format: '.4f' },
-        ],
-      },
-    },
-  ];
+  const layers: VlSpec[] = bandLayers({ title: 'test accuracy', axis: pct }, color, '.4f');
   if (s.swaCollections.length > 0)
     layers.unshift({
       data: { values: s.swaCollections.map((round) => ({ round, what: 'SWA collects' })) },
@@ -232,37 +240,7 @@ export function flatnessTrackingChart(s: FlatnessSeries): VlSpec {
       width: WIDTH,
       height: 180,
       data: { values: rows },
-      layer: [
-        {
-          mark: { type: 'area', opacity: 0.18 },
-          encoding: {
-            x: roundX(),
-            y: {
-              field: 'min',
-              type: 'quantitative',
-              title,
-              scale: log ? { type: 'log' } : { zero: false },
-            },
-            y2: { field: 'max' },
-            color,
-          },
-        },
-        {
-          mark: { type: 'line', point: { size: 18 } },
-          encoding: {
-            x: roundX(),
-            y: { field: 'mean', type: 'quantitative' },
-            color,
-            tooltip: [
-              { field: 'series' },
-              { field: 'round' },
-              { field: 'mean', format: '.4g' },
-              { field: 'min', format: '.4g' },
-              { field: 'max', format: '.4g' },
-            ],
-          },
-        },
-      ],
+      layer: bandLayers({ title, scale: log ? { type: 'log' } : { zero: false } }, color, '.4g'),
     };
   };
   const panels = [panel('Hessian λmax', s.lambdaMax, s.swaLambdaMax)];

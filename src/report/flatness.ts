@@ -186,6 +186,14 @@ const base = (spec: VlSpec, description: string): VlSpec => ({
   ...spec,
 });
 
+/** One colour per measured model, legend below: sources are long names (`node:3 (test, 1000)`). */
+const BY_SOURCE = {
+  field: 'source',
+  type: 'nominal',
+  title: null,
+  legend: { orient: 'bottom', labelLimit: 400 },
+};
+
 export function flatnessFigures(f: FlatnessReport): Figure[] {
   const figures: Figure[] = [];
   if (f.eigenvalues.length > 0)
@@ -205,12 +213,7 @@ export function flatnessFigures(f: FlatnessReport): Figure[] {
             x: { field: 'rank', type: 'ordinal', title: 'rank' },
             xOffset: { field: 'source' },
             y: { field: 'value', type: 'quantitative', title: 'eigenvalue' },
-            color: {
-              field: 'source',
-              type: 'nominal',
-              title: null,
-              legend: { orient: 'bottom', labelLimit: 400 },
-            },
+            color: BY_SOURCE,
           },
         },
         'Top Hessian eigenvalues',
@@ -231,12 +234,7 @@ export function flatnessFigures(f: FlatnessReport): Figure[] {
           encoding: {
             x: { field: 'eigenvalue', type: 'quantitative' },
             y: { field: 'density', type: 'quantitative', scale: { type: 'symlog' } },
-            color: {
-              field: 'source',
-              type: 'nominal',
-              title: null,
-              legend: { orient: 'bottom', labelLimit: 400 },
-            },
+            color: BY_SOURCE,
           },
         },
         'Hessian spectral density',
@@ -258,12 +256,7 @@ export function flatnessFigures(f: FlatnessReport): Figure[] {
           encoding: {
             x: { field: 'x', type: 'quantitative', title: 'a (1-D) or t (path)' },
             y: { field: 'loss', type: 'quantitative' },
-            color: {
-              field: 'source',
-              type: 'nominal',
-              title: null,
-              legend: { orient: 'bottom', labelLimit: 400 },
-            },
+            color: BY_SOURCE,
           },
         },
         'Loss along a direction',

@@ -15,6 +15,7 @@
 import type { Experiment } from '../config/schema.js';
 import { BatchedMlpTrainer, type BatchMember, batchable } from '../learn/batched-mlp.js';
 import { checkTrainArgs, type RoundTrainer, type TrainResult } from '../learn/index.js';
+import { optimizerSpec } from '../node/build.js';
 
 interface Pending {
   member: BatchMember;
@@ -39,15 +40,7 @@ export class BatchedTraining {
 
   constructor(cfg: Experiment) {
     this.engine = new BatchedMlpTrainer({
-      optimizer: {
-        kind: cfg.train.optimizer,
-        momentum: cfg.train.momentum,
-        weightDecay: cfg.train.weightDecay,
-        rho: cfg.train.rho,
-        eta: cfg.train.eta,
-        quasiGlobal: cfg.train.quasiGlobalMomentum,
-        correction: cfg.train.gradientTracking,
-      },
+      optimizer: optimizerSpec(cfg),
       batchSize: cfg.train.batchSize,
     });
   }

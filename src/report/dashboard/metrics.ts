@@ -44,30 +44,26 @@ export class DashboardMetrics {
   );
   private readonly rss = this.gauge('flatmesh_node_rss_bytes', 'resident memory of the process');
   private readonly up = this.gauge('flatmesh_node_up', '1 while the node process runs');
-  private readonly messages = new Counter({
-    name: 'flatmesh_messages_total',
-    help: 'weight messages by fate (sent, delivered, dropped, failed, received, missing, lost, late, rejected)',
-    labelNames: ['node', 'fate'],
-    registers: [this.registry],
-  });
-  private readonly bytes = new Counter({
-    name: 'flatmesh_bytes_total',
-    help: 'weight bytes sent and received',
-    labelNames: ['node', 'direction'],
-    registers: [this.registry],
-  });
-  private readonly phases = new Counter({
-    name: 'flatmesh_phase_seconds_total',
-    help: 'seconds spent per round phase (train, exchange, wait, mix, eval, checkpoint, round)',
-    labelNames: ['node', 'phase'],
-    registers: [this.registry],
-  });
-  private readonly faults = new Counter({
-    name: 'flatmesh_faults_total',
-    help: 'injected faults by kind, as the nodes counted them',
-    labelNames: ['node', 'kind'],
-    registers: [this.registry],
-  });
+  private readonly messages = this.counter(
+    'flatmesh_messages_total',
+    'weight messages by fate (sent, delivered, dropped, failed, received, missing, lost, late, rejected)',
+    'fate',
+  );
+  private readonly bytes = this.counter(
+    'flatmesh_bytes_total',
+    'weight bytes sent and received',
+    'direction',
+  );
+  private readonly phases = this.counter(
+    'flatmesh_phase_seconds_total',
+    'seconds spent per round phase (train, exchange, wait, mix, eval, checkpoint, round)',
+    'phase',
+  );
+  private readonly faults = this.counter(
+    'flatmesh_faults_total',
+    'injected faults by kind, as the nodes counted them',
+    'kind',
+  );
 
   get contentType(): string {
     return this.registry.contentType;
@@ -75,6 +71,11 @@ export class DashboardMetrics {
 
   private gauge(name: string, help: string): Gauge<'node'> {
     return new Gauge({ name, help, labelNames: ['node'], registers: [this.registry] });
+  }
+
+  /** A counter per node and one more label (`fate`, `direction`, `phase`, `kind`). */
+  private counter<L extends string>(name: string, help: string, label: L): Counter<'node' | L> {
+    return new Counter({ name, help, labelNames: ['node', label], registers: [this.registry] });
   }
 
   observe(e: MetricsEvent): void {
