@@ -91,6 +91,9 @@ describe('dashboard in chromium over a 6-process launch', () => {
   /** The launch's error if it ended early (the waits below then fail at once with it). */
   let ended: Error | undefined;
 
+  /** `until`, failing at once with the launch's error if the launch ended early. */
+  const whileRunning = (pred: () => boolean | Promise<boolean>, what: string, ms = 180_000) =>
+    until(pred, what, ms, () => ended);
   const shot = async (name: string) => {
     mkdirSync(shots, { recursive: true });
     await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
@@ -155,22 +158,22 @@ describe('dashboard in chromium over a 6-process launch', () => {
   });
 
   it('shows the 6 nodes advancing through rounds', async () => {
-    await until(
+    await whileRunning(
       async () => (await page.locator('.node').count()) === NODES,
       'the node grid',
-      180_000,
-      () => ended,
     );
-    await until(
+    await whileRunning(
       async () => {
         for (let i = 0; i < NODES; i++) if (Number(await nodeAttr(i, 'round')) < 2) return false;
         return true;
       },
       'every node past round 2 on the page',
       400_000,
-      () => ended,
     );
-    await until(async () => (await page.locator('#edges line.ok').count()) > 0, 'delivered edges');
+    await whileRunning(
+      async () => (await page.locator('#edges line.ok').count()) > 0,
+      'delivered edges',
+    );
     await shot('1-running');
   });
 
@@ -226,8 +229,11 @@ describe('dashboard in chromium over a 6-process launch', () => {
     await page.click('.node[data-node="2"]');
     await page.selectOption('#kill-restart', 'never');
     await page.click('#kill');
-    await until(() => !alive(pid), `pid ${pid} to be gone`, 30_000);
-    await until(async () => (await nodeAttr(2, 'state')) === 'crashed', 'node 2 shown crashed');
+    await whileRunning(() => !alive(pid), `pid ${pid} to be gone`, 30_000);
+    await whileRunning(
+      async () => (await nodeAttr(2, 'state')) === 'crashed',
+      'node 2 shown crashed',
+    );
     await shot('2-killed');
     const kill = liveFaults().find((e) => e.action.kind === 'kill');
     assert.ok(kill, 'the event log holds the kill');
@@ -237,16 +243,22 @@ describe('dashboard in chromium over a 6-process launch', () => {
   it('restarts node 2 from the page: it resumes from its checkpoint and rejoins', async () => {
     const before = newestRound();
     await page.click('#restart');
-    await until(() => pids.get(2) !== undefined && alive(pids.get(2)!), 'a new node 2 process');
-    await until(
+    await whileRunning(
+      () => pids.get(2) !== undefined && alive(pids.get(2)!),
+      'a new node 2 process',
+    );
+    await whileRunning(
       () => records.some((r) => r.node === 2 && r.round > before),
       'node 2 to finish a round after its restart',
     );
-    await until(async () => (await nodeAttr(2, 'state')) === 'training', 'node 2 shown training');
+    await whileRunning(
+      async () => (await nodeAttr(2, 'state')) === 'training',
+      'node 2 shown training',
+    );
     const log = readFileSync(join(out, 'nodes', '2', 'node.log'), 'utf8');
     assert.match(log, /resumed from checkpoint of round \d+/);
     // The page shows node 2's own log when it is clicked.
-    await until(
+    await whileRunning(
       async () => /resumed from checkpoint/.test((await page.textContent('#log')) ?? ''),
       "node 2's log on the page",
       30_000,
@@ -257,7 +269,7 @@ describe('dashboard in chromium over a 6-process launch', () => {
   it('partitions the graph from the page (cut edges), heals it, and disagreement rises', async () => {
     // Away from node 2's rejoin, whose stale model shows as a disagreement spike of its own.
     const rejoined = Math.max(...records.filter((r) => r.node === 2).map((r) => r.round));
-    await until(
+    await whileRunning(
       () =>
         new Set(records.filter((r) => r.round >= rejoined + 5).map((r) => r.node)).size === NODES,
       'five rounds after the rejoin',
@@ -267,25 +279,34 @@ describe('dashboard in chromium over a 6-process launch', () => {
     // rounds of ~50 ms, so 40 rounds could end before the heal's first round (which is refused).
     await page.fill('#partition-rounds', '5000');
     await page.click('#partition');
-    await until(() => liveFaults().some((e) => e.action.kind === 'partition'), 'partition logged');
+    await whileRunning(
+      () => liveFaults().some((e) => e.action.kind === 'partition'),
+      'partition logged',
+    );
     const cutEvent = liveFaults().find((e) => e.action.kind === 'partition')!;
     const from = cutEvent.round;
-    await until(
+    await whileRunning(
       async () => (await page.locator('#edges line.cut').count()) === 2,
       'the two ring edges across the groups shown cut',
     );
     assert.equal(await nodeAttr(0, 'state'), 'partitioned');
     await shot('4-partitioned');
     // Let the two halves drift apart for a few rounds, then heal.
-    await until(() => records.filter((r) => r.round >= from + 10).length >= NODES, 'cut rounds');
+    await whileRunning(
+      () => records.filter((r) => r.round >= from + 10).length >= NODES,
+      'cut rounds',
+    );
     await page.click('#heal');
-    await until(() => liveFaults().some((e) => e.action.kind === 'heal'), 'heal logged');
+    await whileRunning(() => liveFaults().some((e) => e.action.kind === 'heal'), 'heal logged');
     const heal = liveFaults().find((e) => e.action.kind === 'heal')!.round;
-    await until(
+    await whileRunning(
       () => new Set(records.filter((r) => r.round >= heal + 3).map((r) => r.node)).size === NODES,
       'every node past the heal',
     );
-    await until(async () => (await page.locator('#edges line.cut').count()) === 0, 'healed edges');
+    await whileRunning(
+      async () => (await page.locator('#edges line.cut').count()) === 0,
+      'healed edges',
+    );
     await shot('5-healed');
 
     // Largest distance any node measured to a neighbour it heard, per round.
