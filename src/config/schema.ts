@@ -344,7 +344,8 @@ const networkSchema = z
  * In-run analyses, off unless given. `flatness`: every `every` rounds (and at the last round) each
  * node measures the largest Hessian eigenvalue (and the `top` largest, and the Hutchinson trace if
  * `trace`) of its current model and of its SWA model once it has one, on a seeded subset of
- * `samples` test samples, and adds them to its round record (src/node/flatness-tracking.ts).
+ * `samples` test samples, and adds them to its round record (src/node/flatness-tracking.ts); the
+ * last figures of each node are also in summary.json (perNode[].flatness, and their mean).
  * Deterministic from the run seed; costs about `top` x 20 Hessian-vector products (each ~2.5
  * gradients over the samples) per model, plus `probes` with `trace`.
  */
@@ -360,8 +361,25 @@ const analysisSchema = z
         trace: z.boolean({ error: 'must be true or false' }).default(false),
         /** Rademacher probes of the trace. */
         probes: int(2, 10_000).default(30),
+        /**
+         * The trace estimator (learn/flatness/spectrum.ts): Hutchinson, or Hutch++ (`probes`
+         * products split between a sketch of the top of the spectrum and Hutchinson on the rest).
+         */
+        traceMethod: z
+          .enum(['hutchinson', 'hutch++'], { error: "must be 'hutchinson' or 'hutch++'" })
+          .default('hutchinson'),
       })
       .strict()
+      // Hutch++ splits its products three ways (sketch, its exact trace, residual probes).
+      .superRefine((f, ctx) => {
+        if (f.traceMethod === 'hutch++' && f.probes < 4)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['probes'],
+            message: "must be at least 4 with traceMethod 'hutch++'",
+            input: f.probes,
+          });
+      })
       .optional(),
   })
   .strict();

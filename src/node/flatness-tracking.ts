@@ -1,8 +1,9 @@
 /**
  * In-run flatness tracking (`analysis.flatness`, off by default): on every `every`-th round and at
  * the last round, the largest Hessian eigenvalue of the node's current model (after mixing) and of
- * its SWA average once it has one, plus the top-k eigenvalues with λmax/λk and the Hutchinson
- * trace when asked, for that round's record. The figures come from learn/flatness (Lanczos on
+ * its SWA average once it has one, plus the top-k eigenvalues with λmax/λk and the trace (Hutchinson
+ * or Hutch++, `traceMethod`) when asked, for that round's record. The last figures are kept for
+ * the node's outcome in summary.json (`last`, and `meanLastFlatness` over the nodes). The figures come from learn/flatness (Lanczos on
  * double-backprop Hessian-vector products of the mean test cross-entropy, no weight decay).
  *
  *   const tracking = flatnessTracking(cfg, model, test, id);   // undefined when off
@@ -23,7 +24,15 @@ import {
   sampleSet,
 } from '../learn/flatness/index.js';
 import { type Model, readFlat } from '../learn/index.js';
-import type { ModelFlatness, RoundFlatness } from '../report/records.js';
+import type {
+  LastFlatness,
+  MeanFlatness,
+  MeanModelFlatness,
+  ModelFlatness,
+  RoundFlatness,
+} from '../report/records.js';
+
+export type { LastFlatness, MeanFlatness };
 
 export type FlatnessTrackingSpec = NonNullable<NonNullable<Experiment['analysis']>['flatness']>;
 
@@ -40,6 +49,8 @@ export function flatnessTracking(
 
 export class FlatnessTracking {
   private readonly samples: SampleSet;
+  /** The figures of the last round measured, for the node's outcome. */
+  last: LastFlatness | undefined;
 
   constructor(
     private readonly spec: FlatnessTrackingSpec,
@@ -67,6 +78,7 @@ export class FlatnessTracking {
         top: this.spec.top,
         trace: this.spec.trace,
         probes: this.spec.probes,
+        traceMethod: this.spec.traceMethod,
         sharpness: false,
         seed,
       });
@@ -75,14 +87,50 @@ export class FlatnessTracking {
     };
     const model = figures(readFlat(this.model));
     const swaFigures = swa && figures(swa);
-    return {
+    const result: RoundFlatness = {
       model,
       ...(swaFigures && { swa: swaFigures }),
       samples: this.samples.data.count,
+      ...(this.spec.trace && { traceMethod: this.spec.traceMethod }),
       products,
       ms: performance.now() - t0,
     };
+    this.last = { round: k, ...result };
+    return result;
   }
+}
+
+/**
+ * The mean over nodes of their last figures, for summary.json: over the nodes whose last figures
+ * are of the latest round measured (a node that died earlier would mix in an older model), the
+ * SWA means over those of them that had an SWA model. Undefined when no node has figures.
+ */
+export function meanLastFlatness(
+  last: readonly (LastFlatness | undefined)[],
+): MeanFlatness | undefined {
+  const all = last.filter((f): f is LastFlatness => f !== undefined);
+  if (all.length === 0) return undefined;
+  const round = Math.max(...all.map((f) => f.round));
+  const latest = all.filter((f) => f.round === round);
+  const swa = latest.flatMap((f) => (f.swa ? [f.swa] : []));
+  return {
+    nodes: latest.length,
+    round,
+    model: meanModel(latest.map((f) => f.model)),
+    ...(swa.length > 0 && { swa: { nodes: swa.length, ...meanModel(swa) } }),
+  };
+}
+
+function meanModel(ms: readonly ModelFlatness[]): MeanModelFlatness {
+  const mean = (xs: readonly (number | undefined)[]) =>
+    xs.every((x) => x !== undefined) ? xs.reduce((a, b) => a + b!, 0) / xs.length : undefined;
+  const ratio = mean(ms.map((m) => m.ratio));
+  const trace = mean(ms.map((m) => m.trace));
+  return {
+    lambdaMax: mean(ms.map((m) => m.lambdaMax))!,
+    ...(ratio !== undefined && { ratio }),
+    ...(trace !== undefined && { trace }),
+  };
 }
 
 function modelFlatness(f: FlatnessFigures): ModelFlatness {

@@ -56,7 +56,7 @@ import { FrameChannels } from './channels.js';
 import type { CheckpointSink, CheckpointState } from './checkpoint.js';
 import { AdaptiveDeadline } from './deadline.js';
 import { exchange } from './exchange.js';
-import { type FlatnessTracking, flatnessTracking } from './flatness-tracking.js';
+import { type FlatnessTracking, flatnessTracking, type LastFlatness } from './flatness-tracking.js';
 import { FreshestModels } from './fresh.js';
 import {
   addCounts,
@@ -121,6 +121,8 @@ export interface NodeResult {
   faults: Record<string, number>;
   weights: Float32Array;
   swaWeights: Float32Array | undefined;
+  /** In-run flatness (analysis.flatness): the last figures measured. */
+  flatness?: LastFlatness;
 }
 
 export class NodeRuntime {
@@ -744,6 +746,7 @@ export class NodeRuntime {
       faults: { ...this.faultTotals },
       weights: readFlat(this.d.model),
       swaWeights: this.swa.average,
+      ...(this.flatness?.last && { flatness: this.flatness.last }),
     };
   }
 }

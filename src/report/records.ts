@@ -128,7 +128,7 @@ export interface ModelFlatness {
   /** The `top` largest eigenvalues, descending, and λmax/λtop (top > 1 only). */
   top?: number[];
   ratio?: number;
-  /** Hutchinson trace and its standard error (with `trace`). */
+  /** Trace estimate and its standard error (with `trace`; estimator: RoundFlatness.traceMethod). */
   trace?: number;
   traceStderr?: number;
   /** Test loss of the model on the same samples. */
@@ -141,9 +141,30 @@ export interface RoundFlatness {
   swa?: ModelFlatness;
   /** Test samples used (a seeded subset, the same every round and node). */
   samples: number;
+  /** The trace estimator, when the trace was asked for. */
+  traceMethod?: 'hutchinson' | 'hutch++';
   /** Hessian-vector products used, and the time taken (ms). */
   products: number;
   ms: number;
+}
+
+/** A node's last in-run flatness figures (summary.json), and the round they are of. */
+export type LastFlatness = RoundFlatness & { round: number };
+
+/** The mean over nodes of their last in-run flatness figures (summary.json). */
+export interface MeanFlatness {
+  /** Nodes that have figures, and the last round any of them measured. */
+  nodes: number;
+  round: number;
+  model: MeanModelFlatness;
+  /** Over the nodes that had an SWA model when measured. */
+  swa?: MeanModelFlatness & { nodes: number };
+}
+
+export interface MeanModelFlatness {
+  lambdaMax: number;
+  ratio?: number;
+  trace?: number;
 }
 
 export interface NodeOutcome {
@@ -170,6 +191,8 @@ export interface NodeOutcome {
   crashes?: number;
   /** Checkpoints it could not write (it kept the previous one each time). */
   checkpointFailures?: { round: number; message: string }[];
+  /** In-run flatness (analysis.flatness): the node's last figures, current and SWA model. */
+  flatness?: LastFlatness;
 }
 
 /** Something that happened to a node process, planned (fault plan) or not. */
@@ -217,6 +240,8 @@ export interface RunSummary {
   catchUps?: number;
   roundsCaughtUp?: number;
   perNode: NodeOutcome[];
+  /** In-run flatness (analysis.flatness): the mean over nodes of perNode[].flatness. */
+  flatness?: MeanFlatness;
   /** Launched with several nodes per process (launch --nodes-per-process); absent: one each. */
   nodesPerProcess?: number;
   /**

@@ -296,6 +296,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
       bytesReceived: r.bytesReceived,
       faults: r.faults,
       checkpointFailures,
+      ...(r.flatness && { flatness: r.flatness }),
     };
     send({ type: 'done', id, outcome: report });
     const status = stop.signal.aborted ? 'stopped' : 'done';

@@ -161,6 +161,7 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       bytesReceived: r.bytesReceived,
       faults: r.faults,
       status: 'ok',
+      ...(r.flatness && { flatness: r.flatness }),
     }));
     const expectedUnfinished = new Set(cfg.faults.leaves.map((l) => l.node));
     const summary = buildSummary({

@@ -14,6 +14,7 @@ import { rmsDistance } from '../gossip/mixing.js';
 import { createModel, evaluate, writeFlat } from '../learn/index.js';
 import { modelSpec, type RunContext } from '../node/build.js';
 import { CheckpointStore } from '../node/checkpoint.js';
+import { meanLastFlatness } from '../node/flatness-tracking.js';
 import {
   addCounts,
   emptyCounts,
@@ -123,8 +124,15 @@ export function buildSummary(args: {
     catchUps: outcomes.reduce((s, o) => s + (o.catchUps ?? 0), 0),
     roundsCaughtUp: outcomes.reduce((s, o) => s + (o.roundsCaughtUp ?? 0), 0),
     perNode: outcomes,
+    ...flatnessMean(outcomes),
     config: cfg,
   };
+}
+
+/** In-run flatness: the mean of the nodes' last figures, when they have any. */
+function flatnessMean(outcomes: readonly NodeOutcome[]): Pick<RunSummary, 'flatness'> {
+  const flatness = meanLastFlatness(outcomes.map((o) => o.flatness));
+  return flatness ? { flatness } : {};
 }
 
 /** A node's directory and what is known of its process (from its launcher or its end record). */
@@ -195,6 +203,7 @@ export function summarizeNodeDirs(args: {
       status: n.status,
       crashes: n.crashes,
       checkpointFailures: r?.checkpointFailures ?? [],
+      ...(r?.flatness && { flatness: r.flatness }),
     };
   });
   const summary = buildSummary({

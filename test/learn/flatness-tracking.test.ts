@@ -7,10 +7,17 @@ import * as tf from '@tensorflow/tfjs';
 import { parseExperiment } from '../../src/config/index.js';
 import { ConfigErrors } from '../../src/errors.js';
 import { writeFlat } from '../../src/learn/flat.js';
-import { HessianOperator, sampleSet, topEigenvalues } from '../../src/learn/flatness/index.js';
+import {
+  HessianOperator,
+  hutchinsonTrace,
+  sampleSet,
+  topEigenvalues,
+} from '../../src/learn/flatness/index.js';
 import { createModel } from '../../src/learn/model.js';
 import { modelSpec, prepareRun } from '../../src/node/build.js';
 import type { RoundRecord } from '../../src/node/metrics.js';
+import type { RunSummary } from '../../src/report/records.js';
+import { formatSummary } from '../../src/report/summary-text.js';
 import { launch } from '../../src/run/launcher.js';
 import { simulate } from '../../src/run/simulate.js';
 
@@ -33,16 +40,45 @@ const experiment = (flatness: Record<string, unknown> | undefined) =>
 
 const spec = { every: 2, samples: 120, top: 2, trace: true, probes: 4 };
 
-async function run(batched = false) {
-  const cfg = experiment(spec);
+async function run(batched = false, s: Record<string, unknown> = spec) {
+  const cfg = experiment(s);
   const records = new Map<string, RoundRecord>();
   const weights = new Map<string, Float32Array>();
-  await simulate(cfg, {
+  const summary = await simulate(cfg, {
     batched,
     onRound: (r) => records.set(`${r.node}/${r.round}`, r),
     onWeights: (node, round, x) => weights.set(`${node}/${round}`, x),
   });
-  return { cfg, records, weights };
+  return { cfg, records, weights, summary };
+}
+
+/** summary.json holds each node's last figures (its last round's record) and their mean. */
+function assertSummaryFlatness(summary: RunSummary, records: Map<string, RoundRecord>) {
+  const last = summary.rounds - 1;
+  for (const o of summary.perNode) {
+    assert.deepEqual(
+      o.flatness,
+      { round: last, ...records.get(`${o.id}/${last}`)!.flatness! },
+      `node ${o.id}`,
+    );
+  }
+  const f = summary.flatness!;
+  assert.equal(f.nodes, summary.nodes);
+  assert.equal(f.round, last);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const per = summary.perNode.map((o) => o.flatness!);
+  assert.ok(Math.abs(f.model.lambdaMax - mean(per.map((p) => p.model.lambdaMax))) < 1e-9);
+  assert.ok(Math.abs(f.swa!.lambdaMax - mean(per.map((p) => p.swa!.lambdaMax))) < 1e-9);
+  assert.equal(f.swa!.nodes, summary.nodes);
+  if (per[0]!.model.trace !== undefined)
+    assert.ok(Math.abs(f.model.trace! - mean(per.map((p) => p.model.trace!))) < 1e-6);
+  else assert.equal(f.model.trace, undefined);
+  assert.match(
+    formatSummary(summary),
+    new RegExp(
+      `flatness at round ${last} \\(mean of ${summary.nodes} nodes\\): λmax [0-9.]+.*\\| SWA λmax`,
+    ),
+  );
 }
 
 describe('in-run flatness tracking', () => {
@@ -68,13 +104,28 @@ describe('in-run flatness tracking', () => {
     assert.match(problems({ trace: 'yes' }), /analysis\.flatness\.trace: must be true or false/);
     assert.match(problems({ samples: -1 }), /analysis\.flatness\.samples/);
     assert.match(problems({ evry: 3 }), /evry/);
+    assert.match(
+      problems({ traceMethod: 'hutch+' }),
+      /analysis\.flatness\.traceMethod: must be 'hutchinson' or 'hutch\+\+'/,
+    );
+    assert.match(
+      problems({ traceMethod: 'hutch++', probes: 3 }),
+      /analysis\.flatness\.probes: must be at least 4 with traceMethod 'hutch\+\+' \(got 3\)/,
+    );
     const d = experiment({}).analysis?.flatness;
-    assert.deepEqual(d, { every: 10, samples: 1000, top: 1, trace: false, probes: 30 });
+    assert.deepEqual(d, {
+      every: 10,
+      samples: 1000,
+      top: 1,
+      trace: false,
+      probes: 30,
+      traceMethod: 'hutchinson',
+    });
   });
 
   it('adds λmax, top-k, λmax/λk and the trace of the node and SWA models on its rounds', async () => {
     const before = tf.memory().numTensors;
-    const { cfg, records, weights } = await run();
+    const { cfg, records, weights, summary } = await run();
     assert.equal(tf.memory().numTensors, before, 'no tensor outlives the run');
     assert.equal(records.size, 4 * 6);
     for (const r of records.values()) {
@@ -98,6 +149,8 @@ describe('in-run flatness tracking', () => {
       assert.equal(f.swa !== undefined, r.swaCount > 0, `swa at round ${r.round}`);
     }
     assert.ok(records.get('0/5')?.flatness?.swa, 'the last round measures the SWA model');
+    assert.equal(records.get('0/5')?.flatness?.traceMethod, 'hutchinson');
+    assertSummaryFlatness(summary, records);
 
     // Tensor hygiene across rounds: the runtime's count at each record is the same every round.
     for (let node = 0; node < 4; node++) {
@@ -120,6 +173,40 @@ describe('in-run flatness tracking', () => {
         const rel = Math.abs(top.values[j]! - recorded.top![j]!) / top.values[j]!;
         assert.ok(rel < 5e-3, `λ${j + 1}: recorded ${recorded.top![j]} vs ${top.values[j]}`);
       }
+    } finally {
+      H.dispose();
+      model.dispose();
+    }
+  });
+
+  it('estimates the trace by Hutch++ when asked, and agrees with a long Hutchinson run', async () => {
+    const hpp = { every: 3, samples: 120, top: 1, trace: true, probes: 12, traceMethod: 'hutch++' };
+    const { cfg, records, weights, summary } = await run(false, hpp);
+    const plain = await run(false, { ...hpp, traceMethod: 'hutchinson' });
+    for (const key of ['1/2', '3/5']) {
+      const f = records.get(key)!.flatness!;
+      assert.equal(f.traceMethod, 'hutch++', key);
+      // Same models, same λmax; another estimator of the trace, so other figures.
+      const p = plain.records.get(key)!.flatness!;
+      assert.equal(f.model.lambdaMax, p.model.lambdaMax, key);
+      assert.notEqual(f.model.trace, p.model.trace, key);
+    }
+    assertSummaryFlatness(summary, records);
+
+    // The Hutch++ figure of node 3's last model is its trace: a 300-probe Hutchinson estimate of
+    // the same Hessian (other probes) agrees within 4 combined standard errors.
+    const ctx = await prepareRun(cfg, 'check');
+    const model = createModel(modelSpec(cfg), ctx.data.train.shape, ctx.data.train.classes, 1);
+    writeFlat(model, weights.get('3/5')!);
+    const H = new HessianOperator(model, sampleSet(ctx.test, 'test set', { limit: 120, seed: 3 }));
+    try {
+      const ref = hutchinsonTrace(H, { probes: 300, seed: 99 });
+      const m = records.get('3/5')!.flatness!.model;
+      const se = Math.hypot(ref.stderr, m.traceStderr!);
+      assert.ok(
+        Math.abs(m.trace! - ref.estimate) <= 4 * se,
+        `Hutch++ ${m.trace} ± ${m.traceStderr} vs Hutchinson ${ref.estimate} ± ${ref.stderr}`,
+      );
     } finally {
       H.dispose();
       model.dispose();
@@ -178,5 +265,15 @@ describe('in-run flatness tracking', () => {
       const last = recs.find((r) => r.round === 3)!.flatness!;
       assert.ok(last.model.lambdaMax > 0 && last.swa!.lambdaMax > 0);
     }
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
+    const recorded = (node: number) =>
+      readFileSync(join(out, 'nodes', String(node), 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as RoundRecord);
+    const records = new Map(
+      [0, 1, 2].flatMap((n) => recorded(n).map((r) => [`${n}/${r.round}`, r] as const)),
+    );
+    assertSummaryFlatness(summary, records);
   });
 });
