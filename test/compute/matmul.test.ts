@@ -1,5 +1,7 @@
+import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/compute/backend.js';
 import { compareWasmToCpu, randomTensor } from './helpers.js';
 
 // The dense shapes of the model zoo: mlp 784-200-200-10, cnn-small heads (3136-128-10, 128-10 for
@@ -15,7 +17,45 @@ const DENSE: [number, number][] = [
   [192, 10],
 ];
 
-describe('wasm MatMul with explicit transposes', () => {
+describe('wasm MatMul (SIMD GEMM on the operands as they lie, explicit transposes below it)', () => {
+  it('the SIMD GEMM patch is in force on wasm', async () => {
+    const info = await initBackend({ prefer: 'wasm', quiet: true });
+    assert.ok(info.patches.includes('matmul-simd-gemm'), `patches: ${info.patches.join(', ')}`);
+  });
+
+  // Every tile kind: rows 4k and 1-3 left over, columns in 8s, a 4, and 1-3 single ones; K = 1.
+  it('odd shapes, K = 1, broadcast batches and every transpose mode match cpu', async () => {
+    await compareWasmToCpu('odd shapes', () => {
+      const outs: tf.Tensor[] = [];
+      for (const [m, k, n] of [
+        [1, 1, 1],
+        [3, 1, 7],
+        [6, 17, 13],
+        [9, 5, 31],
+        [33, 70, 15],
+      ] as const) {
+        for (const ta of [false, true]) {
+          for (const tb of [false, true]) {
+            const a = randomTensor(5, `a${m}${k}${ta}`, ta ? [k, m] : [m, k]);
+            const b = randomTensor(5, `b${k}${n}${tb}`, tb ? [n, k] : [k, n]);
+            const bias = randomTensor(5, `bias${n}`, [n]);
+            outs.push(tf.matMul(a, b, ta, tb));
+            outs.push(
+              tf.fused.matMul({ a, b, transposeA: ta, transposeB: tb, bias, activation: 'relu' }),
+            );
+            outs.push(tf.fused.matMul({ a, b, transposeA: ta, transposeB: tb, bias }));
+          }
+        }
+      }
+      // [2,3,m,k] against one [k,n] matrix, and one [m,k] against [4,k,n].
+      outs.push(tf.matMul(randomTensor(6, 'a4', [2, 3, 5, 6]), randomTensor(6, 'b2', [6, 9])));
+      outs.push(
+        tf.matMul(randomTensor(6, 'a2', [5, 6]), randomTensor(6, 'b3', [4, 6, 9]), false, false),
+      );
+      return outs;
+    });
+  });
+
   for (const [ta, tb] of [
     [false, false],
     [true, false],

@@ -15,7 +15,7 @@
  */
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
-import { type KernelArgs, type KernelBackend, runKernel } from './kernel-call.js';
+import { type KernelArgs, type KernelBackend, replacing, runKernel } from './kernel-call.js';
 
 type Pad =
   | 'valid'
@@ -170,10 +170,5 @@ export function conv2dBackpropInputKernel(k: ConvKernels, original: KernelConfig
       for (const t of temps) backend.disposeData(t.dataId);
     }
   };
-  return {
-    kernelName: original.kernelName,
-    backendName: original.backendName,
-    ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}),
-    kernelFunc: kernelFunc as unknown as KernelFunc,
-  };
+  return replacing(original, kernelFunc);
 }

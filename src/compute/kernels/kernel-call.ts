@@ -6,7 +6,7 @@
  *   const t = runKernel(transposeFn, backend, { x }, { perm: [1, 0] });
  *   try { ... } finally { backend.disposeData(t.dataId); }
  */
-import type { DataId, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import type { DataId, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
 
 /** The part of a backend a composite kernel uses. */
 export interface KernelBackend {
@@ -33,4 +33,18 @@ export function runKernel(
   });
   if (Array.isArray(out)) throw new TypeError('runKernel expects a single-output kernel');
   return out;
+}
+
+/** A kernel config that replaces `original` (same name, backend, setup and dispose) by `kernelFunc`. */
+export function replacing(
+  original: KernelConfig,
+  kernelFunc: (args: KernelArgs) => TensorInfo | TensorInfo[],
+): KernelConfig {
+  return {
+    kernelName: original.kernelName,
+    backendName: original.backendName,
+    ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}),
+    ...(original.disposeFunc ? { disposeFunc: original.disposeFunc } : {}),
+    kernelFunc: kernelFunc as unknown as KernelFunc,
+  };
 }

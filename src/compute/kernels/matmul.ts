@@ -9,7 +9,7 @@
  *   tf.unregisterKernel('BatchMatMul', 'wasm'); tf.registerKernel(patched);
  */
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
-import { type KernelArgs, type KernelBackend, runKernel } from './kernel-call.js';
+import { type KernelArgs, type KernelBackend, replacing, runKernel } from './kernel-call.js';
 
 /** Swaps the last two axes of a rank >= 2 tensor: the permutation for a matrix transpose. */
 function lastTwoSwapped(rank: number): number[] {
@@ -77,13 +77,7 @@ export function explicitTransposeMatMul(
       for (const x of temps) backend.disposeData(x.dataId);
     }
   };
-  return {
-    kernelName: original.kernelName,
-    backendName: original.backendName,
-    ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}),
-    ...(original.disposeFunc ? { disposeFunc: original.disposeFunc } : {}),
-    kernelFunc: kernelFunc as unknown as KernelFunc,
-  };
+  return replacing(original, kernelFunc);
 }
 
 /** Whether (B·op(A)ᵀ)ᵀ moves fewer elements than op(A)·Bᵀ with B transposed (see above). */

@@ -8,7 +8,7 @@
  *   tf.registerKernel(sumLeadingAxesKernel(tf.getKernel('Sum', 'wasm')!));
  */
 import * as tf from '@tensorflow/tfjs';
-import type { KernelArgs } from './kernel-call.js';
+import { type KernelArgs, replacing } from './kernel-call.js';
 
 interface HeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -48,10 +48,5 @@ export function sumLeadingAxesKernel(original: tf.KernelConfig): tf.KernelConfig
     (backend.typedArrayFromHeap(out) as Float32Array).set(acc);
     return out;
   };
-  return {
-    kernelName: original.kernelName,
-    backendName: original.backendName,
-    ...(original.setupFunc ? { setupFunc: original.setupFunc } : {}),
-    kernelFunc: kernelFunc as unknown as tf.KernelFunc,
-  };
+  return replacing(original, kernelFunc);
 }

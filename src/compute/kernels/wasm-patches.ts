@@ -9,6 +9,10 @@
  * Patches (name: what and why):
  * - `matmul-explicit-transpose`: BatchMatMul/_FusedMatMul with transposeA/B transpose first, then
  *   run the fast untransposed path (MLP: ~3,200 -> ~5,000 samples/s measured on this kind of box).
+ * - `matmul-simd-gemm`: BatchMatMul/_FusedMatMul as ./gemm.ts's SIMD product on the operands as
+ *   they lie, in every transpose mode (no XNNPACK re-packing of new weights on every step); what it
+ *   does not cover goes to the kernel below it (`matmul-explicit-transpose` when applied). Only
+ *   where the SIMD module instantiates.
  * - `conv2d-backprop-filter`: the missing Conv2DBackpropFilter kernel, as one dilated conv2d.
  * - `conv2d-backprop-input`: stride-1 Conv2DBackpropInput as a conv2d with the rotated filter
  *   (XNNPACK) instead of the backend's scalar loop.
@@ -26,8 +30,10 @@ import * as tf from '@tensorflow/tfjs';
 import { ADD_SCALED, ASAM_PERTURB, ASAM_SUM_SQ } from '../fused.js';
 import { conv2dBackpropFilterKernel, conv2dBackpropInputKernel } from './conv2d-backprop.js';
 import { fusedKernels } from './fused-kernels.js';
+import { gemmKernels } from './gemm.js';
 import { sharingIdentityKernel } from './identity.js';
 import { explicitTransposeMatMul } from './matmul.js';
+import { gemmMatMulKernel } from './matmul-gemm.js';
 import { maxPoolGradKernel } from './maxpool-grad.js';
 import { simdKernels } from './simd.js';
 import { sumLeadingAxesKernel } from './sum-leading.js';
@@ -36,6 +42,7 @@ const BACKEND = 'wasm';
 
 export const WASM_PATCHES = [
   'matmul-explicit-transpose',
+  'matmul-simd-gemm',
   'conv2d-backprop-filter',
   'conv2d-backprop-input',
   'maxpool-grad',
@@ -71,6 +78,26 @@ function restore(name: string): void {
 }
 
 /**
+ * (Re-)registers BatchMatMul and _FusedMatMul for the matmul patches now applied: the SIMD GEMM on
+ * top of the explicit-transpose wrapper on top of the backend's own kernel, each layer optional.
+ */
+function installMatMul(): void {
+  const gemm = gemmKernels(tf.findBackend(BACKEND) as object);
+  for (const name of ['BatchMatMul', '_FusedMatMul']) {
+    const base = kernel(name);
+    let k = base;
+    if (applied.has('matmul-explicit-transpose')) {
+      k = explicitTransposeMatMul(k, kernel('Transpose').kernelFunc, {
+        swap: name === 'BatchMatMul',
+      });
+    }
+    if (applied.has('matmul-simd-gemm') && gemm) k = gemmMatMulKernel(k, gemm);
+    if (k === base) restore(name);
+    else replace(k);
+  }
+}
+
+/**
  * Registers the selected patches (default: all) for the wasm backend. Idempotent; returns the names
  * of all patches in force afterwards.
  */
@@ -85,13 +112,12 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
     if (applied.has(patch)) continue;
     switch (patch) {
       case 'matmul-explicit-transpose':
-        replace(
-          explicitTransposeMatMul(kernel('BatchMatMul'), kernel('Transpose').kernelFunc, {
-            swap: true,
-          }),
-        );
-        replace(explicitTransposeMatMul(kernel('_FusedMatMul'), kernel('Transpose').kernelFunc));
-        break;
+      case 'matmul-simd-gemm':
+        if (patch === 'matmul-simd-gemm' && !gemmKernels(tf.findBackend(BACKEND) as object))
+          continue;
+        applied.add(patch);
+        installMatMul();
+        continue;
       case 'conv2d-backprop-filter':
         replace(conv2dBackpropFilterKernel(convKernels(), BACKEND));
         break;
@@ -130,9 +156,10 @@ export function removeWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): W
     if (!applied.has(patch)) continue;
     switch (patch) {
       case 'matmul-explicit-transpose':
-        restore('BatchMatMul');
-        restore('_FusedMatMul');
-        break;
+      case 'matmul-simd-gemm':
+        applied.delete(patch);
+        installMatMul();
+        continue;
       case 'conv2d-backprop-filter':
         // The backend has no original: removing leaves it unregistered, as tfjs ships it.
         restore('Conv2DBackpropFilter');
