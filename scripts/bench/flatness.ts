@@ -11,7 +11,7 @@
  *
  *   {"suite":"flatness","figure":"hvp-vs-gradient","gradientCpuMs":...,"hvpCpuMs":...,"ratio":...,"load":[...]}
  *   {"suite":"flatness","figure":"lambda-max","seconds":...,"cpuSeconds":...,"lambdaMax":...,"products":...}
- *   {"suite":"flatness","figure":"memory","numTensorsBefore":...,"numTensorsAfter":...,"heapMB":[...],"rssMB":[...]}
+ *   {"suite":"flatness","figure":"memory","products":200,"numTensors":[...],"numBytes":[...],"heapMB":[...],"rssMB":[...],"flat":true}
  *   {"suite":"flatness","figure":"trace-variance","budget":30,"hutchinson":{...},"hutch++":{...},"varianceRatio":...}
  */
 import { loadavg } from 'node:os';
@@ -114,8 +114,11 @@ export async function run(args: string[]): Promise<void> {
     load: load(),
   });
 
+  // Sampled before the first product and after each quarter of them. `flat`: the live tensors and
+  // their bytes are the same at every mark (the RSS and heap only drift with V8's collector).
   const mem = () => ({
     tensors: tf.memory().numTensors,
+    bytes: tf.memory().numBytes,
     heapMB: Number((process.memoryUsage().heapUsed / 2 ** 20).toFixed(1)),
     rssMB: Number((process.memoryUsage().rss / 2 ** 20).toFixed(1)),
   });
@@ -128,8 +131,11 @@ export async function run(args: string[]): Promise<void> {
     figure: 'memory',
     products,
     numTensors: marks.map((m) => m.tensors),
+    numBytes: marks.map((m) => m.bytes),
     heapMB: marks.map((m) => m.heapMB),
     rssMB: marks.map((m) => m.rssMB),
+    rssGrowthMB: Number((marks.at(-1)!.rssMB - marks[0]!.rssMB).toFixed(1)),
+    flat: marks.every((m) => m.tensors === marks[0]!.tensors && m.bytes === marks[0]!.bytes),
     target: 'flat',
     load: load(),
   });
@@ -164,7 +170,7 @@ export async function run(args: string[]): Promise<void> {
     hutchinson,
     'hutch++': plusPlus,
     varianceRatio: Number((hutchinson.variancePerProduct / plusPlus.variancePerProduct).toFixed(2)),
-    note: 'variance of the estimate over seeds x products; varianceRatio > 1: Hutch++ has less',
+    note: 'std: the spread of one estimate over seeds, its standard error at `budget` products; variancePerProduct: its variance x products; varianceRatio > 1: Hutch++ has less',
     load: load(),
   });
   H.dispose();
