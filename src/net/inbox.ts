@@ -404,11 +404,22 @@ export class Inbox {
         },
       };
       this.pending = pending;
-      opts.onWaiting?.((j) => {
-        if (this.pending !== pending || !want.has(j) || waived.has(j)) return;
-        waived.add(j);
-        pending.check();
-      });
+      opts.onWaiting?.(
+        (j) => {
+          if (this.pending !== pending || !want.has(j) || waived.has(j)) return;
+          waived.add(j);
+          pending.check();
+        },
+        (j) => {
+          if (this.pending !== pending || !waitFor || !want.has(j) || got.has(j)) return;
+          if (waitFor.has(j) && !waived.has(j)) return;
+          waitFor.add(j);
+          waived.delete(j);
+          // The grace period was for senders nobody expected; this one is expected now.
+          if (grace !== undefined) clearTimeout(grace);
+          grace = undefined;
+        },
+      );
       pending.check();
       if (this.pending !== pending) return;
       if (signal?.aborted) return pending.finish('aborted');

@@ -62,9 +62,12 @@ export interface CollectOptions {
    * Receives, when the collect starts, a function that ends the wait for one expected sender (say
    * its heartbeat shows it already passed this round, or fell behind): the collect then completes
    * once every other expected sender arrived or was waived too. A waived sender's frame is still
-   * taken if it arrives while the collect lasts.
+   * taken if it arrives while the collect lasts. The second function does the opposite: it adds
+   * an expected sender to `waitFor` (say news just came that it is alive and in this round: a node
+   * that joined late, whose frames its neighbours did not wait for when the collect began), and
+   * ends its waiver or a grace period already running.
    */
-  readonly onWaiting?: (waive: (node: number) => void) => void;
+  readonly onWaiting?: (waive: (node: number) => void, expect: (node: number) => void) => void;
 }
 
 export interface TransportEvents {

@@ -8,7 +8,7 @@
  * Such a send settles later, on its own, and is counted then; `outcomes` lists the sends settled
  * within the round (push-sum reclaims only shares known undelivered).
  */
-import type { CollectResult, SendOutcome, Transport } from '../net/transport.js';
+import type { CollectOptions, CollectResult, SendOutcome, Transport } from '../net/transport.js';
 import type { NodeCounters } from './metrics.js';
 
 /** How long a round still waits for neighbours believed dead once the live ones have arrived. */
@@ -42,7 +42,7 @@ export async function exchange(
     /** Freshest mode of the collect (catch-up, async): take neighbours' frames from this round on. */
     since?: number;
     /** See CollectOptions.onWaiting. */
-    onWaiting?: (waive: (node: number) => void) => void;
+    onWaiting?: CollectOptions['onWaiting'];
     /**
      * Real runs: stop waiting for receipts at the deadline. Off in the simulator, where every send
      * settles and must be counted in its own round whatever the machine's load.

@@ -21,7 +21,9 @@
  * result, and that round mixes the freshest model it holds from each neighbour (collect's
  * `since`), not only frames of the round itself. In a real run it announces the round it joins
  * (a `join` control message), so its neighbours wait for its frame of that round instead of
- * writing it off as behind. Its neighbours meanwhile do not wait for it: a neighbour whose
+ * writing it off as behind; a neighbour that had stopped waiting for it (silent for a while)
+ * waits again on any news of it, a join, heartbeat or frame, mid-round too. Its neighbours
+ * meanwhile do not wait for it while it is behind: a neighbour whose
  * heartbeat shows it more than one round behind, or already past the round, is waived from the
  * wait (its frame is still taken if it comes in time).
  */
@@ -156,8 +158,18 @@ export class NodeRuntime {
   /** Heartbeats received from other nodes since the last round record, and their senders. */
   private heartbeats = 0;
   private readonly heartbeatsFrom = new Set<number>();
-  /** The collect in progress: its round and how to stop waiting for one neighbour. */
-  private waiting: { round: number; waive: (j: number) => void } | undefined;
+  /**
+   * The collect in progress: its round, how to stop or start waiting for one neighbour, and
+   * whether a neighbour is one this round waits for when it is alive.
+   */
+  private waiting:
+    | {
+        round: number;
+        waive: (j: number) => void;
+        expect: (j: number) => void;
+        wanted: (j: number) => boolean;
+      }
+    | undefined;
   /** Neighbours of this node in the base graph: the peers whose round it joins (catch-up). */
   private readonly baseNeighbours: ReadonlySet<number>;
   /** When each peer was last heard from (heartbeat or frame), and this node's last round time. */
@@ -201,9 +213,7 @@ export class NodeRuntime {
       this.heartbeats++;
       this.heartbeatsFrom.add(msg.node);
     }
-    const w = this.waiting;
-    if (w && this.peers.settled(msg.node, w.round, this.behindBy(), this.freshSince()))
-      w.waive(msg.node);
+    this.news(msg.node);
   }
 
   /** Feed the transport's frame arrivals here: a frame shows its sender alive and in its round. */
@@ -211,8 +221,21 @@ export class NodeRuntime {
     if (from === this.d.id) return;
     this.peers.heard(from, round);
     this.lastSeen.set(from, performance.now());
+    this.news(from);
+  }
+
+  /**
+   * News of `j` during a collect (a leave, or a sign of life): stop waiting for it if it passed the round or fell
+   * behind; otherwise, if this round waits for such a neighbour, wait for it now. The second case
+   * is a node that joined late (or came back from a pause): when the collect began it had been
+   * silent, so it was not waited for, and its frames, a round behind its neighbours' at first,
+   * would keep arriving just after they closed each round.
+   */
+  private news(j: number): void {
     const w = this.waiting;
-    if (w && this.peers.settled(from, w.round, this.behindBy(), this.freshSince())) w.waive(from);
+    if (!w) return;
+    if (this.peers.settled(j, w.round, this.behindBy(), this.freshSince())) w.waive(j);
+    else if (this.d.liveness && w.wanted(j)) w.expect(j);
   }
 
   /**
@@ -534,18 +557,17 @@ export class NodeRuntime {
     // Async: models from `oldest` on may be mixed; wait only for a neighbour without one.
     const oldest = Math.max(0, k - cfg.gossip.staleness);
     const since = async ? Math.min(oldest, caughtUpFrom ?? oldest) : caughtUpFrom;
-    const waitFor = this.believedAlive(neighbours).filter(
-      (j) =>
-        !this.peers.settled(j, k, lag, this.freshSince()) && !(async && this.fresh.has(j, oldest)),
-    );
+    const wanted = (j: number) =>
+      !this.peers.settled(j, k, lag, this.freshSince()) && !(async && this.fresh.has(j, oldest));
+    const waitFor = this.believedAlive(neighbours).filter(wanted);
     const ex = await exchange(this.d.transport, counters, k, neighbours, payload, {
       mass: share,
       deadlineMs,
       waitFor,
       ...(async && { graceMs: 0 }),
       ...(since !== undefined && { since }),
-      onWaiting: (waive) => {
-        this.waiting = { round: k, waive };
+      onWaiting: (waive, expect) => {
+        this.waiting = { round: k, waive, expect, wanted };
       },
       boundSends: this.d.liveness ?? false,
       signal,

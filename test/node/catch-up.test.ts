@@ -95,6 +95,34 @@ describe('inbox: a node behind its neighbours', () => {
     assert.deepEqual(r.missing, [3]);
     inbox.close();
   });
+
+  it('starts waiting for a sender it did not wait for, once told it is alive (expect)', async () => {
+    const inbox = new Inbox({ expect });
+    let expectNode: ((j: number) => void) | undefined;
+    const t0 = performance.now();
+    // Node 3 had been silent when the round began (it starts late): not waited for, a short grace.
+    const pending = inbox.collect(2, [1, 3], 60_000, undefined, {
+      waitFor: [1],
+      graceMs: 50,
+      onWaiting: (_waive, e) => {
+        expectNode = e;
+      },
+    });
+    assert.ok(expectNode);
+    inbox.acceptFrame(frame(2, 1), 1); // the grace period for 3 begins
+    expectNode(3); // news of 3 (its frame of round 1 came late): wait for it after all
+    expectNode(9); // not expected in this round: ignored
+    await new Promise((r) => setTimeout(r, 150));
+    inbox.acceptFrame(frame(2, 3), 3);
+    const r = await pending;
+    assert.equal(r.ended, 'complete');
+    assert.ok(performance.now() - t0 >= 150, 'it waited past the grace period');
+    assert.deepEqual(rounds(r), [
+      [1, 2],
+      [3, 2],
+    ]);
+    inbox.close();
+  });
 });
 
 describe('peer rounds', () => {
