@@ -17,11 +17,48 @@
  * of all nodes of a round at once (same figures within float32 rounding, slower).
  */
 import { parseExperiment } from '../../src/config/index.js';
+import type { Experiment } from '../../src/config/schema.js';
+import { prepareRun } from '../../src/node/build.js';
 import { describe } from '../../src/report/stats.js';
 import { simulate } from '../../src/run/simulate.js';
+import { isConnected } from '../../src/topology/graph.js';
 import { flag, type Json, merge } from './args.js';
 
 const BAD = [3, 11];
+
+/**
+ * What the honest nodes lose when the attackers' models are worth nothing: is the base graph
+ * still connected without them, and how much of the training data (overall, and of the class they
+ * hold most of) sits on them. A sign-flipped model (-x) carries no information, so no rule can
+ * do better than the run without them; a skewed partition makes that floor lower than clean.
+ */
+async function whatAttackersHold(cfg: Experiment) {
+  const ctx = await prepareRun(cfg, 'robust-structure');
+  const keep = Array.from({ length: cfg.nodes }, (_, i) => i).filter((i) => !BAD.includes(i));
+  const index = new Map(keep.map((v, k) => [v, k]));
+  const edges = ctx.graph.edges
+    .filter(([a, b]) => index.has(a) && index.has(b))
+    .map(([a, b]) => [index.get(a)!, index.get(b)!] as [number, number]);
+  const y = ctx.data.train.y;
+  const classes = ctx.data.train.classes;
+  const total = new Array<number>(classes).fill(0);
+  const held = new Array<number>(classes).fill(0);
+  for (const [node, idx] of ctx.partition.entries()) {
+    for (const i of idx) {
+      total[y[i]!]!++;
+      if (BAD.includes(node)) held[y[i]!]!++;
+    }
+  }
+  const share = held.map((h, c) => h / Math.max(1, total[c]!));
+  const top = share.indexOf(Math.max(...share));
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return {
+    honestGraphConnected: isConnected(keep.length, edges),
+    attackersDataShare: +(sum(held) / sum(total)).toFixed(3),
+    attackersTopClass: top,
+    attackersTopClassShare: +share[top]!.toFixed(3),
+  };
+}
 
 async function main(args: string[]): Promise<void> {
   const seeds = flag(args, 'seeds', '1,2,3,4,5').split(',').map(Number);
@@ -33,36 +70,44 @@ async function main(args: string[]): Promise<void> {
   // rounding, several times faster (src/run/batched-sim.ts); --unbatched trains node by node.
   const batched = !args.includes('--unbatched');
   const extra = JSON.parse(flag(args, 'set', '{}')) as Json;
+  // `--cases clean,absent` runs only those (e.g. a control with another partition).
+  const only = flag(args, 'cases', '').split(',').filter(Boolean);
   const cases = [
     { name: 'clean', robust: 'none', attack: false },
     { name: 'absent', robust: 'none', attack: false, absent: true },
     { name: kind, robust: kind, attack: true },
     ...(plain ? [{ name: 'undefended', robust: 'none', attack: true }] : []),
-  ];
+  ].filter((c) => only.length === 0 || only.includes(c.name));
+  const experiment = (hidden: number[], seed: number, c: (typeof cases)[number]) =>
+    parseExperiment(
+      merge(
+        {
+          nodes: 16,
+          run: { rounds: 40, seed },
+          model: { hidden },
+          train: { localSteps: 5 },
+          eval: { every: 10 },
+          gossip: { robust: { kind: c.robust } },
+          faults: {
+            byzantine: c.attack ? BAD.map((node) => ({ node, behaviour })) : [],
+            leaves: 'absent' in c ? BAD.map((node) => ({ node, round: 0 })) : [],
+          },
+        },
+        extra,
+      ),
+    );
+  // The graph and partition depend on the seed only: one line per seed, before any run.
+  for (const seed of seeds) {
+    const held = await whatAttackersHold(experiment(sizes[0]!, seed, cases[0]!));
+    console.log(JSON.stringify({ seed, attackers: BAD, ...held }));
+  }
   const rows: string[][] = [];
   for (const hidden of sizes) {
     const honest = new Map<string, number[]>(cases.map((c) => [c.name, []]));
     for (const seed of seeds) {
       for (const c of cases) {
-        const cfg = parseExperiment(
-          merge(
-            {
-              nodes: 16,
-              run: { rounds: 40, seed },
-              model: { hidden },
-              train: { localSteps: 5 },
-              eval: { every: 10 },
-              gossip: { robust: { kind: c.robust } },
-              faults: {
-                byzantine: c.attack ? BAD.map((node) => ({ node, behaviour })) : [],
-                leaves: 'absent' in c ? BAD.map((node) => ({ node, round: 0 })) : [],
-              },
-            },
-            extra,
-          ),
-        );
         const decisions = { rejectedBad: 0, acceptedBad: 0, rejectedHonest: 0, clippedHonest: 0 };
-        const s = await simulate(cfg, {
+        const s = await simulate(experiment(hidden, seed, c), {
           batched,
           onRound: (r) => {
             if (BAD.includes(r.node)) return;
@@ -91,21 +136,23 @@ async function main(args: string[]): Promise<void> {
         );
       }
     }
-    const clean = honest.get('clean')!;
-    const absent = honest.get('absent')!;
-    const gaps = honest.get(kind)!.map((a, i) => clean[i]! - a);
-    const ruleCost = honest.get(kind)!.map((a, i) => absent[i]! - a);
-    const pct = (xs: number[]) => xs.map((x) => (100 * x).toFixed(1)).join(' ');
+    const series = (name: string) => honest.get(name) ?? [];
+    const pct = (xs: number[]) => xs.map((x) => (100 * x).toFixed(1)).join(' ') || '-';
+    const gap = (from: string, to: string) => {
+      const d = series(to).map((a, i) => (series(from)[i] ?? Number.NaN) - a);
+      return d.length === 0 || d.some(Number.isNaN)
+        ? ['-', '-']
+        : [(100 * describe(d).mean!).toFixed(1), (100 * Math.max(...d)).toFixed(1)];
+    };
     rows.push([
       JSON.stringify(hidden),
-      pct(clean),
-      pct(absent),
-      pct(honest.get(kind)!),
-      ...(plain ? [pct(honest.get('undefended')!)] : []),
-      (100 * (describe(gaps).mean ?? Number.NaN)).toFixed(1),
-      (100 * Math.max(...gaps)).toFixed(1),
-      (100 * (describe(ruleCost).mean ?? Number.NaN)).toFixed(1),
-      (100 * Math.max(...ruleCost)).toFixed(1),
+      pct(series('clean')),
+      pct(series('absent')),
+      pct(series(kind)),
+      ...(plain ? [pct(series('undefended'))] : []),
+      ...gap('clean', 'absent'),
+      ...gap('clean', kind),
+      ...gap('absent', kind),
     ]);
   }
   const header = [
@@ -114,9 +161,11 @@ async function main(args: string[]): Promise<void> {
     'attackers absent %',
     `${kind} under attack %`,
     ...(plain ? ['undefended %'] : []),
-    'gap to clean (mean)',
+    'clean-absent (mean)',
     '(max)',
-    'gap to absent (mean)',
+    `clean-${kind} (mean)`,
+    '(max)',
+    `absent-${kind} (mean)`,
     '(max)',
   ];
   const all = [header, ...rows];
