@@ -1,7 +1,7 @@
 /**
  * `flatmesh flatness RUN_DIR [--models node:0,swa:0,average,...] [--data test|train|shard:I]
  * [--samples N] [--top K] [--trace] [--probes P] [--trace-method M] [--density] [--landscape 1d|2d|path:A,B] [--json]
- * [--out DIR] [--seed S]`: how flat the run's models are (src/learn/flatness), read from the run
+ * [--out DIR] [--seed S] [--weight-decay WD]`: how flat the run's models are (src/learn/flatness), read from the run
  * directory's checkpoints. A table on stdout; JSON files in DIR (default RUN_DIR/flatness):
  *
  * - `flatness.json`: { tool, version, run, runId, backend, seed, samples, models: [{ model, round,
@@ -14,6 +14,9 @@
  * Models: `node:I` (node I's current weights), `swa:I` (its SWA average), `average` (the mean of
  * all node models), `nodes` / `swas` (every node's). The sample set is the test set, the union of
  * the training shards, or one node's shard, cut to a seeded subset of --samples (default 1000).
+ * The Hessian is the mean cross-entropy's; `--weight-decay WD` makes it that of the loss plus
+ * WD/2·|w|² (every eigenvalue + WD, the trace + WD·dim), as in training with that decay. The loss,
+ * sharpness and landscapes stay the plain loss.
  *
  *   const text = await flatnessCommand({ runDir: 'runs/sim-s1', models: 'average,swa:0', trace: true });
  */
@@ -62,6 +65,8 @@ export interface FlatnessCommandOptions {
   out?: string;
   /** Seed of the subset, probes and directions. Default 1. */
   seed?: number;
+  /** Adds WD·I to the Hessian (the curvature of L + WD/2·|w|²). Default 0: none. */
+  weightDecay?: number;
   /** Where the progress bar goes (default process.stderr); none with `quiet`. */
   progress?: NodeJS.WritableStream & { isTTY?: boolean };
   quiet?: boolean;
@@ -75,6 +80,10 @@ export async function flatnessCommand(opts: FlatnessCommandOptions): Promise<str
     throw new UsageError(
       `--trace-method: must be hutchinson or hutch++ (got ${JSON.stringify(traceMethod)})`,
     );
+  }
+  const wd = opts.weightDecay ?? 0;
+  if (!(Number.isFinite(wd) && wd >= 0)) {
+    throw new UsageError(`--weight-decay: must be a number >= 0 (got ${JSON.stringify(wd)})`);
   }
   const run = readRunDir(opts.runDir, { records: false });
   const cfg = run.config;
@@ -117,6 +126,7 @@ export async function flatnessCommand(opts: FlatnessCommandOptions): Promise<str
         trace: opts.trace ?? false,
         ...(opts.probes !== undefined && { probes: opts.probes }),
         ...(traceMethod && { traceMethod }),
+        ...(wd > 0 && { weightDecay: wd }),
         density: opts.density ?? false,
         seed,
         ...(bar && {
@@ -270,6 +280,11 @@ function formatFlatness(
         .filter((n) => n !== undefined)
         .map((n) => `H·v: ${n}`),
     ),
+    ...(rows.some((r) => r.hessian.weightDecay > 0)
+      ? [
+          `Hessian of the loss + ${rows[0]!.hessian.weightDecay}/2·|w|² (λ and trace include the weight decay; loss and sharpness do not)`,
+        ]
+      : []),
     ...(rows.some((r) => r.top && !r.top.converged)
       ? ['* not converged to the tolerance within the step limit']
       : []),

@@ -36,7 +36,7 @@ usage: flatmesh <command> [options]
   data       inspect --dataset D --partition P --nodes N [--seed S] [--json] | fetch DATASET [--data-dir DIR]
   doctor     backend, versions and a throughput probe [--json]
   sweep      a grid of experiments x seeds, resumable; table with 95% CIs (--config F|PRESET [--resume] [--only key=value,seed=N] [--json] [--quiet])
-  flatness   Hessian spectrum, trace, sharpness and landscapes of a run's models: RUN_DIR [--models node:0,swa:0,average,nodes,swas] [--data test|train|shard:I] [--samples N] [--top K] [--trace] [--probes P] [--trace-method hutchinson|hutch++] [--density] [--landscape 1d|2d|path:A,B] [--json] [--out DIR] [--seed S] [--quiet]
+  flatness   Hessian spectrum, trace, sharpness and landscapes of a run's models: RUN_DIR [--models node:0,swa:0,average,nodes,swas] [--data test|train|shard:I] [--samples N] [--top K] [--trace] [--probes P] [--trace-method hutchinson|hutch++] [--density] [--landscape 1d|2d|path:A,B] [--json] [--out DIR] [--seed S] [--weight-decay WD] [--quiet]
   report     a self-contained HTML page of plots: RUN_DIR | SWEEP_DIR | several RUN_DIRs compared [--out F.html] [--png DIR]
   config     schema (JSON schema of experiment files) | show [--config F] [--set path=value] (the resolved experiment)
 
@@ -202,6 +202,7 @@ export async function main(
         json: { type: 'boolean' },
         out: { type: 'string', short: 'o' },
         seed: { type: 'string' },
+        'weight-decay': { type: 'string' },
         quiet: { type: 'boolean', short: 'q' },
       });
       const { flatnessCommand } = await import('./flatness.js');
@@ -219,6 +220,9 @@ export async function main(
         ...(v.json && { json: true }),
         ...(v.out && { out: v.out }),
         ...(v.seed !== undefined && { seed: int('seed', v.seed)! }),
+        ...(v['weight-decay'] !== undefined && {
+          weightDecay: num('weight-decay', v['weight-decay'])!,
+        }),
         ...(v.quiet && { quiet: true }),
       });
       return { code: 0, out };

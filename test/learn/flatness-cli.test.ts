@@ -83,6 +83,40 @@ describe('flatmesh flatness', () => {
     assert.equal(grid.kind, '1d');
     assert.ok(Math.abs(grid.loss[(grid.x.length - 1) / 2] - node0.loss) < 1e-5);
 
+    // --weight-decay: the Hessian of L + wd/2·|w|² is H + wd·I: every eigenvalue moves up by wd
+    // (the same Lanczos run, shifted) and the trace by wd·dim (each Rademacher zᵀz is dim).
+    const wd = 0.05;
+    const decayed = JSON.parse(
+      await flatnessCommand({
+        runDir: dir,
+        models: 'node:0',
+        samples: 200,
+        top: 2,
+        trace: true,
+        probes: 5,
+        weightDecay: wd,
+        json: true,
+        quiet: true,
+        out: join(dir, 'decayed'),
+      }),
+    ).models[0];
+    assert.equal(decayed.hessian.weightDecay, wd);
+    assert.equal(decayed.loss, node0.loss, 'the loss stays the plain loss');
+    node0.top.values.forEach((v: number, j: number) => {
+      const got = decayed.top.values[j];
+      assert.ok(Math.abs(got - (v + wd)) <= 2e-3 * v, `λ${j + 1}: ${got} vs ${v} + ${wd}`);
+    });
+    const dim = (decayed.trace.estimate - node0.trace.estimate) / wd;
+    const params = 64 * 16 + 16 + 16 * 10 + 10; // MLP 64-16-10 on the default dataset's 64 features
+    assert.ok(
+      Math.abs(dim - params) < 1e-3 * params,
+      `trace moved by wd x ${dim}, not x ${params}`,
+    );
+
+    await assert.rejects(
+      flatnessCommand({ runDir: dir, weightDecay: -1, quiet: true }),
+      /--weight-decay: must be a number >= 0 \(got -1\)/,
+    );
     await assert.rejects(
       flatnessCommand({ runDir: dir, data: 'shard:7', quiet: true }),
       /--data: must be test, train or shard:I with I in 0\.\.2/,
