@@ -25,6 +25,7 @@ import { createLibp2p } from 'libp2p';
 import { toString as bytesToString } from 'uint8arrays/to-string';
 import { ConfigError, ConfigErrors } from '../../errors.js';
 import { fastNoise } from './noise-streams.js';
+import { cacheEd25519Verification } from './verify-cache.js';
 
 export const IDENTITY_FILE = 'peer.key';
 
@@ -246,6 +247,8 @@ export type Host = Libp2p<{ pubsub: GossipSub }>;
 
 /** The libp2p instance (not started). */
 export async function createHost(init: HostInit): Promise<Host> {
+  // Gossipsub's signature checks: each peer's key imported once, each copy checked once.
+  cacheEd25519Verification();
   return createLibp2p({
     privateKey: init.privateKey,
     start: false,
