@@ -7,6 +7,8 @@
  *   npm run bench -- topology   # MATCHA optimization time on generated graphs
  *   npm run bench -- net        # weight exchange throughput vs raw TCP, round overhead
  *   npm run bench -- cluster    # N real processes: start-up, round time, CPU per node-round, PSS, failed sends
+ *   npm run bench -- cluster-profile DIR  # where a profiled cluster run's CPU went (cluster --profile --keep DIR)
+ *   npm run bench -- perf-table --out DIR # issue 14's side-by-side table: runs the benchmarks above, prints it
  *   npm run bench -- sim        # the simulator, batched against unbatched (time, CPU, figures agreeing)
  *   npm run bench -- dashboard  # extra CPU of a launch with the live dashboard and a client reading it
  */

@@ -5,7 +5,7 @@
  *
  *   npm run bench -- cluster [--mode matcha|vanilla] [--nodes 16] [--rounds R] [--graph ring-16.json]
  *                            [--codec f32] [--backend wasm] [--steps 10] [--hog N] [--keep DIR]
- *                            [--nodes-per-process K]
+ *                            [--nodes-per-process K] [--profile] [--flatmesh PATH/start.js]
  *
  * Modes:
  *   matcha   (default, 5 rounds): MATCHA at budget 0.5, Laplacian mixing (flatmesh's own protocol).
@@ -18,6 +18,11 @@
  * `--keep DIR` keeps the run directory there (records, node logs, profiles) instead of deleting it.
  * `--nodes-per-process K` launches processes of K nodes each: the CPU and memory figures of a
  * process are then shared out over its K nodes (CPU per node-round, PSS per node).
+ * `--profile` runs every node process under V8's CPU profiler (on the plain modules, whose paths
+ * name the packages; the profiler adds some CPU of its own, so take CPU figures from a run
+ * without it) and prints where the steady rounds' CPU went (scripts/bench/cluster-profile.ts).
+ * `--flatmesh PATH` launches another build's command (its dist/src/cli/start.js): an older commit
+ * checked out beside this one gives before/after figures from the same bench.
  *
  * Prints JSON lines (suite "cluster"), by kind:
  *   config   the exact experiment, cores, hog processes, load average before and after
@@ -32,6 +37,8 @@
  *            at one instant; the launcher's; peak RSS; live tensors across rounds
  *   overhead (roundMs - trainMs - waitMs) / roundMs per node-round
  *   round    per round: medians over the nodes
+ *   profile  (--profile) share of the steady rounds' samples by part of the round, top functions
+ *   summary  the figures of issue 14's side-by-side table, in one line
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,10 +47,13 @@ import { join } from 'node:path';
 import { parseExperiment } from '../../src/config/index.js';
 import { addCounts, emptyCounts, type RoundRecord } from '../../src/node/metrics.js';
 import { readSummary } from '../../src/run/launcher.js';
+import { aggregateProfiles, steadyWindow } from './cluster-profile.js';
 import { ProcSampler, processesMatching } from './lib/proc.js';
 import { mean, quantile, round, spread } from './lib/stats.js';
 
 const START = new URL('../../dist/src/cli/start.js', import.meta.url).pathname;
+/** A hog spins until its parent (this bench) is gone, or for at most this long. */
+const HOG_LIMIT_MS = 30 * 60_000;
 
 export async function run(args: string[]): Promise<void> {
   const opt = (name: string, def: string) => {
@@ -63,6 +73,8 @@ export async function run(args: string[]): Promise<void> {
   const hogs = Number(opt('hog', '0'));
   const keep = opt('keep', '');
   const perProcess = Number(opt('nodes-per-process', '1'));
+  const profile = args.includes('--profile');
+  const command = opt('flatmesh', START);
   const cfg = parseExperiment({
     nodes,
     run: { seed: 1, rounds },
@@ -113,6 +125,8 @@ export async function run(args: string[]): Promise<void> {
     backend,
     hogProcesses: hogs,
     nodesPerProcess: perProcess,
+    profile,
+    flatmesh: command,
     cores: cpus().length,
     loadavgBefore: loadavg().map((x) => round(x, 2)),
   });
@@ -125,7 +139,7 @@ export async function run(args: string[]): Promise<void> {
   ]);
   try {
     for (let i = 0; i < hogs; i++) {
-      hogProcs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+      hogProcs.push(spawn(process.execPath, ['-e', hogSource(HOG_LIMIT_MS)], { stdio: 'ignore' }));
     }
     // The installed command, as a user runs it (the bundle and its code cache: `npm run build`).
     const expFile = join(out, 'experiment.json');
@@ -136,7 +150,7 @@ export async function run(args: string[]): Promise<void> {
       const child = spawn(
         process.execPath,
         [
-          START,
+          command,
           'launch',
           '--config',
           expFile,
@@ -145,7 +159,16 @@ export async function run(args: string[]): Promise<void> {
           '--quiet',
           ...(perProcess > 1 ? ['--nodes-per-process', String(perProcess)] : []),
         ],
-        { stdio: ['ignore', 'ignore', 'inherit'] },
+        {
+          stdio: ['ignore', 'ignore', 'inherit'],
+          ...(profile && {
+            env: {
+              ...process.env,
+              FLATMESH_NO_BUNDLE: '1',
+              FLATMESH_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${join(out, 'prof')}`,
+            },
+          }),
+        },
       );
       launcherPid = child.pid;
       child.once('exit', (c) => done(c));
@@ -167,7 +190,7 @@ export async function run(args: string[]): Promise<void> {
       const ts = records.filter((r) => r.round === k).map((r) => r.time);
       return ts.length === nodes ? Math.max(...ts) - t0 : null;
     };
-    emit({
+    const startup = emit({
       kind: 'startup',
       // From the launcher's own clock (summary.json): every node connected to its neighbours and
       // in its first round (flatmesh numbers rounds from 0), and every node done with it.
@@ -191,7 +214,7 @@ export async function run(args: string[]): Promise<void> {
       Math.max(...records.filter((r) => r.round === k).map((r) => r.time));
     const clusterRounds: number[] = [];
     for (let k = 1; k < lastRound; k++) clusterRounds.push(lastDone(k) - lastDone(k - 1));
-    emit({
+    const roundTimes = emit({
       kind: 'rounds',
       rounds: `1..${lastRound - 1}`,
       records: steady.length,
@@ -244,7 +267,7 @@ export async function run(args: string[]): Promise<void> {
       if (c0 === undefined || c1 === undefined) continue;
       for (const _ of mine) perNodeRound.push((c1 - c0) / (lastRound - 1) / mine.length);
     }
-    emit({
+    const cpu = emit({
       kind: 'cpu',
       rounds: `1..${lastRound - 1}`,
       nodesMeasured: perNodeRound.length,
@@ -262,7 +285,7 @@ export async function run(args: string[]): Promise<void> {
     for (const r of records) addCounts(totals, r.messages);
     const steadyTotals = emptyCounts();
     for (const r of steady) addCounts(steadyTotals, r.messages);
-    emit({
+    const messages = emit({
       kind: 'messages',
       ...totals,
       failedSends: totals.failed,
@@ -286,7 +309,7 @@ export async function run(args: string[]): Promise<void> {
     // Per node: a process's figure over its nodes.
     const pss = nodeTracks.map((t) => t.peakPssMB / t.nodes!.length);
     const rss = nodeTracks.map((t) => t.peakRssMB / t.nodes!.length);
-    emit({
+    const memory = emit({
       kind: 'memory',
       processesSampled: nodeTracks.length,
       peakPssMBPerProcessMax: round(Math.max(0, ...nodeTracks.map((t) => t.peakPssMB))),
@@ -333,6 +356,30 @@ export async function run(args: string[]): Promise<void> {
         failed: rs.reduce((n, r) => n + r.messages.failed, 0),
       });
     }
+    if (profile) {
+      const { fromMs, toMs } = steadyWindow(join(out, 'run'));
+      emit({ kind: 'profile', ...aggregateProfiles(join(out, 'prof'), fromMs, toMs) });
+    }
+    const perNode = roundTimes.roundMs as ReturnType<typeof spread>;
+    emit({
+      kind: 'summary',
+      nodes,
+      nodesPerProcess: perProcess,
+      mode,
+      hogProcesses: hogs,
+      profiled: profile,
+      cpuPerNodeRoundMs: (cpu.cpuPerNodeRoundMs as { mean: number }).mean,
+      roundMsMedian: perNode.median,
+      roundMsP90: perNode.p90,
+      clusterRoundMs: roundTimes.clusterRoundMs,
+      peakPssMBPerNode: memory.peakPssMBMedian,
+      peakTotalPssMB: memory.peakTotalPssMB,
+      launcherPeakPssMB: memory.launcherPeakPssMB,
+      failedSends: messages.failedSends,
+      launchToAllInRound0Ms: startup.allConnectedMs,
+      launchToAllDoneRound0Ms: startup.allFirstRoundDoneMs,
+      wallSeconds: startup.wallSeconds,
+    });
     emit({ kind: 'done', loadavgAfter: loadavg().map((x) => round(x, 2)) });
   } finally {
     sampler.stop();
@@ -341,8 +388,17 @@ export async function run(args: string[]): Promise<void> {
   }
 }
 
-function emit(o: Record<string, unknown>): void {
+function emit<T extends Record<string, unknown>>(o: T): T {
   process.stdout.write(`${JSON.stringify({ suite: 'cluster', ...o })}\n`);
+  return o;
+}
+
+/**
+ * A CPU hog: spins, and every ~10^7 iterations exits if its parent is gone (so a killed bench
+ * leaves none behind) or `limitMs` has passed.
+ */
+function hogSource(limitMs: number): string {
+  return `const p=process.ppid,end=Date.now()+${limitMs};for(let i=1;;i++){if(i%1e7===0&&(process.ppid!==p||Date.now()>end))process.exit(0)}`;
 }
 
 function ms(seconds: number | null | undefined): number | null {
