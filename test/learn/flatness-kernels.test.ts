@@ -2,8 +2,8 @@
  * Second derivatives through every kernel a model's Hessian passes: the gradients of gradient
  * kernels that src/compute/kernels/second-order.ts registers (checked against central differences,
  * which are exact up to rounding here because each function is linear in what is differentiated),
- * and whole H·v products of the conv nets on the wasm backend (flatmesh's patched MatMul, Conv2D
- * backprop and MaxPoolGrad kernels) against the cpu backend (tfjs's own kernels).
+ * and whole H·v products of the conv nets and the Fashion-MNIST MLP on the wasm backend (flatmesh's
+ * patched MatMul, Conv2D backprop and MaxPoolGrad kernels) against the cpu backend (tfjs's own).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -101,13 +101,16 @@ for (const backend of ['cpu', 'wasm'] as BackendName[]) {
   });
 }
 
-describe('H·v of the conv nets: wasm (patched kernels) agrees with cpu', () => {
+describe('H·v of the conv nets and the MLP: wasm (patched kernels) agrees with cpu', () => {
   const cases: { spec: ModelSpec; shape: number[]; batch: number }[] = [
     // 10x10: the second pool of cnn-small pads an odd size ('same').
     { spec: { kind: 'cnn-small' }, shape: [10, 10, 1], batch: 6 },
     // 16x16x3: the smallest input with both 5x5 valid convs and pools (16 -> 12 -> 6 -> 2 -> 1),
     // so the cpu reference stays quick; the kernels are the same as on 32x32.
     { spec: { kind: 'cnn-fedavg' }, shape: [16, 16, 3], batch: 2 },
+    // The Fashion-MNIST MLP at full size: wasm's patched MatMul (transposed operands read by
+    // strides) in both passes of double backprop, at the shapes the flatness study uses.
+    { spec: { kind: 'mlp', hidden: [200, 200] }, shape: [28, 28, 1], batch: 8 },
   ];
   for (const c of cases) {
     it(`${c.spec.kind} on [${c.shape.join(', ')}]`, async () => {
