@@ -1,7 +1,7 @@
 /**
  * End-to-end: one of 8 real node processes is paused with SIGSTOP for 20 s, then continued. The
- * round protocol must heal: the paused node catches up, and the rounds after that do not wait for
- * the deadline.
+ * round protocol must heal: the paused node catches up, and no round after that waits its deadline
+ * for a frame that never comes.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -39,7 +39,7 @@ const STALLED = 3;
 const DEADLINE_MS = 6000;
 
 describe('a paused node (real processes)', () => {
-  it('catches up within 3 rounds of SIGCONT, and no later round waits for the deadline', async () => {
+  it('catches up within 3 rounds of SIGCONT, and no later round waits its deadline for a frame that never comes', async () => {
     const out = mkdtempSync(join(tmpdir(), 'flatmesh-e2e-stall-'));
     const cfg = parseExperiment({
       nodes: NODES,
@@ -103,15 +103,36 @@ describe('a paused node (real processes)', () => {
       `rounds at the third round after SIGCONT: spread ${spread(third.time)}`,
     );
 
-    // From then on nobody waits for a deadline, and the nodes stay together.
+    // From then on no round waits its full deadline for a frame that never comes. On a quiet
+    // machine no round ends by its deadline at all (rounds take a few tenths of a second). On a
+    // crowded one a frame can take longer than the deadline to arrive (at load 20-27, rounds of
+    // 5-10 s against this test's 6 s): that round ends by its deadline and the frame arrives late,
+    // which is load, not the protocol. What the protocol must never do again (the issue: rounds
+    // waiting the full deadline for frames rejected as beyond the window, for a neighbour that had
+    // moved on, or sends lost on torn connections) is to let a round end by its deadline while a
+    // neighbour's frame of that round was never sent or never got there: so every neighbour
+    // missing from such a round ran that round, and its frame arrived, late, within 3 rounds.
     const later = all.flat().filter((r) => r.time > third.time);
     assert.ok(later.length >= NODES * 5, `${later.length} records after the catch-up`);
-    for (const r of later) {
-      assert.notEqual(r.collectEnded, 'deadline', `node ${r.node} round ${r.round}`);
-      assert.ok(
-        r.phases.waitMs < DEADLINE_MS,
-        `node ${r.node} round ${r.round} waited ${r.phases.waitMs} ms`,
+    const ran = (j: number, k: number) => all[j]!.some((r) => r.round === k);
+    const lateFrom = (i: number, j: number, k: number) =>
+      all[i]!.filter((r) => r.round >= k && r.round <= k + 3).reduce(
+        (n, r) => n + (r.byNeighbour[String(j)]?.late ?? 0),
+        0,
       );
+    const cut = later.filter((r) => r.collectEnded === 'deadline');
+    for (const r of cut) {
+      const lastOfNode = Math.max(...all[r.node]!.map((x) => x.round));
+      for (const [key, c] of Object.entries(r.byNeighbour)) {
+        if (c.missing === 0) continue;
+        const j = Number(key);
+        const what = `node ${r.node} round ${r.round} ended by its deadline (${Math.round(r.deadlineMs ?? 0)} ms) without node ${j}'s frame (${cut.length} of ${later.length} rounds after the catch-up ended so)`;
+        assert.ok(ran(j, r.round), `${what}: node ${j} never ran that round`);
+        // A frame still on its way when the receiver's last round ended is never counted.
+        if (r.round < lastOfNode) {
+          assert.ok(lateFrom(r.node, j, r.round) > 0, `${what}: and it never arrived`);
+        }
+      }
     }
     for (const r of mine.filter((x) => x.time > third.time)) assert.ok(spread(r.time) <= 1);
   });
