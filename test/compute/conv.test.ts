@@ -9,7 +9,7 @@ interface ConvCase {
   input: [number, number, number]; // H, W, Cin
   filter: [number, number, number, number]; // fh, fw, Cin, Cout
   stride: number;
-  pad: 'same' | 'valid';
+  pad: 'same' | 'valid' | number;
   /** Batch 1 for the large shapes: the cpu reference's filter gradient is a slow scalar loop. */
   batch?: number;
 }
@@ -88,9 +88,25 @@ const CASES: ConvCase[] = [
     pad: 'valid',
   },
   { what: 'even filter same', input: [7, 6, 2], filter: [4, 2, 2, 3], stride: 1, pad: 'same' },
+  // Explicit pads: below the filter size (the GEMM path's im2col clips windows at the edges), and
+  // windows wholly in the padding (the dilated-conv path).
+  { what: 'pad 2, 3x3, odd channels', input: [5, 7, 3], filter: [3, 3, 3, 9], stride: 1, pad: 2 },
+  {
+    what: 'pad 3, 3x3 (beyond the filter)',
+    input: [4, 4, 2],
+    filter: [3, 3, 2, 4],
+    stride: 1,
+    pad: 3,
+  },
+  { what: '1x1 filter', input: [3, 5, 6], filter: [1, 1, 6, 7], stride: 1, pad: 'valid' },
 ];
 
 describe('wasm Conv2D gradients (patched) match the cpu backend', () => {
+  it('the GEMM conv gradients are in force on wasm', async () => {
+    const info = await initBackend({ prefer: 'wasm', quiet: true });
+    assert.ok(info.patches.includes('conv2d-gemm'), `patches: ${info.patches.join(', ')}`);
+  });
+
   for (const c of CASES) {
     it(`${c.what}: forward, dx and dfilter`, async () => {
       const batch = c.batch ?? 2;

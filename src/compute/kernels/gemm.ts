@@ -34,17 +34,38 @@ export interface GemmKernels {
     sbk: number,
     scm: number,
     scn: number,
-    relu: number,
+    flags: number,
   ): void;
   /** out[j·rows + i] = x[i·cols + j] (float32, byte offsets). */
   transpose(out: number, x: number, rows: number, cols: number): void;
+  /**
+   * One NHWC image x [H,W,C] to its patch matrix col [OH·OW, fh·fw·C] for a stride-1, undilated
+   * convolution padded by (pt, pl) at the top and left: row oh·OW + ow holds the window at
+   * (oh - pt, ow - pl), zeros where it leaves the image. Every window must overlap the image.
+   */
+  im2col(x: number, col: number, ...geometry: ConvGeometry): void;
+  /** The adjoint of im2col: adds each row's window back into dx [H,W,C] (which it does not clear). */
+  col2im(dx: number, col: number, ...geometry: ConvGeometry): void;
 }
+
+/** H, W, C, OH, OW, fh, fw, pt, pl of a stride-1 convolution of one image. */
+export type ConvGeometry = [
+  H: number,
+  W: number,
+  C: number,
+  OH: number,
+  OW: number,
+  fh: number,
+  fw: number,
+  pt: number,
+  pl: number,
+];
 
 /** The kernels bound to `backend`'s memory, or undefined when that is not a wasm backend with SIMD. */
 export const gemmKernels = perBackend<GemmKernels>(() => moduleBytes());
 
 // gemm's params and locals, by index.
-const [C, A, B, BIAS, M, N, K, SAM, SAK, SBK, SCM, SCN, RELU] = [
+const [C, A, B, BIAS, M, N, K, SAM, SAK, SBK, SCM, SCN, FLAGS] = [
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
 ];
 const [M0, N0, KI, PB, PC] = [13, 14, 15, 16, 17];
@@ -109,16 +130,26 @@ function tile(rows: number, kind: Kind): number[] {
   return code;
 }
 
-/** Bias, ReLU and the store of one accumulator (vector `v` of its row). */
+/** Flags of gemm: ReLU after the bias; add the product to C's values (accumulating chunks). */
+export const RELU = 1;
+export const ACCUMULATE = 2;
+
+const flag = (f: number) => [...op.get(FLAGS), ...op.i32(f), ...op.and];
+
+/** Accumulate, bias, ReLU and the store of one accumulator (vector `v` of its row). */
 function epilogue(kind: Kind, acc: number, v: number): number[] {
   const biasAt = [...op.get(BIAS), ...op.get(N0), ...op.i32(2), ...op.shl, ...op.add];
   if (kind === 's') {
     return [
+      ...flag(ACCUMULATE),
+      ...op.if,
+      ...[...op.get(acc), ...op.get(PC), ...op.f32Load(), ...op.f32Add, ...op.set(acc)],
+      ...op.end,
       ...op.get(BIAS),
       ...op.if,
       ...[...op.get(acc), ...biasAt, ...op.f32Load(), ...op.f32Add, ...op.set(acc)],
       ...op.end,
-      ...op.get(RELU),
+      ...flag(RELU),
       ...op.if,
       // x < 0 ? 0 : x
       ...[...op.f32(0), ...op.get(acc), ...op.get(acc), ...op.f32(0), ...op.f32Lt, ...op.select],
@@ -129,34 +160,53 @@ function epilogue(kind: Kind, acc: number, v: number): number[] {
       ...op.f32Store(),
     ];
   }
-  const lanes = [0, 1, 2, 3].flatMap((l) => [
+  const laneAt = (l: number) => [
     ...op.get(PC),
     ...op.i32(4 * v + l),
     ...op.get(SCN),
     ...op.mul,
     ...op.add,
-    ...op.get(acc),
-    ...op.f32x4Lane(l),
-    ...op.f32Store(),
-  ]);
+  ];
+  const unitStride = [...op.get(SCN), ...op.i32(4), ...op.ne, ...op.eqz];
   return [
+    ...flag(ACCUMULATE),
+    ...op.if,
+    ...op.get(acc),
+    ...unitStride,
+    ...op.if,
+    ...[...op.get(PC), ...op.v128Load(16 * v), ...op.set(AV)],
+    ...op.else,
+    ...[...op.v128Zero, ...op.set(AV)],
+    ...[0, 1, 2, 3].flatMap((l) => [
+      ...op.get(AV),
+      ...laneAt(l),
+      ...op.f32Load(),
+      ...op.f32x4ReplaceLane(l),
+      ...op.set(AV),
+    ]),
+    ...op.end,
+    ...[...op.get(AV), ...op.f32x4Add, ...op.set(acc)],
+    ...op.end,
     ...op.get(BIAS),
     ...op.if,
     ...[...op.get(acc), ...biasAt, ...op.v128Load(16 * v), ...op.f32x4Add, ...op.set(acc)],
     ...op.end,
-    ...op.get(RELU),
+    ...flag(RELU),
     ...op.if,
     // pmax(x, 0) = x < 0 ? 0 : x
     ...[...op.get(acc), ...op.v128Zero, ...op.f32x4Pmax, ...op.set(acc)],
     ...op.end,
     // Unit column stride: one vector store; else four lane stores.
-    ...op.get(SCN),
-    ...op.i32(4),
-    ...op.ne,
+    ...unitStride,
     ...op.if,
-    ...lanes,
-    ...op.else,
     ...[...op.get(PC), ...op.get(acc), ...op.v128Store(16 * v)],
+    ...op.else,
+    ...[0, 1, 2, 3].flatMap((l) => [
+      ...laneAt(l),
+      ...op.get(acc),
+      ...op.f32x4Lane(l),
+      ...op.f32Store(),
+    ]),
     ...op.end,
   ];
 }
@@ -227,6 +277,119 @@ function transposeBody(): number[] {
   ];
 }
 
+/**
+ * im2col (`add` false) or col2im (`add` true): params image 0, col 1, H 2, W 3, C 4, OH 5, OW 6,
+ * fh 7, fw 8, pt 9, pl 10. For each window row (oh, ow, i), the image row segment it covers is
+ * fw·C contiguous floats (NHWC, stride 1), clipped at the image's left and right edges: im2col
+ * copies it (memory.copy) and zero-fills the clipped parts; col2im adds it back, four lanes at a
+ * time.
+ */
+function patchBody(add: boolean): number[] {
+  const [img, col, H, W, Cc, OH, OW, fh, fw, pt, pl] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const [oh, ow, i, ih, iw0, jl, jr, dst, cb, seg, src, len, e] = [
+    11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+  ];
+  const mulTo = (out: number, a: number[], b: number[]) => [...a, ...b, ...op.mul, ...op.set(out)];
+  const zero = (at: number[], bytes: number[]) => [...at, ...op.i32(0), ...bytes, ...op.memoryFill];
+  // src = image + ((ih·W + iw0 + jl)·C)·4 ; dst' = dst + jl·C·4 ; len = (fw - jl - jr)·C·4
+  const segment = [
+    ...op.get(img),
+    ...[
+      ...op.get(ih),
+      ...op.get(W),
+      ...op.mul,
+      ...op.get(iw0),
+      ...op.add,
+      ...op.get(jl),
+      ...op.add,
+    ],
+    ...[...op.get(cb), ...op.mul, ...op.add, ...op.set(src)],
+    ...[
+      ...op.get(fw),
+      ...op.get(jl),
+      ...op.sub,
+      ...op.get(jr),
+      ...op.sub,
+      ...op.get(cb),
+      ...op.mul,
+    ],
+    ...op.set(len),
+  ];
+  const dstJl = [...op.get(dst), ...op.get(jl), ...op.get(cb), ...op.mul, ...op.add];
+  const copy = [
+    ...zero(op.get(dst), [...op.get(jl), ...op.get(cb), ...op.mul]),
+    ...[...dstJl, ...op.get(src), ...op.get(len), ...op.memoryCopy],
+    ...zero(
+      [
+        ...op.get(dst),
+        ...op.get(fw),
+        ...op.get(jr),
+        ...op.sub,
+        ...op.get(cb),
+        ...op.mul,
+        ...op.add,
+      ],
+      [...op.get(jr), ...op.get(cb), ...op.mul],
+    ),
+  ];
+  // image[src + e] += col[e], col pointing at the segment's clipped start (dst').
+  const addBack = (step: number, load: number[], store: number[], sum: number[]) =>
+    whileLoop(fits(e, step, len), [
+      ...[...op.get(src), ...op.get(e), ...op.add],
+      ...[...op.get(src), ...op.get(e), ...op.add, ...load],
+      ...[...op.get(col), ...op.get(e), ...op.add, ...load],
+      ...sum,
+      ...store,
+      ...addTo(e, op.i32(step)),
+    ]);
+  const accumulate = [
+    // col (only read once, for dst's start) becomes the cursor of this segment's clipped start.
+    ...[...dstJl, ...op.set(col)],
+    ...[...op.i32(0), ...op.set(e)],
+    ...addBack(16, op.v128Load(), op.v128Store(), op.f32x4Add),
+    ...addBack(4, op.f32Load(), op.f32Store(), op.f32Add),
+  ];
+  const outside = [
+    ...[...op.get(ih), ...op.i32(0), ...op.ltS],
+    ...[...op.get(ih), ...op.get(H), ...op.geS, ...op.or],
+  ];
+  const windowRow = [
+    ...[...op.get(oh), ...op.get(i), ...op.add, ...op.get(pt), ...op.sub, ...op.set(ih)],
+    ...outside,
+    ...op.if,
+    ...(add ? [] : zero(op.get(dst), op.get(seg))),
+    ...op.else,
+    ...segment,
+    ...(add ? accumulate : copy),
+    ...op.end,
+    ...addTo(dst, op.get(seg)),
+    ...addTo(i, op.i32(1)),
+  ];
+  const window = [
+    ...[...op.get(ow), ...op.get(pl), ...op.sub, ...op.set(iw0)],
+    // jl = max(0, -iw0); jr = max(0, iw0 + fw - W)
+    ...[...op.i32(0), ...op.get(iw0), ...op.sub, ...op.i32(0), ...op.get(iw0), ...op.i32(0)],
+    ...[...op.ltS, ...op.select, ...op.set(jl)],
+    ...[...op.get(iw0), ...op.get(fw), ...op.add, ...op.get(W), ...op.sub, ...op.set(jr)],
+    ...[...op.get(jr), ...op.i32(0), ...op.get(jr), ...op.i32(0), ...op.geS, ...op.select],
+    ...op.set(jr),
+    ...[...op.i32(0), ...op.set(i)],
+    ...whileLoop(fits(i, 1, fh), windowRow),
+    ...addTo(ow, op.i32(1)),
+  ];
+  return [
+    ...mulTo(cb, op.get(Cc), op.i32(4)),
+    ...mulTo(seg, op.get(fw), op.get(cb)),
+    ...[...op.get(col), ...op.set(dst)],
+    ...[...op.i32(0), ...op.set(oh)],
+    ...whileLoop(fits(oh, 1, OH), [
+      ...[...op.i32(0), ...op.set(ow)],
+      ...whileLoop(fits(ow, 1, OW), window),
+      ...addTo(oh, op.i32(1)),
+    ]),
+  ];
+}
+
 let bytes: Uint8Array | undefined;
 
 function moduleBytes(): Uint8Array {
@@ -245,6 +408,13 @@ function moduleBytes(): Uint8Array {
       locals: [I32, I32, I32, I32],
       body: transposeBody(),
     },
+    ...(['im2col', 'col2im'] as const).map((name) => ({
+      name,
+      params: new Array<typeof I32>(11).fill(I32),
+      results: [],
+      locals: new Array<typeof I32>(13).fill(I32),
+      body: patchBody(name === 'col2im'),
+    })),
   ]);
   return bytes;
 }

@@ -12,7 +12,7 @@
  */
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
-import type { GemmKernels } from './gemm.js';
+import { type GemmKernels, RELU } from './gemm.js';
 import { type KernelArgs, replacing } from './kernel-call.js';
 
 interface HeapBackend {
@@ -85,7 +85,7 @@ export function gemmMatMulKernel(original: KernelConfig, k: GemmKernels): Kernel
         if (!bT) {
           // C = op(A)·B, B row-major [K,N].
           const [sam, sak] = aT ? [4, 4 * M] : [4 * K, 4];
-          k.gemm(co, ao, bo, biasAt, M, N, K, sam, sak, 4 * N, 4 * N, 4, relu ? 1 : 0);
+          k.gemm(co, ao, bo, biasAt, M, N, K, sam, sak, 4 * N, 4 * N, 4, relu ? RELU : 0);
         } else {
           // Both transposed (A stored [K,M], B stored [N,K]): Cᵀ = B·A, with B read by rows and A
           // by its unit-stride rows, written into C by transposed strides.

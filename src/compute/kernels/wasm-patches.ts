@@ -16,6 +16,8 @@
  * - `conv2d-backprop-filter`: the missing Conv2DBackpropFilter kernel, as one dilated conv2d.
  * - `conv2d-backprop-input`: stride-1 Conv2DBackpropInput as a conv2d with the rotated filter
  *   (XNNPACK) instead of the backend's scalar loop.
+ * - `conv2d-gemm`: the two conv gradient patches above, for stride-1 convolutions, as im2col/col2im
+ *   and ./gemm.ts's SIMD GEMM, one image at a time (only where the SIMD module instantiates).
  * - `maxpool-grad`: a correct MaxPoolGrad (the shipped one loses the gradient of windows whose
  *   maximum is negative).
  * - `sum-leading-axes`: Sum over leading axes (bias gradients) in one pass instead of
@@ -45,6 +47,7 @@ export const WASM_PATCHES = [
   'matmul-simd-gemm',
   'conv2d-backprop-filter',
   'conv2d-backprop-input',
+  'conv2d-gemm',
   'maxpool-grad',
   'sum-leading-axes',
   'identity-shares-data',
@@ -54,6 +57,8 @@ export type WasmPatch = (typeof WASM_PATCHES)[number];
 
 /** Originals of the kernels we replace, kept so the patches can be removed again (benchmarks). */
 const originals = new Map<string, tf.KernelConfig>();
+/** Kernels registered here at least once (restoring any other would drop the backend's own). */
+const replaced = new Set<string>();
 const applied = new Set<WasmPatch>();
 
 function kernel(name: string): tf.KernelConfig {
@@ -69,9 +74,11 @@ function replace(config: tf.KernelConfig): void {
   if (current && !originals.has(name)) originals.set(name, current);
   if (current) tf.unregisterKernel(name, BACKEND);
   tf.registerKernel(config);
+  replaced.add(name);
 }
 
 function restore(name: string): void {
+  if (!replaced.has(name)) return;
   const orig = originals.get(name);
   if (tf.getKernel(name, BACKEND)) tf.unregisterKernel(name, BACKEND);
   if (orig) tf.registerKernel(orig);
@@ -98,16 +105,29 @@ function installMatMul(): void {
 }
 
 /**
- * Registers the selected patches (default: all) for the wasm backend. Idempotent; returns the names
- * of all patches in force afterwards.
+ * (Re-)registers Conv2DBackpropFilter and Conv2DBackpropInput for the conv patches now applied
+ * (`conv2d-gemm` refines the other two; alone it registers nothing).
  */
-export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): WasmPatch[] {
-  const convKernels = () => ({
+function installConvGradients(): void {
+  const k = {
     conv2d: kernel('Conv2D').kernelFunc,
     transpose: kernel('Transpose').kernelFunc,
     slice: kernel('Slice').kernelFunc,
     reverse: kernel('Reverse').kernelFunc,
-  });
+    gemm: applied.has('conv2d-gemm') ? gemmKernels(tf.findBackend(BACKEND) as object) : undefined,
+  };
+  if (applied.has('conv2d-backprop-filter')) replace(conv2dBackpropFilterKernel(k, BACKEND));
+  else restore('Conv2DBackpropFilter');
+  if (applied.has('conv2d-backprop-input')) {
+    replace(conv2dBackpropInputKernel(k, kernel('Conv2DBackpropInput')));
+  } else restore('Conv2DBackpropInput');
+}
+
+/**
+ * Registers the selected patches (default: all) for the wasm backend. Idempotent; returns the names
+ * of all patches in force afterwards.
+ */
+export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): WasmPatch[] {
   for (const patch of which) {
     if (applied.has(patch)) continue;
     switch (patch) {
@@ -119,11 +139,12 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
         installMatMul();
         continue;
       case 'conv2d-backprop-filter':
-        replace(conv2dBackpropFilterKernel(convKernels(), BACKEND));
-        break;
       case 'conv2d-backprop-input':
-        replace(conv2dBackpropInputKernel(convKernels(), kernel('Conv2DBackpropInput')));
-        break;
+      case 'conv2d-gemm':
+        if (patch === 'conv2d-gemm' && !gemmKernels(tf.findBackend(BACKEND) as object)) continue;
+        applied.add(patch);
+        installConvGradients();
+        continue;
       case 'maxpool-grad':
         replace(maxPoolGradKernel(BACKEND));
         break;
@@ -161,12 +182,11 @@ export function removeWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): W
         installMatMul();
         continue;
       case 'conv2d-backprop-filter':
-        // The backend has no original: removing leaves it unregistered, as tfjs ships it.
-        restore('Conv2DBackpropFilter');
-        break;
       case 'conv2d-backprop-input':
-        restore('Conv2DBackpropInput');
-        break;
+      case 'conv2d-gemm':
+        applied.delete(patch);
+        installConvGradients();
+        continue;
       case 'maxpool-grad':
         restore('MaxPoolGrad');
         break;
