@@ -4,8 +4,6 @@
  * density, central differences as a fallback, and tensor hygiene across many products.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
@@ -17,57 +15,29 @@ import {
   landscape2d,
   linearPath,
   randomDirection,
-  type SampleSet,
   sampleSet,
   sharpness,
   spectralDensity,
 } from '../../src/learn/flatness/index.js';
 import { norm } from '../../src/learn/flatness/vec.js';
-import { createModel, type Model } from '../../src/learn/model.js';
+import { createModel } from '../../src/learn/model.js';
+import {
+  type HessianCase,
+  reference as ref,
+  referenceModel,
+  referenceSet,
+  withHessian,
+} from '../helpers/hessian.js';
 
-const ref = (
-  JSON.parse(
-    readFileSync(join(import.meta.dirname, '..', 'fixtures', 'hessian_mlp.json'), 'utf8'),
-  ) as {
-    cases: {
-      weights: number[][];
-      x: number[][];
-      y: number[];
-      facts: { top5: number[]; bottom1: number };
-    }[];
-  }
-).cases[0]!;
-
-function setup(kind: 'mlp' | 'logreg' = 'mlp'): { model: Model; set: SampleSet } {
-  const model = createModel(
-    kind === 'mlp' ? { kind: 'mlp', hidden: [32] } : { kind: 'logreg' },
-    [64],
-    10,
-    1,
-  );
-  if (kind === 'mlp') {
-    model.params.forEach((p, i) => {
-      const t = tf.tensor(ref.weights[i]!, p.variable.shape, 'float32');
-      p.variable.assign(t);
-      t.dispose();
-    });
-  }
-  const y = Int32Array.from(ref.y);
-  return {
-    model,
-    set: sampleSet(
-      { x: Float32Array.from(ref.x.flat()), y, count: y.length, shape: [64], classes: 10 },
-      'reference batch',
-    ),
-  };
+/** The reference MLP, or a logistic regression on the same batch. */
+function setup(kind: 'mlp' | 'logreg' = 'mlp'): HessianCase {
+  if (kind === 'mlp') return referenceModel();
+  return { model: createModel({ kind: 'logreg' }, [64], 10, 1), set: referenceSet() };
 }
 
 describe('flatness analysis', () => {
   it('linear path: endpoints are the two models’ own losses; the barrier is measured from the chord', async () => {
-    await initBackend({ prefer: 'wasm', quiet: true });
-    const { model, set } = setup();
-    const H = new HessianOperator(model, set);
-    try {
+    await withHessian('wasm', setup, (H, { model }) => {
       const a = readFlat(model);
       const rng = Rng.from(2, 'other');
       const b = Float32Array.from(a, (v) => v + 0.3 * rng.normal());
@@ -85,10 +55,7 @@ describe('flatness analysis', () => {
       // The path between a model and itself is flat.
       const flat = linearPath((w) => H.lossAt(w), a, a, { points: 5 });
       assert.ok(flat.loss.every((l) => l === flat.loss[0]));
-    } finally {
-      H.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('filter-normalized directions: each filter has its weights’ norm, biases are 0, seeded', async () => {
@@ -123,10 +90,7 @@ describe('flatness analysis', () => {
   });
 
   it('1-D and 2-D landscapes: the centre is the model’s loss, grids are deterministic', async () => {
-    await initBackend({ prefer: 'wasm', quiet: true });
-    const { model, set } = setup();
-    const H = new HessianOperator(model, set);
-    try {
+    await withHessian('wasm', setup, (H, { model }) => {
       const w = readFlat(model);
       const layout = paramLayout(model);
       const d1 = randomDirection(layout, w, 1, 0);
@@ -147,17 +111,11 @@ describe('flatness analysis', () => {
       // The row through the centre (y = 0) is the 1-D landscape along d1.
       const row = landscape1d((p) => H.lossAt(p), w, d1, { points: 5, span: 0.5 });
       two.loss[2]!.forEach((l, i) => assert.ok(Math.abs(l - row.loss[i]!) < 1e-6));
-    } finally {
-      H.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('sharpness: SAM and ASAM are loss increases found inside their balls, larger for a larger radius', async () => {
-    await initBackend({ prefer: 'wasm', quiet: true });
-    const { model, set } = setup();
-    const H = new HessianOperator(model, set);
-    try {
+    await withHessian('wasm', setup, (H, { model }) => {
       const w = readFlat(model);
       const isWeight = new Uint8Array(w.length);
       for (const s of paramLayout(model))
@@ -172,17 +130,11 @@ describe('flatness analysis', () => {
       assert.ok(asam.value > 0);
       assert.equal(asam.eta, 0.2);
       assert.deepEqual(sharpness(H, w, isWeight, { kind: 'asam', rho: 0.5, eta: 0.2 }), asam);
-    } finally {
-      H.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('spectral density: weights sum to 1, nodes lie within the spectrum, the density integrates to 1', async () => {
-    await initBackend({ prefer: 'wasm', quiet: true });
-    const { model, set } = setup();
-    const H = new HessianOperator(model, set);
-    try {
+    await withHessian('wasm', setup, (H) => {
       const d = spectralDensity(H, { runs: 2, steps: 30, seed: 4 });
       assert.ok(Math.abs(d.weights.reduce((a, b) => a + b, 0) - 1) < 1e-6);
       const lo = ref.facts.bottom1 * 1.01 - 1e-3;
@@ -196,10 +148,7 @@ describe('flatness analysis', () => {
         integral += ((d.density[i]! + d.density[i - 1]!) / 2) * (d.grid[i]! - d.grid[i - 1]!);
       }
       assert.ok(Math.abs(integral - 1) < 0.02, `integral ${integral}`);
-    } finally {
-      H.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('central differences (the fallback) say so, with their error, and approximate H·v of a smooth model', async () => {
@@ -224,19 +173,18 @@ describe('flatness analysis', () => {
   });
 
   it('no tensor is left behind across 200 chunked products', async () => {
-    await initBackend({ prefer: 'wasm', quiet: true });
-    const { model, set } = setup();
-    const H = new HessianOperator(model, set, { chunk: 64 });
-    try {
-      const v = Float32Array.from({ length: model.size }, (_, i) => Math.cos(i));
-      H.hvp(v);
-      const before = tf.memory().numTensors;
-      for (let i = 0; i < 200; i++) H.hvp(v);
-      assert.equal(tf.memory().numTensors, before);
-    } finally {
-      H.dispose();
-      model.dispose();
-    }
+    await withHessian(
+      'wasm',
+      setup,
+      (H, { model }) => {
+        const v = Float32Array.from({ length: model.size }, (_, i) => Math.cos(i));
+        H.hvp(v);
+        const before = tf.memory().numTensors;
+        for (let i = 0; i < 200; i++) H.hvp(v);
+        assert.equal(tf.memory().numTensors, before);
+      },
+      { chunk: 64 },
+    );
   });
 
   it('a seeded subset: deterministic, and it names its source and seed', () => {

@@ -5,62 +5,16 @@
  * patched kernels).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { type BackendName, initBackend } from '../../src/compute/backend.js';
+import type { BackendName } from '../../src/compute/backend.js';
 import {
-  HessianOperator,
   hutchinsonTrace,
   hutchPlusPlusTrace,
-  type SampleSet,
   topEigenvalues,
 } from '../../src/learn/flatness/index.js';
 import { norm } from '../../src/learn/flatness/vec.js';
-import { createModel, type Model } from '../../src/learn/model.js';
-
-interface Case {
-  model: { input: number[]; layers: number[] };
-  weights: number[][];
-  x: number[][];
-  y: number[];
-  v: number[][];
-  facts: { loss: number; gradNorm: number; hv: number[][]; top5: number[]; trace: number };
-}
-const ref = (
-  JSON.parse(
-    readFileSync(join(import.meta.dirname, '..', 'fixtures', 'hessian_mlp.json'), 'utf8'),
-  ) as { cases: Case[] }
-).cases[0]!;
-
-function referenceModel(): { model: Model; set: SampleSet } {
-  const model = createModel(
-    { kind: 'mlp', hidden: ref.model.layers.slice(0, -1) },
-    ref.model.input,
-    ref.model.layers.at(-1)!,
-    1,
-  );
-  model.params.forEach((p, i) => {
-    const t = tf.tensor(ref.weights[i]!, p.variable.shape, 'float32');
-    p.variable.assign(t);
-    t.dispose();
-  });
-  const y = Int32Array.from(ref.y);
-  return {
-    model,
-    set: {
-      data: {
-        x: Float32Array.from(ref.x.flat()),
-        y,
-        count: y.length,
-        shape: ref.model.input,
-        classes: 10,
-      },
-      source: 'reference batch',
-    },
-  };
-}
+import { reference as ref, referenceModel, withHessian } from '../helpers/hessian.js';
 
 function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
   let e = 0;
@@ -75,34 +29,30 @@ function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
 for (const backend of ['cpu', 'wasm'] as BackendName[]) {
   describe(`Hessian of the reference MLP (${backend})`, () => {
     it('loss, gradient norm and H·v match the float64 reference within float32 tolerance', async () => {
-      await initBackend({ prefer: backend, quiet: true });
-      const { model, set } = referenceModel();
       // Chunks of 100 over 256 samples: the chunked sum must equal the whole-batch product.
-      const H = new HessianOperator(model, set, { chunk: 100 });
-      try {
-        assert.equal(H.method, 'double-backprop', H.note);
-        const { loss, grad } = H.lossAndGradient();
-        assert.ok(Math.abs(loss - ref.facts.loss) < 1e-5, `loss ${loss}`);
-        assert.ok(Math.abs(norm(grad) - ref.facts.gradNorm) < 1e-5, `grad norm ${norm(grad)}`);
-        const before = tf.memory().numTensors;
-        const hv = H.hvp(Float32Array.from(ref.v.flat()));
-        assert.equal(tf.memory().numTensors, before, 'a product leaves no tensor behind');
-        const err = relError(hv, ref.facts.hv.flat());
-        assert.ok(err < 1e-5, `relative error of H·v ${err}`);
-      } finally {
-        H.dispose();
-        model.dispose();
-      }
+      await withHessian(
+        backend,
+        referenceModel,
+        (H) => {
+          assert.equal(H.method, 'double-backprop', H.note);
+          const { loss, grad } = H.lossAndGradient();
+          assert.ok(Math.abs(loss - ref.facts.loss) < 1e-5, `loss ${loss}`);
+          assert.ok(Math.abs(norm(grad) - ref.facts.gradNorm) < 1e-5, `grad norm ${norm(grad)}`);
+          const before = tf.memory().numTensors;
+          const hv = H.hvp(Float32Array.from(ref.v.flat()));
+          assert.equal(tf.memory().numTensors, before, 'a product leaves no tensor behind');
+          const err = relError(hv, ref.facts.hv.flat());
+          assert.ok(err < 1e-5, `relative error of H·v ${err}`);
+        },
+        { chunk: 100 },
+      );
     });
   });
 }
 
 describe('spectrum of the reference MLP (wasm)', () => {
   it('top-5 eigenvalues within 1%, and λmax/λ5', async () => {
-    await initBackend({ prefer: 'wasm', quiet: true });
-    const { model, set } = referenceModel();
-    const H = new HessianOperator(model, set);
-    try {
+    await withHessian('wasm', referenceModel, (H) => {
       const top = topEigenvalues(H, { k: 5, tol: 1e-4, seed: 3 });
       assert.ok(top.converged, `residuals ${top.residuals}`);
       top.values.forEach((l, i) => {
@@ -113,17 +63,11 @@ describe('spectrum of the reference MLP (wasm)', () => {
       assert.equal(top.products, H.products);
       // Same seed, same figures.
       assert.deepEqual(topEigenvalues(H, { k: 5, tol: 1e-4, seed: 3 }).values, top.values);
-    } finally {
-      H.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('Hutchinson trace at 500 probes: within 3 standard errors and 5% of the exact trace', async () => {
-    await initBackend({ prefer: 'wasm', quiet: true });
-    const { model, set } = referenceModel();
-    const H = new HessianOperator(model, set);
-    try {
+    await withHessian('wasm', referenceModel, (H) => {
       const tr = hutchinsonTrace(H, { probes: 500, seed: 11 });
       const want = ref.facts.trace;
       assert.equal(tr.probes, 500);
@@ -133,17 +77,11 @@ describe('spectrum of the reference MLP (wasm)', () => {
         `${tr.estimate} ± ${tr.stderr} vs ${want}`,
       );
       assert.ok(Math.abs(tr.estimate - want) <= 0.05 * want, `${tr.estimate} vs ${want}`);
-    } finally {
-      H.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('Hutch++ trace at 300 products: within 3 standard errors and 5% of the exact trace', async () => {
-    await initBackend({ prefer: 'wasm', quiet: true });
-    const { model, set } = referenceModel();
-    const H = new HessianOperator(model, set);
-    try {
+    await withHessian('wasm', referenceModel, (H) => {
       const before = H.products;
       const tr = hutchPlusPlusTrace(H, { probes: 300, seed: 11 });
       const want = ref.facts.trace;
@@ -155,10 +93,7 @@ describe('spectrum of the reference MLP (wasm)', () => {
         `${tr.estimate} ± ${tr.stderr} vs ${want}`,
       );
       assert.ok(Math.abs(tr.estimate - want) <= 0.05 * want, `${tr.estimate} vs ${want}`);
-    } finally {
-      H.dispose();
-      model.dispose();
-    }
+    });
   });
 
   it('Hutch++ is exact on an operator whose rank its sketch covers', () => {
