@@ -26,7 +26,8 @@
  *
  * Prints JSON lines (suite "cluster"), by kind:
  *   config   the exact experiment, cores, hog processes, load average before and after
- *   startup  launch -> every node connected and in its first round, -> done with it
+ *   startup  launch -> every node connected and in its first round, -> done with it; dials that
+ *            failed for good at start-up
  *   rounds   round time per node-round (the records' roundMs) and of the cluster (interval between
  *            the last node finishing round k-1 and round k): median, p90, max; mean of each phase
  *   cpu      CPU (user + system, from /proc) per node-round from the end of round 0 to the end of
@@ -41,7 +42,15 @@
  *   summary  the figures of issue 14's side-by-side table, in one line
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseExperiment } from '../../src/config/index.js';
@@ -202,6 +211,8 @@ export async function run(args: string[]): Promise<void> {
       allDoneRound0Ms: doneBy(0),
       allDoneRound1Ms: doneBy(1),
       meanRound0Ms: round(mean(records.filter((r) => r.round === 0).map((r) => r.phases.roundMs))),
+      // Dials to a neighbour that failed for good at start-up (after their retries), from the logs.
+      dialFailures: dialFailures(join(out, 'run', 'nodes')),
       wallSeconds: round(wallS),
       completed: summary.completed,
     });
@@ -378,6 +389,7 @@ export async function run(args: string[]): Promise<void> {
       failedSends: messages.failedSends,
       launchToAllInRound0Ms: startup.allConnectedMs,
       launchToAllDoneRound0Ms: startup.allFirstRoundDoneMs,
+      dialFailures: startup.dialFailures,
       wallSeconds: startup.wallSeconds,
     });
     emit({ kind: 'done', loadavgAfter: loadavg().map((x) => round(x, 2)) });
@@ -399,6 +411,15 @@ function emit<T extends Record<string, unknown>>(o: T): T {
  */
 function hogSource(limitMs: number): string {
   return `const p=process.ppid,end=Date.now()+${limitMs};for(let i=1;;i++){if(i%1e7===0&&(process.ppid!==p||Date.now()>end))process.exit(0)}`;
+}
+
+function dialFailures(nodesDir: string): number {
+  let n = 0;
+  for (const node of readdirSync(nodesDir)) {
+    const log = join(nodesDir, node, 'node.log');
+    if (existsSync(log)) n += readFileSync(log, 'utf8').match(/\bdial \d+ failed\b/g)?.length ?? 0;
+  }
+  return n;
 }
 
 function ms(seconds: number | null | undefined): number | null {

@@ -139,6 +139,7 @@ function render(out: string): string {
     ['peak PSS per node, median (MB)', (p) => cell(s(p).peakPssMBPerNode, 0)],
     ['peak PSS, all node processes (MB)', (p) => cell(s(p).peakTotalPssMB, 0)],
     ['failed sends', (p) => cell(s(p).failedSends, 0)],
+    ['dials failed at start-up', (p) => cell(s(p).dialFailures, 0)],
     ['launch → all in round 0 (s)', (p) => cell(Number(s(p).launchToAllInRound0Ms) / 1000, 1)],
     [
       'launch → all done with round 0 (s)',
