@@ -177,6 +177,25 @@ describe('wasm Conv2D gradients (patched) match the cpu backend', () => {
     });
   }
 
+  // Ties (values on a coarse grid), all-negative and -Infinity windows, an odd size whose last row
+  // and column no window covers, and channel counts on and off the SIMD path's multiple of 4.
+  for (const [h, w, c] of [
+    [9, 9, 8],
+    [6, 8, 3],
+    [4, 4, 4],
+  ] as const) {
+    it(`maxPool 2x2/2 gradient with ties and -Infinity on ${h}x${w}x${c}`, async () => {
+      await compareWasmToCpu(`maxpool ties ${h} ${w} ${c}`, () => {
+        const raw = randomTensor(16, `ties ${h} ${w} ${c}`, [2, h, w, c]);
+        const grid = tf.div(tf.round(tf.mul(raw, 2)), 2);
+        const x = tf.where(tf.less(raw, -0.9), tf.fill(raw.shape, Number.NEGATIVE_INFINITY), grid);
+        const pool = (xx: tf.Tensor) => tf.maxPool(xx as tf.Tensor4D, 2, 2, 'valid');
+        const dy = randomTensor(16, `ties dy ${h} ${w} ${c}`, pool(x).shape);
+        return [tf.grad(pool)(x, dy)];
+      });
+    });
+  }
+
   it('patched kernels free their intermediates in the backend', async () => {
     await initBackend({ prefer: 'wasm', quiet: true });
     const x = randomTensor(15, 'x', [2, 14, 14, 16]) as tf.Tensor4D;

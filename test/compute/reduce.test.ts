@@ -8,7 +8,10 @@ describe('wasm Sum over leading axes (bias gradients) matches cpu', () => {
       const g = randomTensor(30, 'g', [32, 28, 28, 16]);
       const d = randomTensor(30, 'd', [64, 200]);
       const r3 = randomTensor(30, 'r3', [16, 32, 24]);
+      // An odd row length: the SIMD pass's pairs of columns, then one column on its own.
+      const odd = randomTensor(30, 'odd', [700, 7]);
       return [
+        tf.sum(odd, 0),
         tf.sum(g, [0, 1, 2]),
         tf.sum(g, [2, 0, 1], true),
         tf.sum(g, [-4, -3]),

@@ -14,7 +14,7 @@
  *   const k = simdKernels(backend);          // undefined when the memory or SIMD is unavailable
  *   k?.axpy(outOffset, xOffset, yOffset, a, count);         // out[i] = x[i] + a * y[i]
  */
-import { assemble, F32, I32, op, perBackend, V128 } from './wasm-asm.js';
+import { assemble, F32, I32, op, perBackend, V128, whileLoop } from './wasm-asm.js';
 
 export interface SimdKernels {
   /** out[i] = x[i] + a * y[i] for i < n (float32, byte offsets; out may be x). */
@@ -25,6 +25,22 @@ export interface SimdKernels {
   sumSqScaled(w: number, g: number, eta: number, n: number): number;
   /** out[i] = w[i] + ((g[i]·s)·s)·factor with s = |w[i]| + eta: ASAM's perturbed weights. */
   perturbScaled(out: number, w: number, g: number, eta: number, factor: number, n: number): void;
+  /**
+   * MaxPoolGrad of one output row of 2x2 windows, stride 2: x and dx point at the window row's
+   * top-left ([2, W, C] floats, `rowBytes` = W·C·4 apart), dy at the output row [OW, C]. Each
+   * window's first maximum in row-major order (strictly greater than all before it, starting from
+   * -Infinity, as the cpu backend picks) gets dy, its other three positions 0. C a multiple of 4.
+   */
+  maxPool2x2GradRow(
+    dx: number,
+    x: number,
+    dy: number,
+    ow: number,
+    rowBytes: number,
+    c: number,
+  ): void;
+  /** acc[j] += x[i·cols + j] for every row i < rows: float64 sums (acc) of float32 rows (x). */
+  sumRowsF64(acc: number, x: number, rows: number, cols: number): void;
 }
 
 /** The kernels bound to `backend`'s memory, or undefined when that is not a wasm backend with SIMD. */
@@ -207,6 +223,117 @@ function axpyBody(): number[] {
   ];
 }
 
+function maxPool2x2GradRowBody(): number[] {
+  // params: dx 0, x 1, dy 2, OW 3, rowBytes 4, C 5; locals: ow, c, cb, px, pd, pg (i32),
+  // m, w00, w01, w10, w11, g (v128)
+  const [dx, x, dy, OW, rowBytes, C, ow, c, cb, px, pd, pg] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+  ];
+  const [m, w00, w01, w10, w11, g] = [12, 13, 14, 15, 16, 17];
+  // The four window positions, as byte offsets from the top-left: (0,0), (0,1), (1,0), (1,1).
+  const offsets = [
+    [],
+    op.get(cb),
+    op.get(rowBytes),
+    [...op.get(rowBytes), ...op.get(cb), ...op.add],
+  ];
+  const atPos = (base: number, k: number) => [
+    ...op.get(base),
+    ...op.get(c),
+    ...op.add,
+    ...(k ? [...offsets[k]!, ...op.add] : []),
+  ];
+  const wins = [w00, w01, w10, w11];
+  const channelStep = [
+    ...op.f32(Number.NEGATIVE_INFINITY),
+    ...op.f32x4Splat,
+    ...op.set(m),
+    ...wins.flatMap((w, k) => [
+      ...atPos(px, k),
+      ...op.v128Load(),
+      ...op.tee(g),
+      ...op.get(m),
+      ...op.f32x4Gt,
+      ...op.set(w),
+      // m = w ? v : m (g holds v for the moment)
+      ...(k < 3
+        ? [...op.get(g), ...op.get(m), ...op.get(w), ...op.v128Bitselect, ...op.set(m)]
+        : []),
+    ]),
+    ...[...op.get(pg), ...op.get(c), ...op.add, ...op.v128Load(), ...op.set(g)],
+    // Position k gets dy where it won and no later position did; m now collects the later wins.
+    ...[...op.get(w11), ...op.set(m)],
+    ...[3, 2, 1, 0].flatMap((k) => [
+      ...atPos(pd, k),
+      ...op.get(g),
+      ...(k === 3 ? op.get(w11) : [...op.get(wins[k]!), ...op.get(m), ...op.v128AndNot]),
+      ...op.v128And,
+      ...op.v128Store(),
+      ...(k > 0 && k < 3 ? [...op.get(m), ...op.get(wins[k]!), ...op.v128Or, ...op.set(m)] : []),
+    ]),
+  ];
+  return [
+    ...[...op.get(C), ...op.i32(2), ...op.shl, ...op.set(cb)],
+    ...[...op.get(x), ...op.set(px), ...op.get(dx), ...op.set(pd), ...op.get(dy), ...op.set(pg)],
+    ...[...op.get(OW), ...op.set(ow)],
+    ...op.block,
+    ...op.loop,
+    ...[...op.get(ow), ...op.eqz, ...op.brIf(1)],
+    ...[...op.i32(0), ...op.set(c)],
+    ...byteLoop(c, cb, 16, channelStep),
+    ...[...op.get(px), ...op.get(cb), ...op.i32(1), ...op.shl, ...op.add, ...op.set(px)],
+    ...[...op.get(pd), ...op.get(cb), ...op.i32(1), ...op.shl, ...op.add, ...op.set(pd)],
+    ...[...op.get(pg), ...op.get(cb), ...op.add, ...op.set(pg)],
+    ...[...op.get(ow), ...op.i32(1), ...op.sub, ...op.set(ow)],
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+  ];
+}
+
+function sumRowsF64Body(): number[] {
+  // params: acc 0, x 1, rows 2, cols 3; locals: r 4, j 5, px 6 (i32)
+  const [acc, x, rows, cols, r, j, px] = [0, 1, 2, 3, 4, 5, 6];
+  const at = (base: number, shift: number) => [
+    ...op.get(base),
+    ...op.get(j),
+    ...op.i32(shift),
+    ...op.shl,
+    ...op.add,
+  ];
+  // Two columns per step: two floats widened to a float64 pair, added to the pair in acc.
+  const pair = [
+    ...at(acc, 3),
+    ...at(acc, 3),
+    ...op.v128Load(),
+    ...at(px, 2),
+    ...op.v128Load64Zero(),
+    ...op.f64x2PromoteLow,
+    ...op.f64x2Add,
+    ...op.v128Store(),
+    ...[...op.get(j), ...op.i32(2), ...op.add, ...op.set(j)],
+  ];
+  const single = [
+    ...at(acc, 3),
+    ...[...at(acc, 3), ...op.f64Load()],
+    ...[...at(px, 2), ...op.f32Load(), ...op.f64PromoteF32],
+    ...[...op.f64Add, ...op.f64Store()],
+    ...[...op.get(j), ...op.i32(1), ...op.add, ...op.set(j)],
+  ];
+  const loop = whileLoop;
+  return [
+    ...[...op.get(x), ...op.set(px)],
+    ...[...op.get(rows), ...op.set(r)],
+    ...loop(op.get(r), [
+      ...[...op.i32(0), ...op.set(j)],
+      ...loop([...op.get(j), ...op.i32(2), ...op.add, ...op.get(cols), ...op.gtU, ...op.eqz], pair),
+      ...loop([...op.get(j), ...op.get(cols), ...op.ne], single),
+      ...[...op.get(px), ...op.get(cols), ...op.i32(2), ...op.shl, ...op.add, ...op.set(px)],
+      ...[...op.get(r), ...op.i32(1), ...op.sub, ...op.set(r)],
+    ]),
+  ];
+}
+
 let bytes: Uint8Array | undefined;
 
 function moduleBytes(): Uint8Array {
@@ -242,6 +369,20 @@ function moduleBytes(): Uint8Array {
       results: [],
       locals: [I32, I32],
       body: perturbScaledBody(),
+    },
+    {
+      name: 'maxPool2x2GradRow',
+      params: [I32, I32, I32, I32, I32, I32],
+      results: [],
+      locals: [...new Array<typeof I32>(6).fill(I32), ...new Array<typeof V128>(6).fill(V128)],
+      body: maxPool2x2GradRowBody(),
+    },
+    {
+      name: 'sumRowsF64',
+      params: [I32, I32, I32, I32],
+      results: [],
+      locals: [I32, I32, I32],
+      body: sumRowsF64Body(),
     },
   ]);
   return bytes;
