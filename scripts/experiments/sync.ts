@@ -10,8 +10,21 @@
  *   node --import tsx scripts/experiments/sync.ts
  *   node --import tsx scripts/experiments/sync.ts --seeds 1,2,3 --settings none,stall,straggler \
  *     --set '{"run":{"rounds":40}}'
+ *   node --import tsx scripts/experiments/sync.ts --processes --settings none,stall
+ *
+ * `--processes` launches real node processes (one per node, over libp2p on loopback) instead of
+ * the simulator: the stall is then a real one (the node's thread blocks), and the time columns are
+ * seconds of the run's rounds (first round's start to last round's end) and of waiting per node
+ * (the records' waitMs), not simulated units.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseExperiment } from '../../src/config/index.js';
+import type { Experiment } from '../../src/config/schema.js';
+import type { RoundRecord } from '../../src/node/metrics.js';
+import type { RunSummary } from '../../src/report/records.js';
+import { launch } from '../../src/run/launcher.js';
 import { simulate } from '../../src/run/simulate.js';
 import { flag, type Json, merge } from './args.js';
 
@@ -41,7 +54,30 @@ const SETTINGS: Record<string, Json> = {
   straggler: { faults: { stragglers: [{ node: 5, factor: 3 }] } },
 };
 
+/** A run and its time and waiting per node: simulated units, or seconds in processes. */
+async function run(
+  cfg: Experiment,
+  processes: boolean,
+): Promise<{ s: RunSummary; time: number; wait: number }> {
+  if (!processes) {
+    const s = await simulate(cfg);
+    return { s, time: s.simulatedTime ?? Number.NaN, wait: (s.simulatedWait ?? 0) / cfg.nodes };
+  }
+  const records: RoundRecord[] = [];
+  const s = await launch(cfg, {
+    out: mkdtempSync(join(tmpdir(), 'flatmesh-sync-')),
+    progress: false,
+    startTimeoutMs: 600_000,
+    onRound: (r) => records.push(r),
+  });
+  const start = Math.min(...records.map((r) => r.time - r.phases.roundMs));
+  const end = Math.max(...records.map((r) => r.time));
+  const waited = records.reduce((t, r) => t + r.phases.waitMs, 0);
+  return { s, time: (end - start) / 1000, wait: waited / 1000 / cfg.nodes };
+}
+
 async function main(args: string[]): Promise<void> {
+  const processes = args.includes('--processes');
   const seeds = flag(args, 'seeds', '1,2,3').split(',').map(Number);
   const settings = flag(args, 'settings', 'none,stall,straggler').split(',');
   const syncs = flag(args, 'sync', 'lockstep,async').split(',');
@@ -65,7 +101,7 @@ async function main(args: string[]): Promise<void> {
         const cfg = parseExperiment(
           merge(merge(merge(BASE, fault), { gossip: { sync }, run: { seed } }), extra),
         );
-        const s = await simulate(cfg);
+        const { s, time, wait } = await run(cfg, processes);
         const line = {
           setting,
           sync,
@@ -73,8 +109,8 @@ async function main(args: string[]): Promise<void> {
           meanAccuracy: s.meanAccuracy,
           meanTailAccuracy: s.meanTailAccuracy,
           accuracyOfAverageModel: s.accuracyOfAverageModel,
-          simulatedTime: s.simulatedTime,
-          simulatedWait: s.simulatedWait,
+          [processes ? 'roundsSeconds' : 'simulatedTime']: time,
+          [processes ? 'waitSecondsPerNode' : 'simulatedWaitPerNode']: wait,
           catchUps: s.catchUps,
           roundsCaughtUp: s.roundsCaughtUp,
           wallSeconds: s.wallSeconds,
@@ -83,8 +119,8 @@ async function main(args: string[]): Promise<void> {
         cell.acc!.push(s.meanAccuracy ?? Number.NaN);
         cell.tail!.push(s.meanTailAccuracy ?? Number.NaN);
         cell.avg!.push(s.accuracyOfAverageModel ?? Number.NaN);
-        cell.time!.push(s.simulatedTime ?? Number.NaN);
-        cell.wait!.push((s.simulatedWait ?? Number.NaN) / cfg.nodes);
+        cell.time!.push(time);
+        cell.wait!.push(wait);
         cell.catchUps!.push(s.catchUps ?? 0);
         cell.skipped!.push(s.roundsCaughtUp ?? 0);
         cell.wall!.push(s.wallSeconds);
@@ -96,8 +132,8 @@ async function main(args: string[]): Promise<void> {
     }
   }
   console.log(
-    `\nseeds ${seeds.join(',')}\n` +
-      '| setting | sync | final acc | tail acc | average model | simulated time | wait per node | catch-ups / rounds skipped | wall s |\n' +
+    `\nseeds ${seeds.join(',')}; ${processes ? 'real processes' : 'simulator'}\n` +
+      `| setting | sync | final acc | tail acc | average model | ${processes ? 'rounds s' : 'simulated time'} | wait per node${processes ? ' s' : ''} | catch-ups / rounds skipped | wall s |\n` +
       '|---|---|---|---|---|---|---|---|---|\n' +
       rows.join('\n'),
   );

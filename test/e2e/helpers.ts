@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RoundRecord } from '../../src/node/metrics.js';
 
 /**
  * How long a test launch may take to start all its nodes: processes loading their code on 2 cores
@@ -18,6 +19,13 @@ export function nodePids(dir: string): number[] {
     .filter((l) => / node --config /.test(l))
     .map((l) => Number(l.trim().split(/\s+/, 1)[0]));
 }
+
+/** The round records node `node` of the run in `out` wrote. */
+export const records = (out: string, node: number): RoundRecord[] =>
+  readFileSync(join(out, 'nodes', String(node), 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as RoundRecord);
 
 /** Every file under `dir` with its SHA-256 and mtime: equal snapshots mean nothing was written. */
 export function snapshot(dir: string): Record<string, string> {

@@ -4,8 +4,7 @@
  * for a frame that never comes.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,22 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseExperiment } from '../../src/config/index.js';
 import type { RoundRecord } from '../../src/node/metrics.js';
 import { launch } from '../../src/run/launcher.js';
-import { START_TIMEOUT } from './helpers.js';
-
-const records = (out: string, node: number): RoundRecord[] =>
-  readFileSync(join(out, 'nodes', String(node), 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as RoundRecord);
-
-/** The pid of the node process whose command line names `dir`. */
-function pidOf(dir: string): number {
-  const line = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
-    .split('\n')
-    .find((l) => l.includes(`${dir} `) || l.endsWith(dir));
-  assert.ok(line, `no process runs in ${dir}`);
-  return Number(line.trim().split(/\s+/)[0]);
-}
+import { nodePids, records, START_TIMEOUT } from './helpers.js';
 
 /** The last round `node` had finished at time `t` (ms since the epoch), from its records. */
 const roundAt = (rs: readonly RoundRecord[], t: number): number =>
@@ -68,7 +52,8 @@ describe('a paused node (real processes)', () => {
       startTimeoutMs: START_TIMEOUT,
       onRound: (r) => {
         if (r.node !== STALLED || r.round < 4 || pause) return;
-        const pid = pidOf(dir);
+        const [pid] = nodePids(dir);
+        assert.ok(pid, `no process runs in ${dir}`);
         process.kill(pid, 'SIGSTOP');
         stopped = Date.now();
         pause = sleep(20_000).then(() => {

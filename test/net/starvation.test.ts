@@ -18,6 +18,7 @@ import { loadOrCreateIdentity } from '../../src/net/libp2p/host.js';
 import { type Libp2pTransport, libp2pTransport } from '../../src/net/libp2p/transport.js';
 import { countingMetrics } from '../../src/net/metrics.js';
 import { launch } from '../../src/run/launcher.js';
+import { START_TIMEOUT } from '../e2e/helpers.js';
 import { LAYOUT, RUN_ID, SIGNATURE, SIZE, weights } from './helpers.js';
 import type { PeerInit, PeerReply, PeerRequest } from './peer-process.js';
 
@@ -134,8 +135,13 @@ describe('weights under CPU starvation', () => {
   });
 
   it('a launch beside processes that keep both cores busy loses no send', async () => {
+    // Busy loops bounded in time, in case this process dies before it kills them.
     const hogs = [0, 1].map(() =>
-      spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }),
+      spawn(
+        process.execPath,
+        ['-e', `const end = Date.now() + ${START_TIMEOUT + 300_000}; while (Date.now() < end) {}`],
+        { stdio: 'ignore' },
+      ),
     );
     try {
       const cfg = parseExperiment({
@@ -150,7 +156,12 @@ describe('weights under CPU starvation', () => {
         eval: { every: 8 },
         backend: 'wasm',
       });
-      const s = await launch(cfg, { out: join(tmp, 'launch'), progress: false });
+      // Six processes starting beside two busy loops on a shared two-core machine can take a while.
+      const s = await launch(cfg, {
+        out: join(tmp, 'launch'),
+        progress: false,
+        startTimeoutMs: START_TIMEOUT,
+      });
       assert.equal(s.completed, true);
       assert.equal(s.messages.sent, 6 * 2 * 8);
       assert.equal(s.messages.failed, 0);
