@@ -29,7 +29,7 @@ type Pad =
   | number
   | [[number, number], [number, number], [number, number], [number, number]];
 
-interface BackpropAttrs {
+export interface BackpropAttrs {
   strides: number | [number, number];
   pad: Pad;
   dataFormat?: 'NHWC' | 'NCHW';
@@ -45,7 +45,7 @@ export interface ConvKernels {
   gemm?: GemmKernels | undefined;
 }
 
-interface HeapBackend extends KernelBackend {
+export interface HeapBackend extends KernelBackend {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): tf.TypedArray;
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
@@ -55,7 +55,7 @@ interface HeapBackend extends KernelBackend {
  * The geometry of a stride-1, undilated NHWC convolution whose every window overlaps the input
  * (pads below the filter size), or undefined: only those take the GEMM paths.
  */
-function gemmGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry | undefined {
+export function gemmGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry | undefined {
   const { top, left, bottom, right } = info.padInfo;
   const { filterHeight: fh, filterWidth: fw } = info;
   if (info.strideHeight !== 1 || info.strideWidth !== 1) return undefined;
@@ -139,7 +139,7 @@ function inputGradByGemm(
   return dx;
 }
 
-function convInfo(
+export function convInfo(
   xShape: readonly number[],
   filterShape: readonly number[],
   attrs: BackpropAttrs,

@@ -316,9 +316,23 @@ function patchBody(add: boolean): number[] {
     ...op.set(len),
   ];
   const dstJl = [...op.get(dst), ...op.get(jl), ...op.get(cb), ...op.mul, ...op.add];
+  // col[e] = image[src + e], col pointing at the segment's clipped start (dst'): a loop, not
+  // memory.copy, whose per-call cost dominates for the first layers' 3-15 float segments.
+  const copyOver = (step: number, load: number[], store: number[]) =>
+    whileLoop(fits(e, step, len), [
+      ...[...op.get(col), ...op.get(e), ...op.add],
+      ...[...op.get(src), ...op.get(e), ...op.add, ...load],
+      ...store,
+      ...addTo(e, op.i32(step)),
+    ]);
   const copy = [
-    ...zero(op.get(dst), [...op.get(jl), ...op.get(cb), ...op.mul]),
-    ...[...dstJl, ...op.get(src), ...op.get(len), ...op.memoryCopy],
+    ...[...op.get(jl), ...op.if, ...zero(op.get(dst), [...op.get(jl), ...op.get(cb), ...op.mul])],
+    ...op.end,
+    ...[...dstJl, ...op.set(col), ...op.i32(0), ...op.set(e)],
+    ...copyOver(16, op.v128Load(), op.v128Store()),
+    ...copyOver(4, op.f32Load(), op.f32Store()),
+    ...op.get(jr),
+    ...op.if,
     ...zero(
       [
         ...op.get(dst),
@@ -331,6 +345,7 @@ function patchBody(add: boolean): number[] {
       ],
       [...op.get(jr), ...op.get(cb), ...op.mul],
     ),
+    ...op.end,
   ];
   // image[src + e] += col[e], col pointing at the segment's clipped start (dst').
   const addBack = (step: number, load: number[], store: number[], sum: number[]) =>

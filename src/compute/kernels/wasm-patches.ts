@@ -16,8 +16,9 @@
  * - `conv2d-backprop-filter`: the missing Conv2DBackpropFilter kernel, as one dilated conv2d.
  * - `conv2d-backprop-input`: stride-1 Conv2DBackpropInput as a conv2d with the rotated filter
  *   (XNNPACK) instead of the backend's scalar loop.
- * - `conv2d-gemm`: the two conv gradient patches above, for stride-1 convolutions, as im2col/col2im
- *   and ./gemm.ts's SIMD GEMM, one image at a time (only where the SIMD module instantiates).
+ * - `conv2d-gemm`: Conv2D, and the two conv gradient patches above, for stride-1 convolutions, as
+ *   im2col/col2im and ./gemm.ts's SIMD GEMM, one image at a time (only where the SIMD module
+ *   instantiates).
  * - `maxpool-grad`: a correct MaxPoolGrad (the shipped one loses the gradient of windows whose
  *   maximum is negative).
  * - `sum-leading-axes`: Sum over leading axes (bias gradients) in one pass instead of
@@ -31,6 +32,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ADD_SCALED, ASAM_PERTURB, ASAM_SUM_SQ } from '../fused.js';
 import { conv2dBackpropFilterKernel, conv2dBackpropInputKernel } from './conv2d-backprop.js';
+import { conv2dGemmKernel } from './conv2d-forward.js';
 import { fusedKernels } from './fused-kernels.js';
 import { gemmKernels } from './gemm.js';
 import { sharingIdentityKernel } from './identity.js';
@@ -105,8 +107,8 @@ function installMatMul(): void {
 }
 
 /**
- * (Re-)registers Conv2DBackpropFilter and Conv2DBackpropInput for the conv patches now applied
- * (`conv2d-gemm` refines the other two; alone it registers nothing).
+ * (Re-)registers Conv2DBackpropFilter, Conv2DBackpropInput and Conv2D for the conv patches now
+ * applied (`conv2d-gemm` refines the other two, and replaces Conv2D).
  */
 function installConvGradients(): void {
   const k = {
@@ -121,6 +123,8 @@ function installConvGradients(): void {
   if (applied.has('conv2d-backprop-input')) {
     replace(conv2dBackpropInputKernel(k, kernel('Conv2DBackpropInput')));
   } else restore('Conv2DBackpropInput');
+  if (k.gemm) replace(conv2dGemmKernel(kernel('Conv2D'), k.gemm));
+  else restore('Conv2D');
 }
 
 /**
