@@ -48,13 +48,6 @@ export async function exchange(
      * settles and must be counted in its own round whatever the machine's load.
      */
     boundSends?: boolean;
-    /**
-     * With boundSends: the neighbours whose receipts the phase waits for (default: all). A
-     * neighbour believed dead or already written off (paused by SIGSTOP, say: its connection is up
-     * but nobody reads) would otherwise hold every round of this node to the deadline. Its send
-     * still settles on its own and is counted then.
-     */
-    receiptsFrom?: readonly number[];
     signal: AbortSignal;
     log?: (msg: string) => void;
   },
@@ -109,9 +102,8 @@ export async function exchange(
   if (opts.boundSends) {
     const left = Math.min(Math.max(0, opts.deadlineMs - collectMs), 0x7fffffff);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const wanted = opts.receiptsFrom && new Set(opts.receiptsFrom);
     await Promise.race([
-      Promise.all(tracked.filter((_, i) => !wanted || wanted.has(neighbours[i]!))),
+      Promise.all(tracked),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, left);
       }),

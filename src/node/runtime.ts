@@ -557,15 +557,9 @@ export class NodeRuntime {
     // Async: models from `oldest` on may be mixed; wait only for a neighbour without one.
     const oldest = Math.max(0, k - cfg.gossip.staleness);
     const since = async ? Math.min(oldest, caughtUpFrom ?? oldest) : caughtUpFrom;
-    const live = this.believedAlive(neighbours).filter(
-      (j) => !this.peers.settled(j, k, lag, this.freshSince()),
-    );
     const wanted = (j: number) =>
       !this.peers.settled(j, k, lag, this.freshSince()) && !(async && this.fresh.has(j, oldest));
-    const waitFor = live.filter(wanted);
-    // Push-sum and gradient tracking need to know which sends were delivered: they wait for every
-    // receipt (up to the deadline); otherwise a round waits only for those of live neighbours.
-    const outcomesMatter = cfg.gossip.mixing === 'push-sum' || this.gt !== undefined;
+    const waitFor = this.believedAlive(neighbours).filter(wanted);
     const ex = await exchange(this.d.transport, counters, k, neighbours, payload, {
       mass: share,
       deadlineMs,
@@ -576,7 +570,6 @@ export class NodeRuntime {
         this.waiting = { round: k, waive, expect, wanted };
       },
       boundSends: this.d.liveness ?? false,
-      ...(!outcomesMatter && { receiptsFrom: live }),
       signal,
       ...(this.d.log && { log: this.d.log }),
     });

@@ -6,11 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Inbox } from '../../src/net/inbox.js';
 import { countingMetrics } from '../../src/net/metrics.js';
-import type { SendOutcome, Transport } from '../../src/net/transport.js';
 import { encodeFrame } from '../../src/net/wire.js';
 import { AdaptiveDeadline } from '../../src/node/deadline.js';
-import { exchange } from '../../src/node/exchange.js';
-import { NodeCounters } from '../../src/node/metrics.js';
 import { PeerRounds } from '../../src/node/peers.js';
 import { EXPECT as expect, LAYOUT, RUN_ID, SIGNATURE, weights } from '../net/helpers.js';
 
@@ -125,42 +122,6 @@ describe('inbox: a node behind its neighbours', () => {
       [3, 2],
     ]);
     inbox.close();
-  });
-});
-
-describe('exchange: receipts', () => {
-  /** Node 1 answers at once; node 2's process is paused: its receipt never comes. */
-  const transport = (): Transport => ({
-    self: 0,
-    start: async () => {},
-    stop: async () => {},
-    send: (to, _round, _w, opts) => {
-      opts?.onWritten?.();
-      return to === 1
-        ? Promise.resolve<SendOutcome>({ status: 'delivered', bytes: 8 })
-        : new Promise<SendOutcome>(() => {});
-    },
-    collect: async (round, expected) => ({ round, received: [], missing: [...expected], lost: [] }),
-    publishControl: async () => {},
-  });
-  const run = (receiptsFrom?: number[]) =>
-    exchange(transport(), new NodeCounters(), 3, [1, 2], new Float32Array(2), {
-      mass: 1,
-      deadlineMs: 2000,
-      boundSends: true,
-      ...(receiptsFrom && { receiptsFrom }),
-      signal: new AbortController().signal,
-    });
-
-  it("waits for a paused neighbour's receipt up to the deadline, unless told not to", async () => {
-    const all = await run();
-    assert.ok(all.ms >= 1990, `waited ${all.ms} ms for node 2's receipt`);
-    const live = await run([1]);
-    assert.ok(live.ms < 1000, `waited ${live.ms} ms with node 2 written off`);
-    assert.deepEqual(
-      live.outcomes.map((o) => o.to),
-      [1],
-    );
   });
 });
 
