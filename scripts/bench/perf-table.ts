@@ -188,9 +188,11 @@ function render(out: string): string {
   if (of('hog', 'summary')) {
     const h = s('hog');
     const r = of('hog', 'rounds')?.roundMs as { median: number; p90: number };
+    const c = of('hog', 'rounds')?.clusterRoundMs as { median: number; p90: number };
     md += `16 processes and 2 CPU hogs (MATCHA, 15 rounds; issue 10): ${cell(h.failedSends, 0)} failed sends, `;
     md += `round time per node median ${cell(r.median / 1000, 2)} s, p90 ${cell(r.p90 / 1000, 2)} s `;
-    md += `(p90/median ${cell(r.p90 / r.median, 2)}), load ${load('hog')}.\n\n`;
+    md += `(p90/median ${cell(r.p90 / r.median, 2)}); cluster round median ${cell(c.median / 1000, 2)} s, `;
+    md += `p90 ${cell(c.p90 / 1000, 2)} s (p90/median ${cell(c.p90 / c.median, 2)}); load ${load('hog')}.\n\n`;
   }
 
   for (const p of ['sim16', 'sim1000']) {
