@@ -46,7 +46,7 @@ interface CpuProfile {
  * stack (so "training" holds the tfjs kernels it calls, and "signature checks" the crypto that
  * gossipsub calls). Evaluation is reported apart and left out of the shares.
  */
-const PARTS: readonly { part: string; frame: (f: CallFrame) => boolean }[] = [
+const PARTS: readonly { part: string; leaf?: boolean; frame: (f: CallFrame) => boolean }[] = [
   { part: 'evaluation', frame: (f) => /^evaluate(Flat)?$/.test(f.functionName) },
   { part: 'training', frame: (f) => inSrc(f, 'learn/trainer') },
   {
@@ -63,7 +63,17 @@ const PARTS: readonly { part: string; frame: (f: CallFrame) => boolean }[] = [
   { part: 'weights wire (frames in/out)', frame: (f) => inSrc(f, 'net/') },
   { part: 'records, checkpoints, progress', frame: (f) => inSrc(f, 'report/') || inSrc(f, 'run/') },
   { part: 'round engine (node/)', frame: (f) => inSrc(f, 'node/') },
-  { part: 'libp2p (other)', frame: (f) => /@libp2p|libp2p\/|it-|uint8arraylist/.test(f.url) },
+  {
+    part: 'socket I/O',
+    frame: (f) =>
+      /^node:(net|internal\/stream_base_commons)$/.test(f.url) || /stream-to-it/.test(f.url),
+  },
+  {
+    part: 'libp2p (other)',
+    frame: (f) => /@libp2p|libp2p\/|\/it-|uint8arraylist|@multiformats/.test(f.url),
+  },
+  // V8 running the queue itself (its frame is below nearly every stack: only as the leaf).
+  { part: 'microtask queue', leaf: true, frame: (f) => f.functionName === 'runMicrotasks' },
   { part: 'garbage collector', frame: (f) => f.functionName === '(garbage collector)' },
   { part: 'tfjs (outside training)', frame: (f) => f.url.includes('@tensorflow') },
 ];
@@ -114,7 +124,8 @@ export function aggregateProfiles(
       for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
         frames.push(byId.get(at)!.callFrame);
       }
-      part = PARTS.find((r) => frames.some(r.frame))?.part ?? 'other';
+      part = PARTS.find((r) => (r.leaf ? r.frame(frames[0]!) : frames.some(r.frame)))?.part;
+      part ??= 'other';
       partOf.set(id, part);
       return part;
     };
