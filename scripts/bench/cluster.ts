@@ -326,7 +326,8 @@ export async function run(args: string[]): Promise<void> {
       peakPssMBPerProcessMax: round(Math.max(0, ...nodeTracks.map((t) => t.peakPssMB))),
       peakPssMBMedian: round(quantile(pss, 0.5)),
       peakPssMBMax: round(Math.max(0, ...pss)),
-      // Sampled every second: the peak of the sum at one instant (not the sum of the peaks).
+      // Sampled every second: the peak of the sum at one instant (not the sum of the peaks), over
+      // the node processes and the launcher.
       peakTotalPssMB: round(sampler.peakTotalPssMB),
       launcherPeakPssMB: launcher ? round(launcher.peakPssMB) : null,
       peakRssMBMedian: round(quantile(rss, 0.5)),

@@ -137,7 +137,7 @@ function render(out: string): string {
       (p) => `${cell(cluster(p).median! / 1000, 2)} / ${cell(cluster(p).p90! / 1000, 2)}`,
     ],
     ['peak PSS per node, median (MB)', (p) => cell(s(p).peakPssMBPerNode, 0)],
-    ['peak PSS, all node processes (MB)', (p) => cell(s(p).peakTotalPssMB, 0)],
+    ['peak PSS, all processes with the launcher (MB)', (p) => cell(s(p).peakTotalPssMB, 0)],
     ['failed sends', (p) => cell(s(p).failedSends, 0)],
     ['dials failed at start-up', (p) => cell(s(p).dialFailures, 0)],
     ['launch → all in round 0 (s)', (p) => cell(Number(s(p).launchToAllInRound0Ms) / 1000, 1)],
