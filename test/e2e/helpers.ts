@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RoundRecord } from '../../src/node/metrics.js';
 
 /**
@@ -18,6 +19,32 @@ export function nodePids(dir: string): number[] {
     .filter((l) => l.includes(` ${dir} `) || l.endsWith(` ${dir}`))
     .filter((l) => / node --config /.test(l))
     .map((l) => Number(l.trim().split(/\s+/, 1)[0]));
+}
+
+/**
+ * A launch's `onRound` hook that pauses node `node` (its process, found by its directory under
+ * `out`) with SIGSTOP once it has finished round `fromRound`, and continues it `ms` later. After
+ * the launch, `await pause.done` and read `stopped`/`continued` (epoch ms; unset if it never ran).
+ */
+export function pauseOnce(out: string, node: number, fromRound: number, ms: number) {
+  const dir = join(out, 'nodes', String(node));
+  const pause = {
+    stopped: undefined as number | undefined,
+    continued: undefined as number | undefined,
+    done: Promise.resolve(),
+    onRound: (r: RoundRecord) => {
+      if (r.node !== node || r.round < fromRound || pause.stopped !== undefined) return;
+      const [pid] = nodePids(dir);
+      if (pid === undefined) throw new Error(`no process runs in ${dir}`);
+      process.kill(pid, 'SIGSTOP');
+      pause.stopped = Date.now();
+      pause.done = sleep(ms).then(() => {
+        process.kill(pid, 'SIGCONT');
+        pause.continued = Date.now();
+      });
+    },
+  };
+  return pause;
 }
 
 /** The round records node `node` of the run in `out` wrote. */

@@ -9,10 +9,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseExperiment } from '../../src/config/index.js';
 import { launch } from '../../src/run/launcher.js';
-import { nodePids, records, START_TIMEOUT } from './helpers.js';
+import { pauseOnce, records, START_TIMEOUT } from './helpers.js';
 
 const NODES = 6;
 const PAUSED = 3;
@@ -36,27 +35,15 @@ describe('asynchronous gossip with a paused node (real processes)', () => {
       run: { rounds: ROUNDS, seed: 3 },
       backend: 'wasm',
     });
-    const dir = join(out, 'nodes', String(PAUSED));
-    let stopped: number | undefined;
-    let continued: number | undefined;
-    let pause: Promise<void> | undefined;
+    const pause = pauseOnce(out, PAUSED, 4, 15_000);
     const s = await launch(cfg, {
       out,
       progress: false,
       startTimeoutMs: START_TIMEOUT,
-      onRound: (r) => {
-        if (r.node !== PAUSED || r.round < 4 || pause) return;
-        const [pid] = nodePids(dir);
-        assert.ok(pid, `no process runs in ${dir}`);
-        process.kill(pid, 'SIGSTOP');
-        stopped = Date.now();
-        pause = sleep(15_000).then(() => {
-          process.kill(pid, 'SIGCONT');
-          continued = Date.now();
-        });
-      },
+      onRound: pause.onRound,
     });
-    await pause;
+    await pause.done;
+    const { stopped, continued } = pause;
     assert.ok(stopped && continued, 'the node was paused and continued');
     assert.equal(s.completed, true);
     assert.equal(s.mode, 'processes');

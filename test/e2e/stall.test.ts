@@ -8,11 +8,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseExperiment } from '../../src/config/index.js';
 import type { RoundRecord } from '../../src/node/metrics.js';
 import { launch } from '../../src/run/launcher.js';
-import { nodePids, records, START_TIMEOUT } from './helpers.js';
+import { pauseOnce, records, START_TIMEOUT } from './helpers.js';
 
 /** The last round `node` had finished at time `t` (ms since the epoch), from its records. */
 const roundAt = (rs: readonly RoundRecord[], t: number): number =>
@@ -41,28 +40,16 @@ describe('a paused node (real processes)', () => {
       run: { rounds: 32, seed: 2 },
       backend: 'wasm',
     });
-    const dir = join(out, 'nodes', String(STALLED));
-    let stopped: number | undefined;
-    let continued: number | undefined;
-    let pause: Promise<void> | undefined;
+    const pause = pauseOnce(out, STALLED, 4, 20_000);
     const s = await launch(cfg, {
       out,
       progress: false,
       // Eight processes starting from source on a shared two-core machine can take a while.
       startTimeoutMs: START_TIMEOUT,
-      onRound: (r) => {
-        if (r.node !== STALLED || r.round < 4 || pause) return;
-        const [pid] = nodePids(dir);
-        assert.ok(pid, `no process runs in ${dir}`);
-        process.kill(pid, 'SIGSTOP');
-        stopped = Date.now();
-        pause = sleep(20_000).then(() => {
-          process.kill(pid, 'SIGCONT');
-          continued = Date.now();
-        });
-      },
+      onRound: pause.onRound,
     });
-    await pause;
+    await pause.done;
+    const { stopped, continued } = pause;
     assert.ok(stopped && continued, 'the node was paused and continued');
     assert.equal(s.completed, true);
     const all = Array.from({ length: NODES }, (_, i) => records(out, i));
