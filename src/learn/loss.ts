@@ -6,11 +6,12 @@
  *   const loss = crossEntropy(model.logits(x), y);      // scalar
  */
 import * as tf from '@tensorflow/tfjs';
+import { softmaxCrossEntropyMean } from '../compute/layers.js';
 
 export function crossEntropy(logits: tf.Tensor2D, oneHotLabels: tf.Tensor2D): tf.Scalar {
-  // tf.losses.softmaxCrossEntropy has a fused gradient (softmax - labels); its default reduction
-  // (sum over weights, all 1) is the mean over the batch.
-  return tf.losses.softmaxCrossEntropy(oneHotLabels, logits) as tf.Scalar;
+  // tf.losses.softmaxCrossEntropy (gradient softmax - labels, default reduction the mean over the
+  // batch), as one kernel and one gradient kernel where the backend has them (wasm).
+  return softmaxCrossEntropyMean(oneHotLabels, logits);
 }
 
 /** A float32 one-hot matrix built from a fresh array (never aliased with the caller's). */

@@ -24,6 +24,7 @@
  * the reference code. Layouts are tfjs-native: dense kernel [in, out], conv filter [kh, kw, in, out].
  */
 import * as tf from '@tensorflow/tfjs';
+import { dense } from '../compute/layers.js';
 import { Rng } from '../compute/rng.js';
 import { ConfigError } from '../errors.js';
 
@@ -211,14 +212,9 @@ function denseStack(
 function runDense(layers: readonly DenseLayer[], x: tf.Tensor2D): tf.Tensor2D {
   let h = x;
   for (const l of layers) {
-    // The fused kernel (matmul + bias + relu in one op, with its own gradient) saves two
-    // intermediate tensors per layer on every backend.
-    h = tf.fused.matMul({
-      a: h,
-      b: l.w as tf.Tensor2D,
-      bias: l.b,
-      activation: l.relu ? 'relu' : 'linear',
-    }) as tf.Tensor2D;
+    // One kernel per layer forward and per gradient where the backend has them (wasm), else
+    // tfjs's fused product (matmul + bias + relu in one op without a tape).
+    h = dense(h, l.w as tf.Tensor2D, l.b as tf.Tensor1D, l.relu);
   }
   return h;
 }

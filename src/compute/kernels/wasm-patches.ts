@@ -28,14 +28,19 @@
  * - `fused-optimizer-passes`: the kernels of ../fused.ts (SGD's `w + a·g`, ASAM's norm and
  *   perturbation, one wasm SIMD pass each instead of 2-9 tfjs kernels); new kernel names, only
  *   registered where the SIMD module instantiates.
+ * - `fused-layers`: the kernels of ../layers.ts (a dense layer's product + bias + ReLU, each of its
+ *   three gradients, the softmax cross-entropy and its gradient, one kernel each instead of 3-25
+ *   tfjs kernels); new kernel names, only registered where the SIMD GEMM instantiates.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ADD_SCALED, ASAM_PERTURB, ASAM_SUM_SQ } from '../fused.js';
 import { conv2dBackpropFilterKernel, conv2dBackpropInputKernel } from './conv2d-backprop.js';
 import { conv2dGemmKernel } from './conv2d-forward.js';
+import { LAYER_KERNELS, registerLayerGradients } from '../layers.js';
 import { fusedKernels } from './fused-kernels.js';
 import { gemmKernels } from './gemm.js';
 import { sharingIdentityKernel } from './identity.js';
+import { layerKernels } from './layer-kernels.js';
 import { explicitTransposeMatMul } from './matmul.js';
 import { gemmMatMulKernel } from './matmul-gemm.js';
 import { maxPoolGradKernel } from './maxpool-grad.js';
@@ -54,6 +59,7 @@ export const WASM_PATCHES = [
   'sum-leading-axes',
   'identity-shares-data',
   'fused-optimizer-passes',
+  'fused-layers',
 ] as const;
 export type WasmPatch = (typeof WASM_PATCHES)[number];
 
@@ -165,6 +171,13 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
         for (const k of fusedKernels(BACKEND, simd)) replace(k);
         break;
       }
+      case 'fused-layers': {
+        const gemm = gemmKernels(tf.findBackend(BACKEND) as object);
+        if (!gemm) continue; // not applied: ../layers.ts runs plain tfjs ops
+        registerLayerGradients();
+        for (const k of layerKernels(BACKEND, gemm)) replace(k);
+        break;
+      }
       default: {
         const never: never = patch;
         throw new Error(`unknown wasm patch ${String(never)}`);
@@ -203,6 +216,9 @@ export function removeWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): W
         break;
       case 'fused-optimizer-passes':
         for (const name of [ADD_SCALED, ASAM_SUM_SQ, ASAM_PERTURB]) restore(name);
+        break;
+      case 'fused-layers':
+        for (const name of LAYER_KERNELS) restore(name);
         break;
       default: {
         const never: never = patch;
