@@ -138,6 +138,22 @@ function crossFieldProblems(cfg: Experiment): ConfigError[] {
         cfg.gossip.sync,
       ),
     );
+  if (cfg.gossip.pairwise && cfg.gossip.mixing === 'push-sum')
+    out.push(
+      new ConfigError(
+        'gossip.pairwise',
+        "is not supported with push-sum mixing (its shares are not symmetric); use laplacian or metropolis",
+        true,
+      ),
+    );
+  if (cfg.gossip.pairwise && cfg.gossip.sync === 'async')
+    out.push(
+      new ConfigError(
+        'gossip.pairwise',
+        "needs gossip.sync: 'lockstep' (an async node mixes models of other rounds)",
+        true,
+      ),
+    );
   if (cfg.run.rounds < 1)
     out.push(new ConfigError('run.rounds', 'must be at least 1', cfg.run.rounds));
   const finish = cfg.gossip.finish;

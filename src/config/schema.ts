@@ -199,6 +199,15 @@ const gossipSchema = z
      * it, lost messages simply mean less mixing.
      */
     lossAware: z.boolean().default(true),
+    /**
+     * Mix a neighbour's model only when the round's exchange with it went through both ways: its
+     * frame arrived and this node's frame to it was delivered. A message lost one way then drops
+     * the edge at both ends, so each round's mixing matrix stays symmetric and doubly stochastic
+     * and lost messages cannot drift the nodes' average (one-sided mixing can: the weight of a
+     * lost message stays with its receiver only). Edges survive less often, (1 - loss)^2, which
+     * lossAware accounts for. Lockstep laplacian or metropolis mixing only.
+     */
+    pairwise: z.boolean().default(false),
     robust: robustSchema,
     /**
      * Consensus finish: `rounds` gossip-only rounds (no local training) that bring the node models

@@ -149,7 +149,9 @@ function parseGenerator(spec: string, n: number): [string, { n: number } & Recor
 export function lossAwarePlan(plan: MatchaPlan, cfg: Experiment): MatchaPlan {
   const q = cfg.faults.loss.p;
   if (!cfg.gossip.lossAware || q <= 0 || cfg.faults.loss.model !== 'bernoulli') return plan;
-  const survive = plan.probabilities.map((p) => p * (1 - q));
+  // pairwise: an edge is mixed only if both of its messages arrive.
+  const kept = cfg.gossip.pairwise ? (1 - q) ** 2 : 1 - q;
+  const survive = plan.probabilities.map((p) => p * kept);
   return { ...plan, alpha: optimizeAlpha(plan.graph.n, plan.matchings, survive).alpha };
 }
 

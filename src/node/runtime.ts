@@ -70,6 +70,7 @@ import {
 } from './metrics.js';
 import { Mixer } from './mix.js';
 import { PeerRounds } from './peers.js';
+import { bothWays } from './pairwise.js';
 import { TrackingRound } from './tracking.js';
 
 export interface NodeDeps {
@@ -585,9 +586,13 @@ export class NodeRuntime {
     // 4. Mix.
     const t1 = performance.now();
     if (async) this.fresh.keep(ex.collected.received);
+    // gossip.pairwise: only the edges that went through both ways are mixed (lockstep only).
+    const mixable = cfg.gossip.pairwise
+      ? bothWays(ex.collected.received, ex.outcomes)
+      : ex.collected.received;
     const received = async
       ? this.fresh.usable(neighbours, caughtUpFrom ?? oldest)
-      : this.frame.parts(ex.collected.received, 'model');
+      : this.frame.parts(mixable, 'model');
     const disagreement =
       received.length === 0
         ? null
@@ -614,7 +619,7 @@ export class NodeRuntime {
     const ownSwa = this.frame.has('swa') ? this.swa.average : undefined;
     if (ownSwa) {
       const theirs = this.frame
-        .parts(ex.collected.received, 'swa')
+        .parts(mixable, 'swa')
         .filter((m) => nonZero(m.weights));
       this.swa.assign(this.mixer.mix({ ...mixInput, x: ownSwa, received: theirs }).x);
     }

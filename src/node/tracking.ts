@@ -8,11 +8,9 @@
  *   gt.end(trackersReceived, ex.outcomes, (y, trackers) => mixer.mix({ ...inp, x: y, received: trackers }).x);
  *
  * The tracker's sum (Σ_i c_i = 0) holds only if every edge's two directions are mixed alike, so a
- * node mixes a neighbour's tracker only if that neighbour's frame arrived AND its own frame to that
- * neighbour was delivered: a message lost one way drops the edge from both ends' tracker mixing
- * (injected loss is known to the sender, whose faulty transport reports it dropped). In a real run,
- * a frame delivered but arriving after its receiver's deadline still makes that round's tracker
- * mix one-sided; its error then stays in Σ_i c_i (not corrected).
+ * node mixes a neighbour's tracker only over the edges that went through both ways this round
+ * (node/pairwise.ts). A one-sided round (a frame past its receiver's deadline) leaves its error in
+ * Σ_i c_i (not corrected).
  */
 import type { Neighbour } from '../gossip/mixing.js';
 import {
@@ -23,6 +21,7 @@ import {
   writeCorrection,
 } from '../learn/index.js';
 import type { SendOutcome, WeightsMessage } from '../net/transport.js';
+import { bothWays } from './pairwise.js';
 
 export class TrackingRound {
   /** This round's tracker, undefined in a round without training (a gossip-only round). */
@@ -56,13 +55,7 @@ export class TrackingRound {
   ): void {
     const y = this.y;
     if (!y) return;
-    const delivered = new Set(
-      outcomes.filter((o) => o.outcome.status === 'delivered').map((o) => o.to),
-    );
-    const mixed = mix(
-      y,
-      received.filter((m) => delivered.has(m.from)),
-    );
+    const mixed = mix(y, bothWays(received, outcomes));
     writeCorrection(this.optimizer, nextCorrection(readCorrection(this.optimizer), y, mixed));
   }
 }
