@@ -142,7 +142,7 @@ function crossFieldProblems(cfg: Experiment): ConfigError[] {
     out.push(
       new ConfigError(
         'gossip.pairwise',
-        "is not supported with push-sum mixing (its shares are not symmetric); use laplacian or metropolis",
+        'is not supported with push-sum mixing (its shares are not symmetric); use laplacian or metropolis',
         true,
       ),
     );

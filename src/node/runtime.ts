@@ -69,8 +69,8 @@ import {
   type RoundRecord,
 } from './metrics.js';
 import { Mixer } from './mix.js';
-import { PeerRounds } from './peers.js';
 import { bothWays } from './pairwise.js';
+import { PeerRounds } from './peers.js';
 import { TrackingRound } from './tracking.js';
 
 export interface NodeDeps {
@@ -618,9 +618,7 @@ export class NodeRuntime {
     // swa.gossip: the SWA averages are mixed like the models (those of neighbours that have one).
     const ownSwa = this.frame.has('swa') ? this.swa.average : undefined;
     if (ownSwa) {
-      const theirs = this.frame
-        .parts(mixable, 'swa')
-        .filter((m) => nonZero(m.weights));
+      const theirs = this.frame.parts(mixable, 'swa').filter((m) => nonZero(m.weights));
       this.swa.assign(this.mixer.mix({ ...mixInput, x: ownSwa, received: theirs }).x);
     }
     const mixMs = performance.now() - t1;
