@@ -1,18 +1,24 @@
 /**
- * Per-node products of stacked matrices, `c[g] = a[g] · b[g]` for a `[G, m, k]` and b `[G, k, n]`,
- * for the batched trainer (batched-mlp.ts). Outside any gradient tape: the trainer writes its
- * backward pass out.
+ * Products of stacked matrices for the batched trainer and evaluator (batched-mlp.ts,
+ * batched-eval.ts): `c[g] = op(a[g]) · op(b[g])` for a `[G, m, k]` and b `[G, k, n]` (either may
+ * have G = 1, shared by all), in one call. Outside any gradient tape: the trainer writes its backward
+ * pass out.
  *
- *   const c = groupedMatMul(a, b);   // [G, m, n]
+ *   const c = stackedMatMul(a, b);              // [G, m, n]
+ *   const dw = stackedMatMul(x, dz, true);      // x[g]ᵀ · dz[g], transposed by strides
  *
- * On wasm, tfjs's BatchMatMul with G > 1 runs a plain loop (7x slower than XNNPACK on an MLP's
- * shapes), and taking the slices as tensors costs more than the products: Slice (so unstack) copies
- * the whole stacked tensor out of the wasm heap for each slice, Gather walks it element by element.
- * So each slice of a, b and c is registered with the wasm module as a tensor over the stacked
- * tensor's memory (no copy), multiplied by the module's own BatchMatMul with one matrix (its XNNPACK
- * path), and unregistered. Other backends get tf.matMul, whose batched form is theirs to make fast.
+ * On wasm with flatmesh's SIMD GEMM (compute/kernels/gemm.ts, patch `matmul-simd-gemm`) tf.matMul
+ * already is that: one kernel call multiplying each slice where it lies, transposes read by strides.
+ * Without it (no wasm SIMD), tfjs-wasm's BatchMatMul with G > 1 runs a plain loop (7x slower than
+ * XNNPACK on an MLP's shapes), and taking the slices as tensors costs more than the products: Slice
+ * (so unstack) copies the whole stacked tensor out of the wasm heap for each slice, Gather walks it
+ * element by element. So there `groupedMatMul` registers each slice of a, b and c with the wasm
+ * module as a tensor over the stacked tensor's memory (no copy), multiplies it by the module's own
+ * BatchMatMul with one matrix (its XNNPACK path), and unregisters it. Other backends get tf.matMul,
+ * whose batched form is theirs to make fast.
  */
 import * as tf from '@tensorflow/tfjs';
+import { gemmKernels } from '../compute/kernels/gemm.js';
 
 /** The parts of tfjs-backend-wasm's backend this uses (its public fields, untyped in tfjs). */
 interface WasmBackend {
@@ -64,6 +70,29 @@ function wasmMatMul(backend: WasmBackend): WasmMatMul {
 
 const shapeBytes = (shape: number[]) => new Uint8Array(new Int32Array(shape).buffer);
 
+export function stackedMatMul(
+  a: tf.Tensor3D,
+  b: tf.Tensor3D,
+  transposeA = false,
+  transposeB = false,
+): tf.Tensor3D {
+  const slowLoop =
+    tf.getBackend() === 'wasm' &&
+    gemmKernels(tf.backend()) === undefined &&
+    a.shape[0] === b.shape[0] &&
+    a.shape[0] > 1;
+  if (!slowLoop) return tf.matMul(a, b, transposeA, transposeB);
+  return tf.tidy(() =>
+    groupedMatMul(transposeA ? transposeInner(a) : a, transposeB ? transposeInner(b) : b),
+  );
+}
+
+/** `[G, m, n]` -> `[G, n, m]`: each node's matrix transposed (one Transpose for all nodes). */
+function transposeInner(t: tf.Tensor3D): tf.Tensor3D {
+  return tf.transpose(t, [0, 2, 1]);
+}
+
+/** c[g] = a[g] · b[g], each slice by XNNPACK on wasm (see the header), tf.matMul elsewhere. */
 export function groupedMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   const [G, m, k] = a.shape;
   const [Gb, kb, n] = b.shape;

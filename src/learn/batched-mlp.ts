@@ -19,24 +19,21 @@
  *   const batched = new BatchedMlpTrainer({ optimizer: spec, batchSize: 32 });
  *   const results = batched.train(members, 10, lrs);   // members: { model, optimizer, trainer }[]
  *
- * Layout, and why: weights are held transposed (`[nodes, out, in]`) and activations as `[nodes,
- * features, batch]`, so every matrix product has the (fixed, large) weights on the left. XNNPACK
- * packs the right-hand operand of a product whenever its data is new, and weights are new after
- * every step: with the weights on the right a 784x200 layer re-packed 157k values per step, costing
- * twice the product itself (measured: 0.31 ms for [32,784]·[784,200] with the packed weights
- * cached, 0.97 ms with new weights); on the left they are streamed as they are, and only the small
- * activations (features x 32) are packed. The backward pass is written out
- * (dense layers, ReLU, softmax cross-entropy) rather than taped: a handful of stacked operations per
- * layer and step for all nodes at once, instead of a tape per node.
- *
- * The products are per node: tfjs-wasm's BatchMatMul runs a plain loop for more than one matrix
- * (7x slower than XNNPACK on these shapes), so on wasm each node's slice is multiplied on its own;
- * other backends (tfjs-node, cpu) get one batched product. Everything elementwise (bias, ReLU, its
- * gradient, the loss, the optimizer) runs once over the stacked tensors.
+ * Layout, and why: every stacked tensor keeps the members' own layout with the nodes first
+ * (weights `[nodes, in, out]`, biases `[nodes, 1, out]`, activations `[nodes, batch, features]`), so
+ * gathering and scattering are plain copies. The matrix products are one kernel call per layer and
+ * pass for all nodes (batched-matmul.ts: on wasm, flatmesh's SIMD GEMM reads each node's slice
+ * where it lies and handles transposed operands by strides, ~25-30 GFLOP/s on these shapes). The
+ * backward pass is written out (dense layers, ReLU, softmax cross-entropy) rather than taped: a
+ * handful of stacked operations per layer and step for all nodes at once, instead of a tape per
+ * node. Everything elementwise (bias, ReLU, its gradient, the loss, the optimizer) runs once over
+ * the stacked tensors; when the batch's nodes share one learning rate (they do unless a schedule
+ * gives them different ones), the SGD update is one fused pass (compute/fused.ts's `addScaled`).
  */
 import * as tf from '@tensorflow/tfjs';
+import { addScaled } from '../compute/fused.js';
 import { ConfigError } from '../errors.js';
-import { groupedMatMul } from './batched-matmul.js';
+import { stackedMatMul } from './batched-matmul.js';
 import type { Model, ModelSpec } from './model.js';
 import type { LocalOptimizer, OptimizerSpec } from './optim/types.js';
 import { checkTrainArgs, type LocalTrainer, type TrainResult } from './trainer.js';
@@ -53,8 +50,9 @@ export function batchable(spec: ModelSpec): boolean {
   return spec.kind === 'mlp' || spec.kind === 'logreg';
 }
 
-/** Parameters of one dense layer for all nodes: weights `[G, out, in]`, biases `[G, out, 1]`. */
-type Layer = { w: tf.Tensor3D; b: tf.Tensor3D };
+/** Parameters of one dense layer for all nodes: weights `[G, in, out]`, biases `[G, 1, out]`. */
+export type StackedLayer = { w: tf.Tensor3D; b: tf.Tensor3D };
+type Layer = StackedLayer;
 
 /** tf.tidy for results that hold tensors in plain objects (tidy keeps every tensor it finds). */
 function tidy<T>(fn: () => T): T {
@@ -93,8 +91,7 @@ export class BatchedMlpTrainer {
     // Chunks of at most `maxStackedValues` parameters bound the memory of the stacked copies, their
     // gradients and updates: the wasm heap holds every tensor of the process in 4 GB at most, and
     // 1,000 stacked MLPs 784-200-200-10 would need 0.8 GB for each of those.
-    const per = first.model.size;
-    const chunk = Math.max(1, Math.floor(BatchedMlpTrainer.maxStackedValues / per));
+    const chunk = stackedChunk(first.model);
     if (members.length > chunk) {
       const out: TrainResult[] = [];
       for (let i = 0; i < members.length; i += chunk) {
@@ -109,33 +106,30 @@ export class BatchedMlpTrainer {
     const momentum = this.spec.momentum > 0;
     // Quasi-global momentum: the buffers are fixed over the round's steps (set between rounds).
     const fixedBuffer = momentum && (this.spec.quasiGlobal ?? false);
+    // Without momentum -lr is folded into the loss's gradient (so into every gradient): per node.
+    const scaled = !momentum;
+    const sameLr = lrs.every((lr) => lr === lrs[0]);
 
     let layers = gatherLayers(members);
     let buffers = momentum ? gatherState(members, 'momentum') : undefined;
-    const negLr = tf.tensor3d(
-      lrs.map((lr) => -lr),
-      [G, 1, 1],
-    );
+    // Per-node factors as one scalar when all nodes share them, else `[G, 1, 1]`.
+    const perNode = (v: number[]) => (sameLr ? tf.scalar(v[0]!) : tf.tensor3d(v, [G, 1, 1]));
+    const negLr = perNode(lrs.map((lr) => -lr));
     const wd = this.spec.weightDecay;
     // Gradient tracking's fixed correction, pre-multiplied by -lr where the gradients are.
     const correction = this.spec.correction
       ? tidy(() =>
           gatherState(members, 'correction').map((l) =>
-            momentum
-              ? l
-              : { w: tf.mul(l.w, negLr) as tf.Tensor3D, b: tf.mul(l.b, negLr) as tf.Tensor3D },
+            scaled
+              ? { w: tf.mul(l.w, negLr) as tf.Tensor3D, b: tf.mul(l.b, negLr) as tf.Tensor3D }
+              : l,
           ),
         )
       : undefined;
-    const consts = {
+    const consts: Consts = {
       wd: wd > 0 ? tf.scalar(wd) : undefined,
-      decay:
-        !momentum && wd > 0
-          ? tf.tensor3d(
-              lrs.map((lr) => 1 - lr * wd),
-              [G, 1, 1],
-            )
-          : undefined,
+      decay: scaled && wd > 0 ? perNode(lrs.map((lr) => 1 - lr * wd)) : undefined,
+      negLr,
       mom: momentum ? tf.scalar(this.spec.momentum) : undefined,
       fixedBuffer,
       correction,
@@ -147,31 +141,32 @@ export class BatchedMlpTrainer {
     const sizes = members.map(() => [] as number[]);
     const xs = new Float32Array(G * B * features);
     const labels = new Int32Array(G * B);
-    const weights = new Float32Array(G * B);
     try {
       for (let s = 0; s < steps; s++) {
         xs.fill(0);
-        weights.fill(0);
-        const oneHot = new Float32Array(G * B * classes);
+        // Per row: the one-hot label times the row's weight in its node's mean loss (1 / batch
+        // size, 0 on padding), and the same times -lr (the loss's gradient, scaled).
+        const rowWeight = new Float32Array(G * B);
+        const yw = new Float32Array(G * B * classes);
         members.forEach((m, g) => {
           const n = m.trainer.nextBatchInto(xs, labels, g * B);
           sizes[g]!.push(n);
           for (let r = 0; r < n; r++) {
-            weights[g * B + r] = 1 / n;
-            oneHot[(g * B + r) * classes + labels[g * B + r]!] = 1;
+            rowWeight[g * B + r] = 1 / n;
+            yw[(g * B + r) * classes + labels[g * B + r]!] = 1 / n;
           }
         });
         const next = tidy(() => {
           // Fresh arrays for the tensors (the cpu backend keeps a reference to its input array).
-          const x = tf.tensor3d(xs.slice(), [G, B, features]);
-          const y = tf.tensor3d(oneHot, [G, B, classes]);
-          const rowWeight = tf.tensor3d(weights.slice(), [G, B, 1]);
-          const batch = { x, xt: transposeInner(x), y, rowWeight };
-          const out =
-            this.spec.kind === 'sgd'
-              ? this.sgdStep(layers, buffers, batch, negLr, consts)
-              : this.sharpnessStep(layers, buffers, batch, negLr, consts);
-          return out;
+          const batch: Batch = {
+            x: tf.tensor3d(xs.slice(), [G, B, features]),
+            yw: tf.tensor3d(yw, [G, B, classes]),
+            rw: tf.tensor3d(rowWeight, [G, B, 1]),
+            ...(scaled && scaledRows(rowWeight, yw, lrs, G, B, classes)),
+          };
+          return this.spec.kind === 'sgd'
+            ? this.sgdStep(layers, buffers, batch, consts)
+            : this.sharpnessStep(layers, buffers, batch, consts);
         });
         disposeLayers(layers);
         if (buffers && next.buffers !== buffers) disposeLayers(buffers);
@@ -197,7 +192,7 @@ export class BatchedMlpTrainer {
       disposeLayers(layers);
       if (buffers) disposeLayers(buffers);
       tf.dispose(losses);
-      tf.dispose([negLr, ...Object.values(consts).filter((c) => c instanceof tf.Tensor)]);
+      tf.dispose(Object.values(consts).filter((c) => c instanceof tf.Tensor));
       if (correction) disposeLayers(correction);
     }
   }
@@ -206,11 +201,10 @@ export class BatchedMlpTrainer {
     layers: Layer[],
     buffers: Layer[] | undefined,
     batch: Batch,
-    negLr: tf.Tensor3D,
     c: Consts,
   ): { layers: Layer[]; buffers: Layer[] | undefined; loss: tf.Tensor1D } {
-    const { loss, grads } = lossAndGrads(layers, batch, buffers ? undefined : negLr);
-    return { ...sgdUpdate(layers, buffers, grads, negLr, c), loss };
+    const { loss, grads } = lossAndGrads(layers, batch, !buffers);
+    return { ...sgdUpdate(layers, buffers, grads, c), loss };
   }
 
   /** SAM/ASAM (src/learn/optim/optimizer.ts), with the perturbation's norm taken per node. */
@@ -218,11 +212,10 @@ export class BatchedMlpTrainer {
     layers: Layer[],
     buffers: Layer[] | undefined,
     batch: Batch,
-    negLr: tf.Tensor3D,
     c: Consts,
   ): { layers: Layer[]; buffers: Layer[] | undefined; loss: tf.Tensor1D } {
     const asam = this.spec.kind === 'asam';
-    const first = lossAndGrads(layers, batch);
+    const first = lossAndGrads(layers, batch, false);
     const params = flatten(layers);
     const g = flatten(first.grads);
     // ASAM scales weights by |w| + eta, biases not at all (params alternate weight, bias).
@@ -237,25 +230,53 @@ export class BatchedMlpTrainer {
       const s = scale[i];
       return tf.add(p, tf.mul(s ? tf.mul(tg[i]!, s) : tg[i]!, factor)) as tf.Tensor3D;
     });
-    const second = lossAndGrads(unflatten(perturbed), batch, buffers ? undefined : negLr);
-    return { ...sgdUpdate(layers, buffers, second.grads, negLr, c), loss: first.loss };
+    const second = lossAndGrads(unflatten(perturbed), batch, !buffers);
+    return { ...sgdUpdate(layers, buffers, second.grads, c), loss: first.loss };
   }
 }
 
+/** The number of members of `model`'s size trained (or evaluated) in one stacked computation. */
+export function stackedChunk(model: Model): number {
+  return Math.max(1, Math.floor(BatchedMlpTrainer.maxStackedValues / model.size));
+}
+
+/** The row weights and weighted one-hot labels times each node's -lr. */
+function scaledRows(
+  rowWeight: Float32Array,
+  yw: Float32Array,
+  lrs: readonly number[],
+  G: number,
+  B: number,
+  classes: number,
+): { rwScaled: tf.Tensor3D; ywScaled: tf.Tensor3D } {
+  const rw = new Float32Array(rowWeight.length);
+  const y = new Float32Array(yw.length);
+  for (let g = 0; g < G; g++) {
+    const s = -lrs[g]!;
+    for (let i = g * B; i < (g + 1) * B; i++) rw[i] = rowWeight[i]! * s;
+    for (let i = g * B * classes; i < (g + 1) * B * classes; i++) y[i] = yw[i]! * s;
+  }
+  return { rwScaled: tf.tensor3d(rw, [G, B, 1]), ywScaled: tf.tensor3d(y, [G, B, classes]) };
+}
+
 interface Batch {
-  /** Samples `[G, B, features]` and the same transposed `[G, features, B]`. */
+  /** Samples `[G, B, features]` (padding rows are zeros). */
   x: tf.Tensor3D;
-  xt: tf.Tensor3D;
-  /** One-hot labels `[G, B, classes]`; padding rows are all zero. */
-  y: tf.Tensor3D;
+  /** One-hot labels times the row weight `[G, B, classes]`: padding rows are all zero. */
+  yw: tf.Tensor3D;
   /** `1 / batch size` for a node's real rows, 0 for padding: `[G, B, 1]`. */
-  rowWeight: tf.Tensor3D;
+  rw: tf.Tensor3D;
+  /** `yw` and `rw` times each node's -lr (without momentum, see lossAndGrads' `scaled`). */
+  ywScaled?: tf.Tensor3D;
+  rwScaled?: tf.Tensor3D;
 }
 
 interface Consts {
   wd: tf.Scalar | undefined;
-  /** Without momentum: 1 - lr * wd per node `[G, 1, 1]` (undefined without weight decay). */
-  decay: tf.Tensor3D | undefined;
+  /** Without momentum: 1 - lr * wd, one scalar or per node `[G, 1, 1]` (undefined without wd). */
+  decay: tf.Tensor | undefined;
+  /** -lr, one scalar or per node `[G, 1, 1]`. */
+  negLr: tf.Tensor;
   mom: tf.Scalar | undefined;
   /** Quasi-global momentum: steps read the buffers and leave them as they are. */
   fixedBuffer: boolean;
@@ -267,41 +288,49 @@ interface Consts {
 }
 
 /**
+ * The logits `[G, B, classes]` of stacked dense layers with ReLU between them on `x` `[G or 1, B,
+ * features]` (a batch shared by all nodes when its first dimension is 1), and the pre-activations
+ * and activations on the way (for the backward pass). The same function as model.ts's `runDense`.
+ */
+export function stackedForward(
+  layers: readonly StackedLayer[],
+  x: tf.Tensor3D,
+): { logits: tf.Tensor3D; pre: tf.Tensor3D[]; acts: tf.Tensor3D[] } {
+  const acts: tf.Tensor3D[] = [x];
+  const pre: tf.Tensor3D[] = [];
+  layers.forEach((l, i) => {
+    const z = tf.add(stackedMatMul(acts[i]!, l.w), l.b) as tf.Tensor3D;
+    pre.push(z);
+    if (i < layers.length - 1) acts.push(tf.relu(z));
+  });
+  return { logits: pre[pre.length - 1]!, pre, acts };
+}
+
+/**
  * Mean softmax cross-entropy per node `[G]` and its gradients, for dense layers with ReLU between
- * them. Activations are `[G, features, B]`. The same function as model.ts's `runDense` followed by
- * loss.ts's `crossEntropy`, with the gradients tfjs would derive for them, times `scale` per node
- * when given (the gradients are linear in the loss's: scaling there costs a pass over
- * `[G, classes, B]` instead of one over every parameter).
+ * them. The same function as model.ts's `runDense` followed by loss.ts's `crossEntropy`, with the
+ * gradients tfjs would derive for them, times each node's -lr when `scaled` (the gradients are
+ * linear in the loss's: scaling there costs nothing, the scaled row weights are made with the
+ * batch, instead of a pass over every parameter).
  */
 function lossAndGrads(
   layers: readonly Layer[],
   batch: Batch,
-  scale?: tf.Tensor3D,
+  scaled: boolean,
 ): { loss: tf.Tensor1D; grads: Layer[] } {
-  const acts: tf.Tensor3D[] = [batch.xt];
-  const pre: tf.Tensor3D[] = [];
-  layers.forEach((l, i) => {
-    const z = tf.add(groupedMatMul(l.w, acts[i]!), l.b) as tf.Tensor3D;
-    pre.push(z);
-    if (i < layers.length - 1) acts.push(tf.relu(z));
-  });
-  const logits = tf.transpose(pre[pre.length - 1]!, [0, 2, 1]) as tf.Tensor3D; // [G, B, classes]
+  const { logits, pre, acts } = stackedForward(layers, batch.x);
   const logp = tf.logSoftmax(logits);
-  const rowLoss = tf.neg(tf.sum(tf.mul(batch.y, logp), 2, true));
-  const loss = tf.sum(tf.mul(rowLoss, batch.rowWeight), [1, 2]) as tf.Tensor1D;
+  const loss = tf.neg(tf.sum(tf.mul(batch.yw, logp), [1, 2])) as tf.Tensor1D;
   // d(mean CE)/d logits = (softmax - y) / batch size, per real row; zero on padding rows.
-  let dz = tf.transpose(
-    tf.mul(tf.sub(tf.exp(logp), batch.y), batch.rowWeight),
-    [0, 2, 1],
-  ) as tf.Tensor3D;
-  if (scale) dz = tf.mul(dz, scale);
+  const [rw, yw] = scaled ? [batch.rwScaled!, batch.ywScaled!] : [batch.rw, batch.yw];
+  let dz = tf.sub(tf.mul(tf.exp(logp), rw), yw) as tf.Tensor3D;
   const grads: Layer[] = new Array(layers.length);
   for (let i = layers.length - 1; i >= 0; i--) {
-    // dW = dz · actᵀ; for the first layer actᵀ is the batch as it came, untransposed.
-    const w = groupedMatMul(dz, i === 0 ? batch.x : transposeInner(acts[i]!));
-    grads[i] = { w, b: tf.sum(dz, 2, true) as tf.Tensor3D };
+    // dW = actᵀ · dz (the transpose read by strides), db = the sum of dz over the batch.
+    const w = stackedMatMul(acts[i]!, dz, true, false);
+    grads[i] = { w, b: tf.sum(dz, 1, true) as tf.Tensor3D };
     if (i > 0) {
-      const da = groupedMatMul(transposeInner(layers[i]!.w), dz);
+      const da = stackedMatMul(dz, layers[i]!.w, false, true);
       dz = tf.mul(da, tf.step(pre[i - 1]!)) as tf.Tensor3D;
     }
   }
@@ -311,46 +340,44 @@ function lossAndGrads(
 /**
  * SgdUpdate.apply over stacked parameters, with a learning rate per node. With momentum, `grads`
  * are the gradients and the update is SgdUpdate's operation for operation; without, `grads` are
- * already -lr times the gradients (lossAndGrads' `scale`).
+ * already -lr times the gradients (lossAndGrads' `scaled`).
  */
 function sgdUpdate(
   layers: readonly Layer[],
   buffers: readonly Layer[] | undefined,
   grads: readonly Layer[],
-  negLr: tf.Tensor3D,
   c: Consts,
 ): { layers: Layer[]; buffers: Layer[] | undefined } {
   const params = flatten(layers);
   const g = flatten(grads);
   const corr = c.correction ? flatten(c.correction) : undefined;
+  // x + a·y: one fused pass when `a` is one scalar for all nodes.
+  const axpy = (x: tf.Tensor, y: tf.Tensor, a: tf.Tensor) =>
+    (a.rank === 0 ? addScaled(x, y, a as tf.Scalar) : tf.add(x, tf.mul(y, a))) as tf.Tensor3D;
   if (!buffers) {
     const next = params.map((w, i) => {
       const step = corr ? tf.add(g[i]!, corr[i]!) : g[i]!;
-      return tf.add(c.decay ? tf.mul(w, c.decay) : w, step) as tf.Tensor3D;
+      // w·(1 - lr·wd) + step, as step + (1 - lr·wd)·w.
+      return c.decay ? axpy(step, w, c.decay) : (tf.add(w, step) as tf.Tensor3D);
     });
     return { layers: unflatten(next), buffers: undefined };
   }
-  const bufs = buffers ? flatten(buffers) : undefined;
+  const bufs = flatten(buffers);
   const nextBufs: tf.Tensor3D[] = [];
   const next = params.map((w, i) => {
     let gi: tf.Tensor = g[i]!;
     if (c.wd) gi = tf.add(gi, tf.mul(w, c.wd));
     if (corr) gi = tf.add(gi, corr[i]!);
-    const buf = bufs?.[i];
+    const buf = bufs[i];
     if (buf && c.mom) {
       gi = tf.add(tf.mul(buf, c.mom), gi);
       nextBufs.push(gi as tf.Tensor3D);
     }
-    return tf.add(w, tf.mul(gi, negLr)) as tf.Tensor3D;
+    return axpy(w, gi, c.negLr);
   });
   // Fixed buffers (quasi-global momentum) carry over to the next step untouched.
   if (c.fixedBuffer) return { layers: unflatten(next), buffers: buffers as Layer[] };
-  return { layers: unflatten(next), buffers: bufs ? unflatten(nextBufs) : undefined };
-}
-
-/** `[G, m, n]` -> `[G, n, m]`: each node's matrix transposed (one Transpose for all nodes). */
-function transposeInner(t: tf.Tensor3D): tf.Tensor3D {
-  return tf.transpose(t, [0, 2, 1]);
+  return { layers: unflatten(next), buffers: unflatten(nextBufs) };
 }
 
 function flatten(layers: readonly Layer[]): tf.Tensor3D[] {
@@ -363,22 +390,19 @@ function unflatten(ts: readonly tf.Tensor3D[]): Layer[] {
   return out;
 }
 
-function disposeLayers(layers: readonly Layer[]): void {
+export function disposeLayers(layers: readonly StackedLayer[]): void {
   for (const l of layers) tf.dispose([l.w, l.b]);
 }
 
-/** The members' parameters (weight `[in, out]`, bias `[out]` per layer) stacked and transposed. */
+/** The members' parameters (weight `[in, out]`, bias `[out]` per layer) stacked. */
 function gatherLayers(members: readonly BatchMember[]): Layer[] {
   const params = members[0]!.model.params;
   return tidy(() => {
     const out: Layer[] = [];
     for (let i = 0; i < params.length; i += 2) {
-      const w = tf.stack(members.map((m) => m.model.params[i]!.variable));
+      const w = tf.stack(members.map((m) => m.model.params[i]!.variable)) as tf.Tensor3D;
       const b = tf.stack(members.map((m) => m.model.params[i + 1]!.variable));
-      out.push({
-        w: transposeInner(w as tf.Tensor3D),
-        b: tf.expandDims(b, 2) as tf.Tensor3D,
-      });
+      out.push({ w, b: tf.expandDims(b, 1) as tf.Tensor3D });
     }
     return out;
   });
@@ -392,7 +416,7 @@ function scatterLayers(members: readonly BatchMember[], layers: readonly Layer[]
       [2 * k + 1, l.b],
     ] as const) {
       const shape = params[i]!.variable.shape;
-      slices(stacked, i % 2 === 0).forEach((v, g) => {
+      slices(stacked).forEach((v, g) => {
         const t = tf.tensor(v, shape, 'float32');
         members[g]!.model.params[i]!.variable.assign(t);
         t.dispose();
@@ -402,14 +426,11 @@ function scatterLayers(members: readonly BatchMember[], layers: readonly Layer[]
 }
 
 /**
- * Each node's values of a stacked parameter, in the members' own layout (weights transposed back
- * to `[in, out]`). One read of the stacked values: slicing the tensor G times (unstack) would copy
- * all of it out of the wasm heap for each slice.
+ * Each node's values of a stacked parameter. One read of the stacked values: slicing the tensor G
+ * times (unstack) would copy all of it out of the wasm heap for each slice.
  */
-function slices(stacked: tf.Tensor3D, transposed: boolean): Float32Array[] {
-  const own = transposed ? tf.tidy(() => transposeInner(stacked)) : stacked;
-  const values = own.dataSync() as Float32Array;
-  if (own !== stacked) own.dispose();
+function slices(stacked: tf.Tensor3D): Float32Array[] {
+  const values = stacked.dataSync() as Float32Array;
   const [G, r, c] = stacked.shape;
   const n = r * c;
   return Array.from({ length: G }, (_, g) => values.slice(g * n, (g + 1) * n));
@@ -422,22 +443,18 @@ function slices(stacked: tf.Tensor3D, transposed: boolean): Float32Array[] {
 function gatherState(members: readonly BatchMember[], kind: 'momentum' | 'correction'): Layer[] {
   const params = members[0]!.model.params;
   const states = members.map((m) => m.optimizer.getState());
-  return tidy(() => {
-    const out: Layer[] = [];
-    for (let i = 0; i < params.length; i += 2) {
-      const stack = (j: number) =>
-        tf.stack(
-          states.map((s) =>
-            tf.tensor(s[`${params[j]!.name}.${kind}`]!, params[j]!.variable.shape, 'float32'),
-          ),
-        );
-      out.push({
-        w: transposeInner(stack(i) as tf.Tensor3D),
-        b: tf.expandDims(stack(i + 1), 2) as tf.Tensor3D,
-      });
-    }
-    return out;
-  });
+  const stack = (j: number, shape: number[]) => {
+    const n = shape.reduce((a, d) => a * d, 1);
+    const all = new Float32Array(members.length * n);
+    states.forEach((s, g) => all.set(s[`${params[j]!.name}.${kind}`]!, g * n));
+    return tf.tensor3d(all, [members.length, ...shape] as [number, number, number]);
+  };
+  const out: Layer[] = [];
+  for (let i = 0; i < params.length; i += 2) {
+    const [fanIn, fanOut] = params[i]!.variable.shape as [number, number];
+    out.push({ w: stack(i, [fanIn, fanOut]), b: stack(i + 1, [1, fanOut]) });
+  }
+  return out;
 }
 
 function scatterMomentum(members: readonly BatchMember[], buffers: readonly Layer[]): void {
@@ -449,7 +466,7 @@ function scatterMomentum(members: readonly BatchMember[], buffers: readonly Laye
       [2 * k, l.w],
       [2 * k + 1, l.b],
     ] as const) {
-      slices(stacked, i % 2 === 0).forEach((v, g) => {
+      slices(stacked).forEach((v, g) => {
         states[g]![`${params[i]!.name}.momentum`] = v;
       });
     }

@@ -73,7 +73,7 @@ export function evaluateFlat(
   }
 }
 
-function checkCompatible(model: Model, data: Dataset): void {
+export function checkCompatible(model: Model, data: Dataset): void {
   const f = data.shape.reduce((a, d) => a * d, 1);
   const mf = model.inputShape.reduce((a, d) => a * d, 1);
   if (f !== mf) {

@@ -25,6 +25,7 @@ import { FaultPlan } from '../faults/plan.js';
 import {
   createModel,
   createOptimizer,
+  type EvalResult,
   type LocalOptimizer,
   LocalTrainer,
   type Model,
@@ -359,6 +360,8 @@ export interface NodeParts {
     optimizer: LocalOptimizer;
     trainer: LocalTrainer;
   }) => RoundTrainer;
+  /** Evaluation of a parameter vector on the test set (see NodeDeps.evaluator). */
+  evaluator?: (x: Float32Array) => Promise<EvalResult>;
   /**
    * A checkpoint in `dir` could not be written (full disk, I/O error). The node keeps its previous
    * checkpoint and goes on; the failure is also counted as a `checkpoint-failed` fault.
@@ -419,6 +422,7 @@ export function buildNode(ctx: RunContext, id: number, parts: NodeParts): BuiltN
     get test() {
       return ctx.test;
     },
+    ...(parts.evaluator && { evaluator: parts.evaluator }),
     counters: parts.counters,
     sink: parts.sink,
     ...(parts.store

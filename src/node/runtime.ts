@@ -35,6 +35,7 @@ import { corruptWeights } from '../faults/byzantine.js';
 import type { FaultPlan } from '../faults/plan.js';
 import { pushSumShare, rmsDistance } from '../gossip/mixing.js';
 import {
+  type EvalResult,
   evaluate,
   evaluateFlat,
   isEvalRound,
@@ -85,6 +86,12 @@ export interface NodeDeps {
   optimizer: LocalOptimizer;
   trainer: RoundTrainer;
   test: Dataset;
+  /**
+   * Evaluates a parameter vector of this node's model on the test set (the batched simulator
+   * evaluates every node's model and SWA average in one pass, run/batched-sim.ts). Default: the
+   * node's own evaluation, without any await.
+   */
+  evaluator?: (x: Float32Array) => Promise<EvalResult>;
   counters: NodeCounters;
   sink: MetricsSink;
   store?: CheckpointSink;
@@ -636,14 +643,17 @@ export class NodeRuntime {
     let testLoss: number | undefined;
     let swaAccuracy: number | undefined;
     if (isEvalRound(cfg.eval, k, rounds)) {
-      const ev = evaluate(model, this.d.test, cfg.eval.batchSize);
+      // Once per SWA average: it changes only at collections (SwaAverage.once).
+      const evaluator = this.d.evaluator;
+      const [ev, swaEv] = evaluator
+        ? await Promise.all([evaluator(readFlat(model)), this.swa.once(evaluator)])
+        : [
+            evaluate(model, this.d.test, cfg.eval.batchSize),
+            this.swa.once((avg) => evaluateFlat(model, avg, this.d.test, cfg.eval.batchSize)),
+          ];
       accuracy = ev.accuracy;
       testLoss = ev.loss;
       this.lastAccuracy = accuracy;
-      // Once per SWA average: it changes only at collections (SwaAverage.once).
-      const swaEv = this.swa.once((avg) =>
-        evaluateFlat(model, avg, this.d.test, cfg.eval.batchSize),
-      );
       if (swaEv) {
         swaAccuracy = swaEv.accuracy;
         this.lastSwaAccuracy = swaAccuracy;

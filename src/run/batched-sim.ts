@@ -1,21 +1,64 @@
 /**
- * The batched simulator's training: the simulated nodes' NodeRuntimes run every phase of their
- * rounds as in the unbatched simulator (schedule, exchange, mixing, faults, SWA, evaluation,
- * checkpoints, records), except that a node's `trainer.train` only queues its local steps. Once
- * the event loop has nothing else to do (every node that can is waiting for its training), the
- * queued nodes are trained together in one batched computation (src/learn/batched-mlp.ts) and
+ * The batched simulator's training and evaluation: the simulated nodes' NodeRuntimes run every
+ * phase of their rounds as in the unbatched simulator (schedule, exchange, mixing, faults, SWA,
+ * checkpoints, records), except that a node's `trainer.train` only queues its local steps, and its
+ * evaluator only queues the vectors to evaluate (its model, its SWA average). Once the event loop
+ * has nothing else to do (every node that can is waiting for its training, or for its figures),
+ * the queued nodes are trained together in one batched computation (src/learn/batched-mlp.ts), or
+ * the queued vectors evaluated in one pass over the test set (src/learn/batched-eval.ts), and
  * answered.
  *
  *   const batch = new BatchedTraining(cfg);
- *   buildNode(ctx, id, { ...parts, trainer: (n) => batch.trainerFor(n) });
+ *   const evals = new BatchedEvaluation(ctx.test, cfg.eval.batchSize);
+ *   buildNode(ctx, id, { ...parts, trainer: (n) => batch.trainerFor(n),
+ *                       evaluator: (x) => evals.evaluate(model, x) });
  *
  * Which nodes share a batch depends on timing (a node in a straggler's sleep joins a later one),
  * but no result does: each node's rows, products and updates are its own.
  */
 import type { Experiment } from '../config/schema.js';
+import type { Dataset } from '../data/types.js';
+import { evaluateStacked } from '../learn/batched-eval.js';
 import { BatchedMlpTrainer, type BatchMember, batchable } from '../learn/batched-mlp.js';
-import { checkTrainArgs, type RoundTrainer, type TrainResult } from '../learn/index.js';
+import {
+  checkTrainArgs,
+  type EvalResult,
+  type Model,
+  type RoundTrainer,
+  type TrainResult,
+} from '../learn/index.js';
 import { optimizerSpec } from '../node/build.js';
+
+/**
+ * A queue answered in one go once a whole turn of the event loop queued nothing new: the nodes still
+ * on their way (a frame's delivery, a receipt) get there first, and a flush holds every item it can.
+ */
+class QuietQueue<T> {
+  private pending: T[] = [];
+  private scheduled = false;
+  private seen = 0;
+
+  constructor(private readonly flush: (items: T[]) => void) {}
+
+  push(item: T): void {
+    this.pending.push(item);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.seen = this.pending.length;
+    const check = () => {
+      if (this.pending.length !== this.seen) {
+        this.seen = this.pending.length;
+        setImmediate(check);
+        return;
+      }
+      this.scheduled = false;
+      const items = this.pending;
+      this.pending = [];
+      this.flush(items);
+    };
+    setImmediate(check);
+  }
+}
 
 interface Pending {
   member: BatchMember;
@@ -32,9 +75,7 @@ export function batchedTrainingApplies(cfg: Experiment): boolean {
 
 export class BatchedTraining {
   private readonly engine: BatchedMlpTrainer;
-  private pending: Pending[] = [];
-  private scheduled = false;
-  private seen = 0;
+  private readonly queue = new QuietQueue<Pending>((all) => this.flush(all));
   /** Nodes per batch, in order (the bench reports them). */
   readonly batchSizes: number[] = [];
 
@@ -55,36 +96,13 @@ export class BatchedTraining {
         // Nothing to batch: the node's own trainer gives its (NaN, 0 samples) answer.
         if (steps === 0 || member.trainer.shardSize === 0) return member.trainer.train(steps, lr);
         return new Promise<TrainResult>((resolve, reject) => {
-          this.pending.push({ member, steps, lr, resolve, reject });
-          this.schedule();
+          this.queue.push({ member, steps, lr, resolve, reject });
         });
       },
     };
   }
 
-  /**
-   * Flush once a whole turn of the event loop queued nobody new: the nodes still on their way
-   * (a frame's delivery, a receipt) get there first, and a batch holds every node it can.
-   */
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.seen = this.pending.length;
-    const check = () => {
-      if (this.pending.length !== this.seen) {
-        this.seen = this.pending.length;
-        setImmediate(check);
-        return;
-      }
-      this.scheduled = false;
-      this.flush();
-    };
-    setImmediate(check);
-  }
-
-  private flush(): void {
-    const all = this.pending;
-    this.pending = [];
+  private flush(all: Pending[]): void {
     // Nodes asked for different step counts train in separate batches (one per count).
     const bySteps = new Map<number, Pending[]>();
     for (const p of all) bySteps.set(p.steps, [...(bySteps.get(p.steps) ?? []), p]);
@@ -100,6 +118,50 @@ export class BatchedTraining {
       } catch (e) {
         for (const p of group) p.reject(e);
       }
+    }
+  }
+}
+
+interface PendingEval {
+  model: Model;
+  x: Float32Array;
+  resolve: (r: EvalResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Every node's evaluations of a round (current models and SWA averages alike) in one pass over the
+ * test set (src/learn/batched-eval.ts), with `evaluateFlat`'s figures.
+ */
+export class BatchedEvaluation {
+  private readonly queue = new QuietQueue<PendingEval>((all) => this.flush(all));
+  /** Vectors per pass, in order (the bench reports them). */
+  readonly passSizes: number[] = [];
+
+  constructor(
+    private readonly test: () => Dataset,
+    private readonly batchSize: number,
+  ) {}
+
+  /** `evaluateFlat(model, x, test)`, answered with the other vectors queued in the same turn. */
+  evaluate(model: Model, x: Float32Array): Promise<EvalResult> {
+    return new Promise<EvalResult>((resolve, reject) => {
+      this.queue.push({ model, x, resolve, reject });
+    });
+  }
+
+  private flush(all: PendingEval[]): void {
+    this.passSizes.push(all.length);
+    try {
+      const results = evaluateStacked(
+        all[0]!.model,
+        all.map((p) => p.x),
+        this.test(),
+        this.batchSize,
+      );
+      all.forEach((p, i) => p.resolve(results[i]!));
+    } catch (e) {
+      for (const p of all) p.reject(e);
     }
   }
 }

@@ -32,7 +32,7 @@ import {
   type RoundRecord,
 } from '../node/metrics.js';
 import type { NodeRuntime } from '../node/runtime.js';
-import { BatchedTraining, batchedTrainingApplies } from './batched-sim.js';
+import { BatchedEvaluation, BatchedTraining, batchedTrainingApplies } from './batched-sim.js';
 import { lockstep } from './lockstep.js';
 import { simClock } from './simclock.js';
 import { buildSummary, type NodeOutcome, type RunSummary } from './summary.js';
@@ -49,8 +49,9 @@ export interface SimulateOptions {
   onWeights?: (node: number, round: number, x: Float32Array) => void;
   signal?: AbortSignal;
   /**
-   * Train all nodes of a round as one batched computation (src/run/batched-sim.ts) when the model
-   * allows it (mlp, logreg); other models train node by node. Same figures within float32 rounding.
+   * Train all nodes of a round as one batched computation, and evaluate their models and SWA
+   * averages in one pass (src/run/batched-sim.ts), when the model allows it (mlp, logreg); other
+   * models train node by node. Same figures within float32 rounding.
    */
   batched?: boolean;
   /** Faults injected by hand into a launched run, to replay (src/run/replay.ts). */
@@ -82,8 +83,10 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
   const step = async ? simClock(cfg.nodes, ctx.faults) : lockstep(cfg.nodes, ctx.faults);
   // Batched training trains every node's round together: lockstep only (the async clock runs one
   // node at a time).
-  const batch =
-    opts.batched && !async && batchedTrainingApplies(cfg) ? new BatchedTraining(cfg) : undefined;
+  const batched = opts.batched && !async && batchedTrainingApplies(cfg);
+  const batch = batched ? new BatchedTraining(cfg) : undefined;
+  // And every node's evaluations of a round in one pass over the (shared) test set.
+  const evals = batched ? new BatchedEvaluation(() => ctx.test, cfg.eval.batchSize) : undefined;
   for (let id = 0; id < cfg.nodes; id++) {
     const c = new NodeCounters();
     const inner = memoryTransport(
@@ -136,6 +139,7 @@ export async function simulate(cfg: Experiment, opts: SimulateOptions = {}): Pro
       sink: fanout(...sinks),
       ...(store && { store }),
       ...(batch && { trainer: (n) => batch.trainerFor(n) }),
+      ...(evals && { evaluator: (x: Float32Array) => evals.evaluate(node.model, x) }),
     });
     nodes.push(node);
     runtimes.push(node.runtime);

@@ -4,12 +4,14 @@ import * as tf from '@tensorflow/tfjs';
 import { parseExperiment } from '../../src/config/index.js';
 import { BatchedMlpTrainer } from '../../src/learn/batched-mlp.js';
 import type { RoundRecord } from '../../src/node/metrics.js';
+import { BatchedEvaluation } from '../../src/run/batched-sim.js';
 import { simulate } from '../../src/run/simulate.js';
 
 /**
  * The batched simulator against the unbatched one on small seeded runs: the same minibatches (the
  * training losses of every node and round agree), the same models (weights after every round within
- * float32 rounding of the products' summation order), the same figures.
+ * float32 rounding of the products' summation order), the same figures (test accuracy and loss of
+ * the models and SWA averages, evaluated in one pass for all nodes).
  */
 const run = async (extra: Record<string, unknown>, batched: boolean) => {
   const cfg = parseExperiment({
@@ -39,13 +41,18 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-/** Node-rounds the batched engine trained, and in how many batches. */
-const trained = { nodes: 0, batches: 0 };
+/** Node-rounds the batched engine trained, and in how many batches; vectors it evaluated. */
+const trained = { nodes: 0, batches: 0, evaluated: 0 };
 const original = BatchedMlpTrainer.prototype.train;
 BatchedMlpTrainer.prototype.train = function (members, steps, lrs) {
   trained.nodes += members.length;
   trained.batches++;
   return original.call(this, members, steps, lrs);
+};
+const originalEvaluate = BatchedEvaluation.prototype.evaluate;
+BatchedEvaluation.prototype.evaluate = function (model, x) {
+  trained.evaluated++;
+  return originalEvaluate.call(this, model, x);
 };
 
 async function compare(extra: Record<string, unknown>): Promise<void> {
@@ -53,9 +60,20 @@ async function compare(extra: Record<string, unknown>): Promise<void> {
   const a = await run(extra, false);
   trained.nodes = 0;
   trained.batches = 0;
+  trained.evaluated = 0;
   const b = await run(extra, true);
-  // Every node-round was trained by the batched engine, several nodes at a time.
-  assert.equal(trained.nodes, b.records.size);
+  // Every node-round was trained by the batched engine, several nodes at a time (gossip-only
+  // rounds train nothing), and every evaluation went through the batched evaluator.
+  const gossipOnly = [...b.records.values()].filter((r) => r.gossipOnly).length;
+  assert.equal(trained.nodes, b.records.size - gossipOnly);
+  const evaluations = [...a.records.values()].filter((r) => r.accuracy !== undefined).length;
+  // SWA averages are evaluated once per change (SwaAverage.once), at most once per record.
+  const swaFigures = [...a.records.values()].filter((r) => r.swaAccuracy !== undefined).length;
+  assert.ok(evaluations > 0 && swaFigures > 0);
+  assert.ok(
+    trained.evaluated > evaluations && trained.evaluated <= evaluations + swaFigures,
+    `${trained.evaluated} batched evaluations for ${evaluations} + ${swaFigures} figures`,
+  );
   assert.ok(
     trained.batches < trained.nodes / 2,
     `${trained.batches} batches for ${trained.nodes} node-rounds`,
@@ -65,16 +83,20 @@ async function compare(extra: Record<string, unknown>): Promise<void> {
   for (const [key, ra] of a.records) {
     const rb = b.records.get(key);
     assert.ok(rb, `batched run has a record for node/round ${key}`);
+    assert.equal(Number.isNaN(rb.trainLoss), Number.isNaN(ra.trainLoss), `${key}: gossip-only`);
     assert.ok(
-      Math.abs(ra.trainLoss - rb.trainLoss) <= 1e-4 * Math.max(1, Math.abs(ra.trainLoss)),
+      Number.isNaN(ra.trainLoss) ||
+        Math.abs(ra.trainLoss - rb.trainLoss) <= 1e-4 * Math.max(1, Math.abs(ra.trainLoss)),
       `${key}: training loss ${rb.trainLoss} batched vs ${ra.trainLoss}`,
     );
     assert.deepEqual(rb.heard, ra.heard);
-    if (ra.accuracy !== undefined) {
-      assert.ok(
-        Math.abs(ra.accuracy - rb.accuracy!) <= 0.01,
-        `${key}: accuracy ${rb.accuracy} vs ${ra.accuracy}`,
-      );
+    assert.equal(rb.swaCount, ra.swaCount);
+    assert.equal(rb.accuracy === undefined, ra.accuracy === undefined, `${key}: evaluated`);
+    assert.equal(rb.swaAccuracy === undefined, ra.swaAccuracy === undefined, `${key}: SWA`);
+    // Models within 1e-4 of each other may still flip a test sample or two.
+    for (const f of ['accuracy', 'swaAccuracy', 'testLoss'] as const) {
+      if (ra[f] === undefined) continue;
+      assert.ok(Math.abs(ra[f] - rb[f]!) <= 0.01, `${key}: ${f} ${rb[f]} vs ${ra[f]}`);
     }
   }
   for (const [key, wa] of a.weights) {
@@ -82,6 +104,9 @@ async function compare(extra: Record<string, unknown>): Promise<void> {
     assert.ok(d <= 1e-4, `${key}: weights differ by up to ${d}`);
   }
   assert.ok(Math.abs(a.summary.meanAccuracy! - b.summary.meanAccuracy!) <= 0.01);
+  if (a.summary.meanSwaAccuracy !== null) {
+    assert.ok(Math.abs(a.summary.meanSwaAccuracy! - b.summary.meanSwaAccuracy!) <= 0.01);
+  }
   assert.deepEqual(b.summary.messages, a.summary.messages);
 }
 
@@ -89,6 +114,21 @@ describe('batched simulator', () => {
   it('trains SGD with momentum and weight decay as the unbatched engine does', async () => {
     await compare({
       train: { localSteps: 5, lr: 0.2, batchSize: 16, momentum: 0.9, weightDecay: 1e-3 },
+    });
+  });
+
+  it("trains plain SGD with weight decay (the preset's optimizer) as the unbatched engine does", async () => {
+    await compare({
+      train: { localSteps: 5, lr: 0.2, batchSize: 16, weightDecay: 1e-3 },
+    });
+  });
+
+  it('runs a consensus finish and gossiped SWA averages as the unbatched engine does', async () => {
+    await compare({
+      run: { rounds: 8, seed: 7 },
+      swa: { cycle: 3, start: 0.25, gossip: true },
+      gossip: { finish: { rounds: 1, at: 'collect' } },
+      eval: { every: 2 },
     });
   });
 
