@@ -24,7 +24,7 @@
  * the reference code. Layouts are tfjs-native: dense kernel [in, out], conv filter [kh, kw, in, out].
  */
 import * as tf from '@tensorflow/tfjs';
-import { dense } from '../compute/layers.js';
+import { conv2dRelu, dense } from '../compute/layers.js';
 import { Rng } from '../compute/rng.js';
 import { ConfigError } from '../errors.js';
 
@@ -272,9 +272,10 @@ function buildCnn(
   return (x) => {
     let t = x.reshape([-1, ih, iw, ic]) as tf.Tensor4D;
     for (const cv of convs) {
-      // Plain conv2d (not tf.fused.conv2d): its gradient goes through the registered Conv2D
-      // gradient, which src/compute patches for the wasm backend; the fused op's does not.
-      t = tf.relu(tf.add(tf.conv2d(t, cv.w as tf.Tensor4D, 1, cfg.padding), cv.b)) as tf.Tensor4D;
+      // One kernel for conv, bias and ReLU where the backend has it (wasm), else the plain ops (not
+      // tf.fused.conv2d: its gradient does not go through the registered Conv2D gradients, which
+      // src/compute patches for the wasm backend).
+      t = conv2dRelu(t, cv.w as tf.Tensor4D, cv.b as tf.Tensor1D, cfg.padding);
       t = tf.maxPool(t, 2, 2, cfg.padding);
     }
     return runDense(dense, t.reshape([-1, flat]) as tf.Tensor2D);

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
 import { applyWasmPatches, removeWasmPatches } from '../../src/compute/kernels/wasm-patches.js';
 import {
+  conv2dRelu,
   DENSE_RELU,
   dense,
   LAYER_KERNELS,
@@ -83,6 +84,33 @@ describe('fused dense layer and softmax cross-entropy (wasm) against the plain t
         compare(r, ['y', 'dx', 'dW', 'db']);
       });
     }
+  }
+
+  // cnn-small's layers ('same' 3x3) and cnn-fedavg's ('valid' 5x5), at small sizes.
+  for (const [hw, cin, cout, f, pad] of [
+    [9, 3, 8, 3, 'same'],
+    [10, 4, 12, 5, 'valid'],
+  ] as const) {
+    it(`conv2d ${f}x${f} ${pad} + bias + ReLU (${hw}x${hw}x${cin} -> ${cout}): values and gradients`, async () => {
+      const r = await bothWays(() => {
+        const x = randomTensor(34, 'x', [3, hw, hw, cin]) as tf.Tensor4D;
+        const w = randomTensor(34, 'w', [f, f, cin, cout]) as tf.Tensor4D;
+        const b = randomTensor(34, 'b', [cout]) as tf.Tensor1D;
+        const y = conv2dRelu(x, w, b, pad);
+        const dy = randomTensor(34, 'dy', y.shape);
+        const g = tf.grads((xi, wi, bi) =>
+          tf.sum(
+            tf.mul(conv2dRelu(xi as tf.Tensor4D, wi as tf.Tensor4D, bi as tf.Tensor1D, pad), dy),
+          ),
+        )([x, w, b]);
+        return [y, ...g];
+      });
+      assert.ok(
+        r.fused[0]!.values.some((v) => v === 0),
+        'the ReLU masks some outputs',
+      );
+      compare(r, ['y', 'dx', 'dW', 'db']);
+    });
   }
 
   it('softmax cross-entropy: the mean loss and its gradient in the logits', async () => {

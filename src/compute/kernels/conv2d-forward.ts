@@ -10,7 +10,7 @@
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs';
 import { type BackpropAttrs, gemmGeometry, type HeapBackend } from './conv2d-backprop.js';
-import type { GemmKernels } from './gemm.js';
+import type { ConvGeometry, GemmKernels } from './gemm.js';
 import { type KernelArgs, replacing } from './kernel-call.js';
 
 export function conv2dGemmKernel(original: KernelConfig, g: GemmKernels): KernelConfig {
@@ -34,24 +34,41 @@ export function conv2dGemmKernel(original: KernelConfig, g: GemmKernels): Kernel
         : undefined;
     const geo = info ? gemmGeometry(info) : undefined;
     if (!info || !geo) return original.kernelFunc(args) as TensorInfo;
-    const backend = args.backend as HeapBackend;
-    const [H, W, Cin, OH, OW, fh, fw] = geo;
-    const n = x.shape[0]!;
-    const cout = filter.shape[3]!;
-    const M = fh * fw * Cin;
-    const P = OH * OW;
-    const y = backend.makeOutput(info.outShape, 'float32');
-    const col = backend.makeOutput([P, M], 'float32');
-    try {
-      const at = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-      const [xo, fo, yo, co] = [at(x), at(filter), at(y), at(col)];
-      for (let i = 0; i < n; i++) {
-        g.im2col(xo + i * H * W * Cin * 4, co, ...geo);
-        g.gemm(yo + i * P * cout * 4, co, fo, 0, P, cout, M, 4 * M, 4, 4 * cout, 4 * cout, 4, 0);
-      }
-    } finally {
-      backend.disposeData(col.dataId);
-    }
-    return y;
+    return convByGemm(g, args.backend as HeapBackend, x, filter, info.outShape, geo, undefined, 0);
   });
+}
+
+/**
+ * y = conv(x, filter) (+ bias per output channel, then ReLU with `flags` RELU) by im2col and GEMM,
+ * one image at a time; `geo` from gemmGeometry.
+ */
+export function convByGemm(
+  g: GemmKernels,
+  backend: HeapBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  outShape: number[],
+  geo: ConvGeometry,
+  bias: TensorInfo | undefined,
+  flags: number,
+): TensorInfo {
+  const [H, W, Cin, OH, OW, fh, fw] = geo;
+  const n = x.shape[0]!;
+  const cout = filter.shape[3]!;
+  const M = fh * fw * Cin;
+  const P = OH * OW;
+  const y = backend.makeOutput(outShape, 'float32');
+  const col = backend.makeOutput([P, M], 'float32');
+  try {
+    const at = (t: TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    const [xo, fo, yo, co] = [at(x), at(filter), at(y), at(col)];
+    const bo = bias ? at(bias) : 0;
+    for (let i = 0; i < n; i++) {
+      g.im2col(xo + i * H * W * Cin * 4, co, ...geo);
+      g.gemm(yo + i * P * cout * 4, co, fo, bo, P, cout, M, 4 * M, 4, 4 * cout, 4 * cout, 4, flags);
+    }
+  } finally {
+    backend.disposeData(col.dataId);
+  }
+  return y;
 }

@@ -1,7 +1,8 @@
 /**
  * Small elementwise kernels in 128-bit wasm SIMD that run directly on the wasm backend's memory, for
- * the loops tfjs-wasm has no kernel for: a scatter-add (the input gradient's col2im, see
- * the fused elementwise passes of an SGD step (`x + a·y`) and of ASAM's perturbation. Plain JavaScript does these at ~3 ns
+ * the loops tfjs-wasm has no kernel for: the fused elementwise passes of an SGD step (`x + a·y`) and
+ * of ASAM's perturbation, the 2x2 max-pool gradient, float64 row sums and a ReLU's gradient mask.
+ * Plain JavaScript does these at ~3 ns
  * per float (each float32 widened to a double and back); tfjs runs each operation as its own pass
  * with its own output; these loops do four lanes per instruction, in one pass.
  *
@@ -41,6 +42,8 @@ export interface SimdKernels {
   ): void;
   /** acc[j] += x[i·cols + j] for every row i < rows: float64 sums (acc) of float32 rows (x). */
   sumRowsF64(acc: number, x: number, rows: number, cols: number): void;
+  /** out[i] = y[i] > 0 ? dy[i] : 0: a ReLU's gradient from its output y (out may be dy). */
+  reluMask(out: number, dy: number, y: number, n: number): void;
 }
 
 /** The kernels bound to `backend`'s memory, or undefined when that is not a wasm backend with SIMD. */
@@ -334,6 +337,42 @@ function sumRowsF64Body(): number[] {
   ];
 }
 
+function reluMaskBody(): number[] {
+  // params: out 0, dy 1, y 2, n 3; locals: i 4, end 5
+  const [out, dy, y, n, i, end] = [0, 1, 2, 3, 4, 5];
+  return [
+    ...op.get(n),
+    ...op.i32(2),
+    ...op.shl,
+    ...op.set(end),
+    // dy & (y > 0 lanes: all ones)
+    ...byteLoop(i, end, 16, [
+      ...at(out, i),
+      ...at(dy, i),
+      ...op.v128Load(),
+      ...at(y, i),
+      ...op.v128Load(),
+      ...op.v128Zero,
+      ...op.f32x4Gt,
+      ...op.v128And,
+      ...op.v128Store(),
+    ]),
+    // select(dy, 0, y > 0)
+    ...byteLoop(i, end, 4, [
+      ...at(out, i),
+      ...at(dy, i),
+      ...op.f32Load(),
+      ...op.f32(0),
+      ...at(y, i),
+      ...op.f32Load(),
+      ...op.f32(0),
+      ...op.f32Gt,
+      ...op.select,
+      ...op.f32Store(),
+    ]),
+  ];
+}
+
 let bytes: Uint8Array | undefined;
 
 function moduleBytes(): Uint8Array {
@@ -383,6 +422,13 @@ function moduleBytes(): Uint8Array {
       results: [],
       locals: [I32, I32, I32],
       body: sumRowsF64Body(),
+    },
+    {
+      name: 'reluMask',
+      params: [I32, I32, I32, I32],
+      results: [],
+      locals: [I32, I32],
+      body: reluMaskBody(),
     },
   ]);
   return bytes;

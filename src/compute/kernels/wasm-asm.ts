@@ -44,6 +44,7 @@ export const op = {
   or: [0x72],
   shl: [0x74],
   f32Lt: [0x5d],
+  f32Gt: [0x5e],
   f32Load: (offset = 0) => [0x2a, 2, ...uleb(offset)],
   f64Load: (offset = 0) => [0x2b, 3, ...uleb(offset)],
   f64Store: (offset = 0) => [0x39, 3, ...uleb(offset)],

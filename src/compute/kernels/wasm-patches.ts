@@ -34,9 +34,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ADD_SCALED, ASAM_PERTURB, ASAM_SUM_SQ } from '../fused.js';
+import { LAYER_KERNELS, registerLayerGradients } from '../layers.js';
 import { conv2dBackpropFilterKernel, conv2dBackpropInputKernel } from './conv2d-backprop.js';
 import { conv2dGemmKernel } from './conv2d-forward.js';
-import { LAYER_KERNELS, registerLayerGradients } from '../layers.js';
 import { fusedKernels } from './fused-kernels.js';
 import { gemmKernels } from './gemm.js';
 import { sharingIdentityKernel } from './identity.js';
@@ -173,9 +173,10 @@ export function applyWasmPatches(which: readonly WasmPatch[] = WASM_PATCHES): Wa
       }
       case 'fused-layers': {
         const gemm = gemmKernels(tf.findBackend(BACKEND) as object);
-        if (!gemm) continue; // not applied: ../layers.ts runs plain tfjs ops
+        const simd = simdKernels(tf.findBackend(BACKEND) as object);
+        if (!gemm || !simd) continue; // not applied: ../layers.ts runs plain tfjs ops
         registerLayerGradients();
-        for (const k of layerKernels(BACKEND, gemm)) replace(k);
+        for (const k of layerKernels(BACKEND, gemm, simd)) replace(k);
         break;
       }
       default: {
