@@ -186,6 +186,22 @@ function crossFieldProblems(cfg: Experiment): ConfigError[] {
       ),
     );
   if (cfg.train.gradientTracking) out.push(...trackingProblems(cfg));
+  if (cfg.swa.settle > 0 && !(cfg.swa.enabled && cfg.swa.gossip))
+    out.push(
+      new ConfigError(
+        'swa.settle',
+        'needs swa.enabled and swa.gossip (only gossiped SWA averages change in the settle rounds)',
+        cfg.swa.settle,
+      ),
+    );
+  else if (cfg.swa.settle > 0 && cfg.swa.settle > cfg.run.rounds - cfg.swa.cycle)
+    out.push(
+      new ConfigError(
+        'swa.settle',
+        `must leave at least one SWA cycle: at most run.rounds - swa.cycle (${cfg.run.rounds - cfg.swa.cycle})`,
+        cfg.swa.settle,
+      ),
+    );
   if (cfg.swa.gossip && cfg.gossip.sync === 'async')
     out.push(
       new ConfigError(

@@ -158,6 +158,13 @@ const swaSchema = z
      * are unchanged. Frames carry one more model-sized vector. Default false (node-local SWA).
      */
     gossip: z.boolean().default(false),
+    /**
+     * With `gossip`: the last `settle` rounds of the run only gossip (no training, no collection),
+     * after the SWA phase's last collection, so the nodes' SWA models settle towards their common
+     * mean. Communication only: run.rounds counts them, so add them to the training rounds wanted.
+     * Default 0.
+     */
+    settle: int(0, 1_000_000).default(0),
   })
   .strict()
   .prefault({});

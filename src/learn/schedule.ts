@@ -37,6 +37,16 @@ export interface SwaSpec {
   cycle: number;
   /** Learning rate at the end of each cycle, > 0. Default 1e-4 (the schema's default). */
   lr2: number;
+  /**
+   * Rounds at the end of the run that only gossip, after the last collection (swa.settle): the
+   * SWA phase's cycles end `settle` rounds before the run does. Default 0.
+   */
+  settle?: number;
+}
+
+/** The round after the SWA phase's last collection: the run's end, less the settle rounds. */
+function swaEnd(spec: SwaSpec, totalRounds: number): number {
+  return totalRounds - (spec.settle ?? 0);
 }
 
 export const DEFAULT_SWA: Readonly<SwaSpec> = Object.freeze({ ...SWA_DEFAULTS });
@@ -90,19 +100,24 @@ export function scheduleRate(
 /** First round of the SWA phase: whole cycles from there end at the last round (see above). */
 export function swaStartRound(spec: SwaSpec, totalRounds: number): number {
   validateSwaSpec(spec);
-  const configured = Math.floor(spec.start * totalRounds);
-  const cycles = Math.floor((totalRounds - configured) / spec.cycle);
-  return cycles === 0 ? configured : totalRounds - cycles * spec.cycle;
+  const end = swaEnd(spec, totalRounds);
+  const configured = Math.floor(spec.start * end); // a fraction of the rounds that train
+  const cycles = Math.floor((end - configured) / spec.cycle);
+  return cycles <= 0 ? configured : end - cycles * spec.cycle;
 }
 
 /** Rounds from `round` to the end of its SWA cycle (0 at a collection round). */
 function toCycleEnd(spec: SwaSpec, round: number, totalRounds: number): number {
-  return (((totalRounds - 1 - round) % spec.cycle) + spec.cycle) % spec.cycle;
+  return (((swaEnd(spec, totalRounds) - 1 - round) % spec.cycle) + spec.cycle) % spec.cycle;
 }
 
 /** True at the last round of each SWA cycle, where the running average is updated. */
 export function isSwaCollectRound(spec: SwaSpec, round: number, totalRounds: number): boolean {
-  return round >= swaStartRound(spec, totalRounds) && toCycleEnd(spec, round, totalRounds) === 0;
+  return (
+    round >= swaStartRound(spec, totalRounds) &&
+    round < swaEnd(spec, totalRounds) &&
+    toCycleEnd(spec, round, totalRounds) === 0
+  );
 }
 
 /** The consensus finish (`gossip.finish`): gossip-only rounds at the end or before collections. */
@@ -122,6 +137,7 @@ export function isGossipOnlyRound(
   totalRounds: number,
   swa?: SwaSpec,
 ): boolean {
+  if (swa && round >= swaEnd(swa, totalRounds)) return true; // swa.settle
   if (finish.rounds <= 0) return false;
   if (finish.at === 'end') return round >= totalRounds - finish.rounds;
   return (
@@ -147,6 +163,7 @@ export function learningRate(
   }
   if (swa) {
     const start = swaStartRound(swa, totalRounds);
+    if (round >= swaEnd(swa, totalRounds)) return swa.lr2; // settle rounds: nothing trains
     if (round >= start) {
       const lr1 = scheduleRate(schedule, baseLr, start, totalRounds);
       const t = (swa.cycle - toCycleEnd(swa, round, totalRounds)) / swa.cycle;

@@ -511,7 +511,7 @@ export class NodeRuntime {
     this.roundStart = tRound;
     const rounds = cfg.run.rounds;
     const swaSpec = cfg.swa.enabled
-      ? { start: cfg.swa.start, cycle: cfg.swa.cycle, lr2: cfg.swa.lr2 }
+      ? { start: cfg.swa.start, cycle: cfg.swa.cycle, lr2: cfg.swa.lr2, settle: cfg.swa.settle }
       : undefined;
     const schedule =
       cfg.train.schedule === 'step'

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { parseExperiment } from '../../src/config/index.js';
 import { ModelMismatchError } from '../../src/errors.js';
 import {
+  isGossipOnlyRound,
   isSwaCollectRound,
   learningRate,
   SwaAverage,
@@ -70,6 +71,44 @@ describe('learning-rate schedules', () => {
         }
       }
     }
+  });
+
+  it('swa.settle: 170 rounds that settle 20 train and collect as the 150-round run, then only gossip', () => {
+    const plain = { start: 0.75, cycle: 5, lr2: 1e-4 };
+    const settled = { ...plain, settle: 20 };
+    const none = { rounds: 0, at: 'end' as const };
+    assert.equal(swaStartRound(settled, 170), swaStartRound(plain, 150));
+    for (let r = 0; r < 170; r++) {
+      if (r < 150) {
+        close(
+          learningRate({ kind: 'constant' }, 0.05, r, 170, settled),
+          learningRate({ kind: 'constant' }, 0.05, r, 150, plain),
+        );
+        assert.equal(isSwaCollectRound(settled, r, 170), isSwaCollectRound(plain, r, 150), `${r}`);
+        assert.equal(isGossipOnlyRound(none, r, 170, settled), false, `${r}`);
+      } else {
+        assert.equal(isSwaCollectRound(settled, r, 170), false, `${r}`);
+        assert.equal(isGossipOnlyRound(none, r, 170, settled), true, `${r}`);
+      }
+    }
+    // With the consensus finish at collections as well: both kinds of gossip-only rounds.
+    const atCollect = { rounds: 2, at: 'collect' as const };
+    assert.equal(isGossipOnlyRound(atCollect, 148, 170, settled), true);
+    assert.equal(isGossipOnlyRound(atCollect, 146, 170, settled), false);
+    assert.equal(isGossipOnlyRound(atCollect, 160, 170, settled), true);
+  });
+
+  it('swa.settle needs gossiped SWA averages and a whole cycle before it', () => {
+    const problems = (swa: object) =>
+      configProblems(() => parseExperiment({ run: { rounds: 20 }, swa })).join('\n');
+    assert.match(problems({ settle: 5 }), /swa\.settle: needs swa\.enabled and swa\.gossip/);
+    assert.match(
+      problems({ gossip: true, settle: 16 }),
+      /swa\.settle: must leave at least one SWA cycle: at most run\.rounds - swa\.cycle \(15\)/,
+    );
+    assert.doesNotThrow(() =>
+      parseExperiment({ run: { rounds: 20 }, swa: { gossip: true, settle: 15 } }),
+    );
   });
 
   it('names the field on bad input', () => {
