@@ -40,6 +40,9 @@ import type { RunSummary } from '../report/records.js';
 import { formatValue, type SweepTable, sweepTable, tableCsv } from '../report/sweep-table.js';
 import { measureRunFlatness, type RunFlatnessSpec, runFlatnessUpToDate } from './run-flatness.js';
 
+/** A variant's name: it becomes part of its cells' directory names. */
+const VARIANT_NAME = /^[A-Za-z0-9._+-]{1,40}$/;
+
 // ---------------------------------------------------------------------------------------------
 // The sweep file
 
@@ -77,9 +80,8 @@ export const sweepFileSchema = z
      */
     variants: z
       .record(
-        z.string().regex(/^[A-Za-z0-9._+-]{1,40}$/, {
-          error: 'variant names are 1-40 characters of A-Z a-z 0-9 . _ + -',
-        }),
+        // Names are checked in loadSweep: a record key's own message does not reach the user.
+        z.string(),
         z.record(z.string().min(1), z.unknown(), {
           error: 'must be a mapping of experiment field paths to values',
         }),
@@ -233,6 +235,16 @@ export function planSweep(
   const variants = file.variants ?? {};
   const variantNames = Object.keys(variants);
   for (const name of variantNames) {
+    if (!VARIANT_NAME.test(name)) {
+      problems.push(
+        new ConfigError(
+          `variants.${name}`,
+          'variant names are 1-40 characters of A-Z a-z 0-9 . _ + -',
+          name,
+        ),
+      );
+      continue;
+    }
     for (const m of problemsOf(() =>
       parseExperiment(withValues(base, Object.entries(variants[name]!))),
     ))

@@ -189,7 +189,14 @@ describe('sweep presets', () => {
     assert.equal(c.train.lr, 0.05);
     assert.equal(c.train.weightDecay, 4e-4);
     assert.equal(c.train.optimizer, 'sgd');
-    assert.deepEqual(c.swa, { enabled: true, start: 0.75, cycle: 5, lr2: 1e-3, gossip: false });
+    assert.deepEqual(c.swa, {
+      enabled: true,
+      start: 0.75,
+      cycle: 5,
+      lr2: 1e-3,
+      gossip: false,
+      settle: 0,
+    });
   });
 
   it('loss-sweep.yaml is 2 x 2 cells x 3 seeds', () => {
@@ -309,6 +316,12 @@ describe('sweep validation', () => {
       ),
       [
         'variants.bad: train.quasiGlobalMomentum: needs train.momentum > 0 (it is the momentum of the quasi-global buffer) (got true)',
+      ],
+    );
+    assert.deepEqual(
+      configProblems(() => planSweep({ base: tinyBase, variants: { ['x'.repeat(41)]: {} } })),
+      [
+        `variants.${'x'.repeat(41)}: variant names are 1-40 characters of A-Z a-z 0-9 . _ + - (got "${'x'.repeat(41)}")`,
       ],
     );
     assert.throws(
