@@ -13,12 +13,14 @@
  *   nodes1000  1,000 nodes on a ring, all edges every round with Metropolis weights, Fashion-MNIST
  *              split Dirichlet(0.1), MLP 784-200-200-10, 10 local SGD steps of 32 at lr 0.05,
  *              evaluation only at the last round (on 1,000 test samples), 4 rounds by default,
- *              batched only by default; the figure is the time of the rounds without evaluation.
+ *              batched only by default; the figure is the CPU (and wall) time of the rounds
+ *              without evaluation (roundCpuSWithoutEval, roundSWithoutEval).
  *              Target: <= 10 s per round.
  * `--set` overrides fields of either (e.g. `--set eval.every=1000 --set eval.tail=0`).
  *
  * Prints JSON lines (suite "sim"):
- *   {"kind":"run","engine":"batched","wallS":..,"cpuS":..,"cpuByPhaseS":{..},"roundS":{..},...figures}
+ *   {"kind":"run","engine":"batched","wallS":..,"cpuS":..,"cpuByPhaseS":{..},"roundS":{..},
+ *    "roundSWithoutEval":{..},"roundCpuSWithoutEval":{median,p90,max},...figures}
  *   {"kind":"agreement","maxWeightDiff":..,"meanAccuracyDiff":..,...}   (with both engines)
  * cpuByPhaseS: process CPU seconds spent inside local training, batched evaluation (the unbatched
  * engine's evaluation runs inside the round and counts under `rest`), mixing, SWA updates, and the
@@ -134,6 +136,9 @@ export async function run(args: string[]): Promise<void> {
       throw new Error(`--engines: each must be batched or unbatched (got ${engine})`);
     }
     const lastOfRound = new Map<number, number>();
+    // Process CPU when the last node's record of round k arrived (the rounds overlap a little:
+    // a node may start round k+1 before the last one ends round k).
+    const cpuAtRound = new Map<number, number>();
     const last = new Map<number, Float32Array>();
     const evalRounds = new Set<number>();
     let evalWallMs = 0;
@@ -151,6 +156,8 @@ export async function run(args: string[]): Promise<void> {
       batched: engine === 'batched',
       onRound: (r) => {
         lastOfRound.set(r.round, Math.max(lastOfRound.get(r.round) ?? 0, performance.now()));
+        const c = process.cpuUsage(cpu0);
+        cpuAtRound.set(r.round, (c.user + c.system) / 1e6);
         if (r.accuracy !== undefined) evalRounds.add(r.round);
         evalWallMs += r.phases.evalMs;
       },
@@ -165,10 +172,13 @@ export async function run(args: string[]): Promise<void> {
     // Round k's time: from the last node finishing round k-1 to the last finishing round k.
     const roundS: number[] = [];
     const plainRoundS: number[] = [];
+    const plainRoundCpuS: number[] = [];
     for (let k = 1; k < cfg.run.rounds; k++) {
       const dt = ((lastOfRound.get(k) ?? 0) - (lastOfRound.get(k - 1) ?? 0)) / 1000;
       roundS.push(dt);
-      if (!evalRounds.has(k)) plainRoundS.push(dt);
+      if (evalRounds.has(k)) continue;
+      plainRoundS.push(dt);
+      plainRoundCpuS.push((cpuAtRound.get(k) ?? 0) - (cpuAtRound.get(k - 1) ?? 0));
     }
     const fig = {
       meanAccuracy: s.meanAccuracy,
@@ -198,6 +208,7 @@ export async function run(args: string[]): Promise<void> {
         evalWallS: round(evalWallMs / 1000, 2),
         roundS: spread(roundS, 3),
         roundSWithoutEval: spread(plainRoundS, 3),
+        roundCpuSWithoutEval: spread(plainRoundCpuS, 3),
         ...fig,
         cores: cpus().length,
         loadavgBefore: load0.map((x) => round(x, 2)),

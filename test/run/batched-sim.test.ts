@@ -123,6 +123,18 @@ describe('batched simulator', () => {
     });
   });
 
+  it('replays a batched run exactly (same seed: the same weights and figures, bit for bit)', async () => {
+    const extra = { train: { localSteps: 5, lr: 0.2, batchSize: 16, weightDecay: 1e-3 } };
+    const first = await run(extra, true);
+    const second = await run(extra, true);
+    for (const [key, w] of first.weights) assert.deepEqual(second.weights.get(key), w, key);
+    const figures = (r: RoundRecord) => [r.trainLoss, r.accuracy, r.testLoss, r.swaAccuracy];
+    for (const [key, r] of first.records) {
+      assert.deepEqual(figures(second.records.get(key)!), figures(r), key);
+    }
+    assert.equal(second.summary.meanAccuracy, first.summary.meanAccuracy);
+  });
+
   it('runs a consensus finish and gossiped SWA averages as the unbatched engine does', async () => {
     await compare({
       run: { rounds: 8, seed: 7 },
