@@ -129,6 +129,7 @@ export async function run(args: string[]): Promise<void> {
     'engines',
     kind === 'nodes1000' ? 'batched' : 'unbatched,batched',
   ).split(',');
+  const compare = engines.includes('batched') && engines.includes('unbatched');
   const finals = new Map<string, Map<number, Float32Array>>();
   const figures = new Map<string, Record<string, number | null>>();
   for (const engine of engines) {
@@ -161,9 +162,12 @@ export async function run(args: string[]): Promise<void> {
         if (r.accuracy !== undefined) evalRounds.add(r.round);
         evalWallMs += r.phases.evalMs;
       },
-      onWeights: (node, k, x) => {
-        if (k === cfg.run.rounds - 1) last.set(node, x);
-      },
+      // The final weights, to compare the engines (a copy of every node's weights every round).
+      ...(compare && {
+        onWeights: (node: number, k: number, x: Float32Array) => {
+          if (k === cfg.run.rounds - 1) last.set(node, x);
+        },
+      }),
     }).finally(() => phases.unwrap());
     const cpu = process.cpuUsage(cpu0);
     const cpuS = (cpu.user + cpu.system) / 1e6;

@@ -78,8 +78,9 @@ function evaluateChunk(
       const oneHot = new Float32Array(b * model.classes);
       for (let r = 0; r < b; r++) oneHot[r * model.classes + labels[r]!] = 1;
       const [pred, loss] = tf.tidy(() => {
-        // Copy: the cpu backend would alias data.x otherwise.
-        const x = tf.tensor3d(data.x.slice(start * f, (start + b) * f), [1, b, f]);
+        // The cpu backend would alias data.x (so a copy); the others copy it themselves.
+        const rows = data.x.subarray(start * f, (start + b) * f);
+        const x = tf.tensor3d(tf.getBackend() === 'cpu' ? rows.slice() : rows, [1, b, f]);
         const { logits } = stackedForward(layers, x);
         const y = tf.tensor3d(oneHot, [1, b, model.classes]);
         const sumLoss = tf.neg(tf.sum(tf.mul(y, tf.logSoftmax(logits)), [1, 2]));

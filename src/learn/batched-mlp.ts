@@ -157,9 +157,10 @@ export class BatchedMlpTrainer {
           }
         });
         const next = tidy(() => {
-          // Fresh arrays for the tensors (the cpu backend keeps a reference to its input array).
+          // The cpu backend keeps a reference to the array a tensor is made of (so a fresh one);
+          // the others copy it (on wasm into its heap), and a copy here would be garbage.
           const batch: Batch = {
-            x: tf.tensor3d(xs.slice(), [G, B, features]),
+            x: tf.tensor3d(aliasing() ? xs.slice() : xs, [G, B, features]),
             yw: tf.tensor3d(yw, [G, B, classes]),
             rw: tf.tensor3d(rowWeight, [G, B, 1]),
             ...(scaled && scaledRows(rowWeight, yw, lrs, G, B, classes)),
@@ -425,15 +426,23 @@ function scatterLayers(members: readonly BatchMember[], layers: readonly Layer[]
   });
 }
 
+/** Whether tensors made from an array keep that array (the cpu backend's do; tfjs-node, wasm copy). */
+function aliasing(): boolean {
+  return tf.getBackend() === 'cpu';
+}
+
 /**
  * Each node's values of a stacked parameter. One read of the stacked values: slicing the tensor G
- * times (unstack) would copy all of it out of the wasm heap for each slice.
+ * times (unstack) would copy all of it out of the wasm heap for each slice. Views of that one read
+ * where tensors made of them copy it anyway (`fresh` false), else copies.
  */
-function slices(stacked: tf.Tensor3D): Float32Array[] {
+function slices(stacked: tf.Tensor3D, fresh = aliasing()): Float32Array[] {
   const values = stacked.dataSync() as Float32Array;
   const [G, r, c] = stacked.shape;
   const n = r * c;
-  return Array.from({ length: G }, (_, g) => values.slice(g * n, (g + 1) * n));
+  return Array.from({ length: G }, (_, g) =>
+    fresh ? values.slice(g * n, (g + 1) * n) : values.subarray(g * n, (g + 1) * n),
+  );
 }
 
 /**
@@ -466,7 +475,7 @@ function scatterMomentum(members: readonly BatchMember[], buffers: readonly Laye
       [2 * k, l.w],
       [2 * k + 1, l.b],
     ] as const) {
-      slices(stacked).forEach((v, g) => {
+      slices(stacked, true).forEach((v, g) => {
         states[g]![`${params[i]!.name}.momentum`] = v;
       });
     }
