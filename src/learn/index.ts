@@ -35,6 +35,7 @@ export {
   isSwaCollectRound,
   type LrSchedule,
   learningRate,
+  quasiGlobalRate,
   type SwaSpec,
   scheduleRate,
   swaStartRound,

@@ -46,6 +46,7 @@ import {
   learningRate,
   type Model,
   QuasiGlobalMomentum,
+  quasiGlobalRate,
   type RoundTrainer,
   readFlat,
   SwaAverage,
@@ -618,7 +619,10 @@ export class NodeRuntime {
     const mixed = this.mixer.mix(mixInput);
     writeFlat(model, mixed.x);
     this.mass = mixed.mass;
-    if (xStart) this.qg?.end(xStart, mixed.x, lr, cfg.train.localSteps);
+    if (xStart && this.qg) {
+      const qgLr = quasiGlobalRate(schedule, cfg.train.lr, k, rounds, swaSpec);
+      this.qg.end(xStart, mixed.x, qgLr, cfg.train.localSteps);
+    }
     this.gt?.end(this.frame.parts(ex.collected.received, 'tracker'), ex.outcomes, (y, trackers) => {
       return this.mixer.mix({ ...mixInput, x: y, received: trackers }).x;
     });

@@ -6,6 +6,7 @@ import {
   isGossipOnlyRound,
   isSwaCollectRound,
   learningRate,
+  quasiGlobalRate,
   SwaAverage,
   swaStartRound,
 } from '../../src/learn/index.js';
@@ -109,6 +110,23 @@ describe('learning-rate schedules', () => {
     assert.doesNotThrow(() =>
       parseExperiment({ run: { rounds: 20 }, swa: { gossip: true, settle: 15 } }),
     );
+  });
+
+  it("quasi-global momentum's rate: the round's, floored at a quarter of the cycle's top in the SWA phase", () => {
+    const swa = { start: 0.75, cycle: 5, lr2: 1e-3 }; // the reference protocol's SWA
+    const constant = { kind: 'constant' as const };
+    const finish = { rounds: 2, at: 'collect' as const };
+    for (let r = 0; r < 150; r++) {
+      const lr = learningRate(constant, 0.05, r, 150, swa);
+      const qg = quasiGlobalRate(constant, 0.05, r, 150, swa);
+      // A cycle's last two rounds (lr 0.0108 and 0.001) are floored at 0.0125, no other round.
+      const low = r >= 115 && (r - 115) % 5 >= 3;
+      close(qg, low ? 0.0125 : lr);
+      // Those are the gossip-only rounds of the consensus finish at collections: where it trains,
+      // quasi-global momentum runs as before.
+      if (!isGossipOnlyRound(finish, r, 150, swa)) close(qg, lr);
+    }
+    close(quasiGlobalRate(constant, 0.05, 140, 150), 0.05);
   });
 
   it('names the field on bad input', () => {
