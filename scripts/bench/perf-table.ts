@@ -170,14 +170,20 @@ function render(out: string): string {
 
   const profiles = ['profile16-before', 'profile16'].filter((p) => of(p, 'profile'));
   if (profiles.length) {
-    md += 'Where the steady rounds go (share of profile samples, %; 16 nodes, vanilla):\n\n';
+    // A part's share of the samples times the CPU per node-round of the same build's run without
+    // the profiler (the profiler's own cost left out): an estimate of the part's ms per node-round.
+    const plain = (p: string) => Number(s(p.replace('profile16', 'vanilla16')).cpuPerNodeRoundMs);
+    md += `Where the steady rounds go (share of profile samples, %, and that share of the CPU per node-round of the run without the profiler, ms; 16 nodes, vanilla):\n\n`;
     const prof = (p: string) => of(p, 'profile') as Line & { parts: Record<string, number> };
     const names = [...new Set(profiles.flatMap((p) => Object.keys(prof(p).parts)))];
-    md += `| part | ${profiles.map((p) => (p.endsWith('before') ? 'before' : 'after')).join(' | ')} |\n`;
-    md += `|---|${profiles.map(() => '---').join('|')}|\n`;
+    const label = (p: string) => (p.endsWith('before') ? 'before' : 'after');
+    md += `| part | ${profiles.map((p) => `${label(p)} (%) | ${label(p)} (ms)`).join(' | ')} |\n`;
+    md += `|---|${profiles.map(() => '---|---').join('|')}|\n`;
+    const msOf = (p: string, pct: number | undefined) =>
+      pct === undefined || !(plain(p) > 0) ? '–' : cell((pct * plain(p)) / 100);
     for (const n of names)
-      md += `| ${n} | ${profiles.map((p) => cell(prof(p).parts[n])).join(' | ')} |\n`;
-    md += `| CPU per node-round under the profiler (ms) | ${profiles.map((p) => cell(s(p).cpuPerNodeRoundMs)).join(' | ')} |\n\n`;
+      md += `| ${n} | ${profiles.map((p) => `${cell(prof(p).parts[n])} | ${msOf(p, prof(p).parts[n])}`).join(' | ')} |\n`;
+    md += `| CPU per node-round under the profiler / without (ms) | ${profiles.map((p) => `${cell(s(p).cpuPerNodeRoundMs)} | ${cell(plain(p) || undefined)}`).join(' | ')} |\n\n`;
     for (const p of profiles) {
       const top = (prof(p).top as { fn: string; selfPct: number }[]).slice(0, 12);
       md += `Top functions by self time, ${p.endsWith('before') ? 'before' : 'after'}: `;

@@ -88,7 +88,7 @@ describe('noise transport streams', () => {
     }
   });
 
-  it('reuse a join buffer only after 2 MiB more were handed on, and keep every byte intact', async () => {
+  it('reuse a join buffer only after REUSE_AFTER_BYTES more were handed on, and keep every byte intact', async () => {
     // A consumer that keeps every buffer it was given, as the socket does until it has written
     // them: a buffer's bytes must not change while fewer than REUSE_AFTER_BYTES followed it.
     const rng = Rng.from(12, 'noise-streams-ring');
@@ -139,17 +139,36 @@ describe('noise transport streams', () => {
 
   it('a ring without a free slab hands out fresh buffers', () => {
     const ring = new SealedBufferRing(2);
+    const half = SealedBufferRing.REUSE_AFTER_BYTES / 2;
     const a = ring.take(1 << 20);
     ring.handedOn(1 << 20);
-    const b = ring.take(1 << 20);
-    ring.handedOn(1 << 20);
-    // Only 1 MiB followed a: it is not free, and the ring is full, so c is a buffer of its own.
+    // Too big for what a's slab has left: a second slab.
+    const b = ring.take(half);
+    ring.handedOn(half);
+    // Only half of REUSE_AFTER_BYTES followed a: it is not free, and the ring is full, so c (too
+    // big for b's slab) is a buffer of its own.
     const c = ring.take(1 << 20);
     assert.notEqual(c.buffer, a.buffer);
     assert.notEqual(c.buffer, b.buffer);
     ring.handedOn(1 << 20);
-    // Now 2 MiB followed a: its slab comes back.
+    // Now more than REUSE_AFTER_BYTES followed a: its slab comes back.
     assert.equal(ring.take(1 << 20).buffer, a.buffer);
+    assert.equal(ring.size, 2);
+  });
+
+  it('a frame of the 784-200-200-10 MLP a round, on one connection, cycles through 2 slabs', () => {
+    // Each ring is one connection's; with K nodes a process, K times 2 per neighbour (not 4).
+    const ring = new SealedBufferRing();
+    const frame = 797_000;
+    const seen = new Set<ArrayBufferLike>();
+    for (let round = 0; round < 8; round++) {
+      seen.add(ring.take(frame).buffer);
+      ring.handedOn(frame);
+      // A receipt's and a window update's sealed bytes between the frames.
+      ring.take(40);
+      ring.handedOn(40);
+    }
+    assert.equal(seen.size, 2);
     assert.equal(ring.size, 2);
   });
 

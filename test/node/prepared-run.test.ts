@@ -45,6 +45,22 @@ describe('prepared runs (launcher shards)', () => {
     }
   });
 
+  it('the nodes of one process share one capped test set (launch --nodes-per-process)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flatmesh-prepared-shared-'));
+    const full = await prepareRun(cfg, 'r');
+    await writeRunShards(full, dir);
+    writeDerived(dir, full);
+    const a = await prepareRun(cfg, 'r', { only: 0, shards: dir });
+    const b = await prepareRun(cfg, 'r', { only: 2, shards: dir });
+    assert.equal(a.test.count, 50);
+    assert.equal(a.test, b.test);
+    // Another limit is another set, of its own size.
+    const wider = parseExperiment({ ...cfg, eval: { ...cfg.eval, limit: 60 } });
+    const c = await prepareRun(wider, 'r', { only: 0, shards: dir });
+    assert.equal(c.test.count, 60);
+    assert.deepEqual(c.test.y.subarray(0, 50), a.test.y);
+  });
+
   it('reads the test set only when it is first used', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flatmesh-prepared-lazy-'));
     const full = await prepareRun(cfg, 'r');

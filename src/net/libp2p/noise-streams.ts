@@ -88,10 +88,15 @@ export async function secureDuplex(network: Duplex, session: NoiseSession): Prom
  * recent ones. So once REUSE_AFTER_BYTES more have been handed on after a slab's last chunk and the
  * sink asked for more, that slab is on the wire. With no free slab in the ring the chunk gets a
  * fresh buffer, as before.
+ *
+ * The ring is per connection, and a node of `launch --nodes-per-process K` has one per neighbour:
+ * its size is memory K times over. REUSE_AFTER_BYTES is 256 KiB (4x Node 22's high-water mark, 16x
+ * Node 20's): a 0.8 MB frame a round then cycles through 2 slabs (2 MiB a connection) where the
+ * earlier 2 MiB bound held 4 (measured at 64 nodes, K = 16: ~8 MB of slabs per node).
  */
 export class SealedBufferRing {
-  /** Bytes handed on after a slab's last chunk before the slab is rewritten (>> any high-water mark). */
-  static readonly REUSE_AFTER_BYTES = 2 * 1024 * 1024;
+  /** Bytes handed on after a slab's last chunk before the slab is rewritten (> any high-water mark). */
+  static readonly REUSE_AFTER_BYTES = 256 * 1024;
   /** One slab holds the sealed form of one 1 MiB muxer chunk (plus 2 + 16 bytes per message). */
   static readonly SLAB_BYTES = 1024 * 1024 + 8 * 1024;
   /** Smaller joins come from Node's shared 8 KiB pool or are too small to matter. */

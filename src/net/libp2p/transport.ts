@@ -249,9 +249,12 @@ class Libp2pTransportImpl implements Libp2pTransport {
         maxOutboundStreams: 64,
       });
       const pubsub = host.services.pubsub;
+      // The validator's decoding, kept for the message event that follows it (gossipsub hands both
+      // the same bytes): every node hears every heartbeat, so each is parsed once, not twice.
+      const validated = new WeakMap<Uint8Array, ControlMessage>();
       pubsub.topicValidators.set(this.topic, (_peer, msg) => {
         try {
-          decodeControl(msg.data);
+          validated.set(msg.data, decodeControl(msg.data));
           return TopicValidatorResult.Accept;
         } catch (e) {
           if (e instanceof WireError) this.components.metrics?.controlRejected?.(e.reason);
@@ -261,7 +264,8 @@ class Libp2pTransportImpl implements Libp2pTransport {
       pubsub.addEventListener('message', (evt) => {
         if (evt.detail.topic !== this.topic) return;
         try {
-          this.components.events?.onControl?.(decodeControl(evt.detail.data));
+          const data = evt.detail.data;
+          this.components.events?.onControl?.(validated.get(data) ?? decodeControl(data));
         } catch {
           // already validated; a handler's own error must not reach libp2p
         }
