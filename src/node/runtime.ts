@@ -504,6 +504,26 @@ export class NodeRuntime {
     return target;
   }
 
+  /**
+   * After the last round: resolves once each of `neighbours` has announced its end (a leave) or is
+   * `gone` (no connection), or after `ms`. A node that finished keeps its host up meanwhile: a
+   * neighbour may not yet have read the receipt of the last frame this node took from it, and a host
+   * that closes resets the stream under that receipt, so the neighbour counted a frame that arrived
+   * as a failed send (a 64-node launch at K = 16: every failed send of its last round).
+   */
+  async untilNeighboursLeft(
+    neighbours: readonly number[],
+    gone: (node: number) => boolean,
+    ms: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const until = performance.now() + ms;
+    const waiting = () => neighbours.some((j) => !this.peers.isDone(j) && !gone(j));
+    while (waiting() && performance.now() < until && !signal.aborted) {
+      await sleep(20, undefined, { signal }).catch(() => {});
+    }
+  }
+
   /** Round k; `caughtUpFrom` is the round this node jumped from to get here, if it did. */
   private async round(k: number, signal: AbortSignal, caughtUpFrom?: number): Promise<void> {
     const { cfg, id, model, counters, faults, plan } = this.d;

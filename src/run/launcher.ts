@@ -14,6 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { initBackend } from '../compute/backend.js';
 import { experimentDiff, formatDiff } from '../config/identity.js';
 import { parseExperiment } from '../config/load.js';
@@ -622,6 +624,7 @@ export async function launch(cfg: Experiment, opts: LaunchOptions = {}): Promise
       const full = await prepareRun(runCfg, runId, { derived: plan });
       await writeRunShards(full, shardDir);
       ctx = summaryContext(full);
+      collectGarbage();
     })();
     shardsWritten.catch((e: unknown) => fail(e instanceof Error ? e : new RunError(String(e))));
 
@@ -723,6 +726,18 @@ function summaryContext(ctx: RunContext): SummaryContext & { signature: string }
     test,
     data: { name: ctx.data.name, train: subset(ctx.data.train, new Int32Array(0)), test },
   };
+}
+
+/**
+ * One full garbage collection, now. The launcher has just let go of the decoded data set, but it
+ * allocates too little afterwards for V8 to run a full collection on its own, so that memory would
+ * stay in its PSS for the whole run (Fashion-MNIST: 326 -> 255 MB with this collection, measured on
+ * the launcher's steps from the sources). V8 gives `gc` only behind its flag: set it, and a fresh
+ * context has it.
+ */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
 }
 
 /** Read a run's summary.json. */

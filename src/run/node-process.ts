@@ -323,6 +323,14 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
           `; end record ${join(dir, NODE_END_FILE)}\n`,
       );
     }
+    if (!stop.signal.aborted && r.lastRound === cfg.run.rounds - 1) {
+      await node.runtime.untilNeighboursLeft(
+        peers,
+        (j) => !inner.connectedPeers().includes(j),
+        cfg.gossip.deadlineMs,
+        stop.signal,
+      );
+    }
     node.dispose();
     return stop.signal.aborted ? 130 : 0;
   } finally {
