@@ -8,6 +8,7 @@
  *                             locals: [I32, I32, V128], body }]);
  *   const exports = instantiateOn(backend, bytes);   // undefined: no wasm memory, or no SIMD
  */
+import { setFlagsFromString } from 'node:v8';
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;
@@ -76,6 +77,8 @@ export const op = {
   f32x4Add: simd(0xe4),
   f32x4Mul: simd(0xe6),
   f32x4Pmax: simd(0xeb),
+  /** relaxed SIMD: a·b + c, fused or not (the engine's choice, fixed per machine). */
+  f32x4RelaxedMadd: simd(0x105),
 };
 
 export function uleb(v: number): number[] {
@@ -168,6 +171,26 @@ export function assemble(funcs: readonly FuncDef[]): Uint8Array {
     ...section(7, exports),
     ...section(10, code),
   ]);
+}
+
+/**
+ * Turns on V8's relaxed-SIMD wasm feature (standard wasm, on by default from V8 11.4; Node 20's
+ * V8 11.3 has it behind --experimental-wasm-relaxed-simd). Wasm features are read when a module is
+ * compiled, so setting the flag at run time is enough. Returns whether a relaxed-SIMD module now
+ * validates.
+ */
+export function enableRelaxedSimd(): boolean {
+  // (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2 relaxed_madd)
+  const probe = Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...[0x01, 0x08, 0x01, 0x60, 0x03, V128, V128, V128, 0x01, V128],
+    ...[0x03, 0x02, 0x01, 0x00],
+    ...[0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02],
+    ...[...op.f32x4RelaxedMadd, ...op.end],
+  ]);
+  const validate = (WA as unknown as { validate(b: Uint8Array): boolean }).validate;
+  if (!validate(probe)) setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return validate(probe);
 }
 
 /** The wasm backend's fields this uses (public in its JS, untyped in tfjs). */
