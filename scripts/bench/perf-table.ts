@@ -11,6 +11,7 @@
  *   steps1              vanilla16 with 1 local step instead of 10: training's CPU against the
  *                       rest's, without the profiler's sampling bias
  *   k1, k16             cluster --mode vanilla --nodes 64, one process per node / 16 nodes each
+ *   n256                cluster --mode vanilla --nodes 256 --nodes-per-process 64 --rounds 4
  *   hog                 cluster --hog 2 --rounds 15 (issue 10: 16 processes and 2 CPU hogs)
  *   sim16, sim1000      sim --case preset16 / nodes1000: batched simulator against unbatched
  * A part whose file in DIR is complete is not run again (delete the file to re-run it), so an
@@ -31,6 +32,17 @@ const PARTS: Record<string, (baseline: string) => string[]> = {
   steps1: () => ['cluster', '--mode', 'vanilla', '--steps', '1'],
   k1: () => ['cluster', '--mode', 'vanilla', '--nodes', '64'],
   k16: () => ['cluster', '--mode', 'vanilla', '--nodes', '64', '--nodes-per-process', '16'],
+  n256: () => [
+    'cluster',
+    '--mode',
+    'vanilla',
+    '--nodes',
+    '256',
+    '--nodes-per-process',
+    '64',
+    '--rounds',
+    '4',
+  ],
   hog: () => ['cluster', '--hog', '2', '--rounds', '15'],
   sim16: () => ['sim', '--case', 'preset16'],
   sim1000: () => ['sim', '--case', 'nodes1000'],
@@ -162,9 +174,9 @@ function render(out: string): string {
     md += `CPU per node-round, after: training (10 steps of 32) ${cell(10 * step)} ms, everything else ${cell(c1 - step)} ms (from 10 against 1 local step).\n\n`;
   }
   table(
-    '64 nodes, vanilla (ring), by nodes per process:',
-    ['k1', 'k16'],
-    ['K = 1 (64 processes)', 'K = 16 (4 processes)'],
+    '64 nodes, vanilla (ring), by nodes per process (and 256 nodes, 4 rounds):',
+    ['k1', 'k16', 'n256'],
+    ['K = 1 (64 processes)', 'K = 16 (4 processes)', '256 nodes, K = 64 (4 processes)'],
     clusterRows,
   );
 

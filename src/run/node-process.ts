@@ -37,8 +37,12 @@ import { type CheckpointFailure, CheckpointStore } from '../node/checkpoint.js';
 import { earlyEvents } from '../node/early-events.js';
 import { fanout, jsonlSink, NodeCounters } from '../node/metrics.js';
 import { type ChildMessage, isParentMessage, type ParentMessage, type RestartKind } from './ipc.js';
+import { trainingTurns } from './node-group-turns.js';
 import { Progress } from './progress.js';
 import { NODE_END_FILE, type NodeReport, writeNodeEnd } from './summary.js';
+
+/** The training turns of this process's nodes (one process, one event loop, one set of turns). */
+const groupTurns = trainingTurns();
 
 export interface NodeProcessOptions {
   cfg: Experiment;
@@ -273,6 +277,8 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<number> 
         save: (s) => void (dead || store.save(s)),
         load: (expect) => store.load(expect),
       },
+      // Nodes sharing a process train one per turn of its event loop (node-group-turns.ts).
+      ...(shared && { trainer: (n) => groupTurns.wrap(n.trainer) }),
     });
     early.attach(node.runtime);
     send({ type: 'started', id });
