@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
-import { groupedMatMul } from '../../src/learn/batched-matmul.js';
+import { groupedMatMul, stackedMatMul } from '../../src/learn/batched-matmul.js';
 
 describe('groupedMatMul', () => {
   it('multiplies each slice as tf.matMul does, without copying slices or leaking tensors (wasm)', async () => {
@@ -33,5 +33,32 @@ describe('groupedMatMul', () => {
     const b = tf.zeros([2, 5, 4]) as tf.Tensor3D;
     assert.throws(() => groupedMatMul(a, b), /do not multiply/);
     tf.dispose([a, b]);
+  });
+
+  it('stackedMatMul: each slice as tf.matMul multiplies it, in every transpose mode and with a shared left operand', async () => {
+    await initBackend({ prefer: 'wasm', quiet: true });
+    const a = tf.randomNormal([3, 6, 9], 0, 1, 'float32', 3) as tf.Tensor3D;
+    const b = tf.randomNormal([3, 9, 5], 0, 1, 'float32', 4) as tf.Tensor3D;
+    const shared = tf.randomNormal([1, 6, 9], 0, 1, 'float32', 5) as tf.Tensor3D;
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const cases: [tf.Tensor3D, tf.Tensor3D, boolean, boolean][] = [
+        [a, b, false, false],
+        [tf.transpose(a, [0, 2, 1]), b, true, false],
+        [a, tf.transpose(b, [0, 2, 1]), false, true],
+        [shared, b, false, false],
+      ];
+      for (const [x, y, ta, tb] of cases) {
+        const c = stackedMatMul(x, y, ta, tb);
+        const xs = tf.unstack(x);
+        const want = tf.stack(
+          tf.unstack(y).map((yg, g) => tf.matMul(xs[xs.length === 1 ? 0 : g]!, yg, ta, tb)),
+        );
+        const d = tf.max(tf.abs(tf.sub(c, want))).dataSync()[0]!;
+        assert.ok(d <= 1e-5, `transposeA ${ta} transposeB ${tb}: off by ${d}`);
+      }
+    });
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose([a, b, shared]);
   });
 });
