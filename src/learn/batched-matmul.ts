@@ -19,19 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { gemmKernels } from '../compute/kernels/gemm.js';
-
-/** The parts of tfjs-backend-wasm's backend this uses (its public fields, untyped in tfjs). */
-interface WasmBackend {
-  wasm: {
-    cwrap(name: string, ret: null, args: string[]): (...a: unknown[]) => void;
-    tfjs: {
-      registerTensor(id: number, size: number, memoryOffset: number): void;
-      disposeData(id: number): void;
-    };
-  };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
+import type { WasmBackend } from './wasm-heap.js';
 
 type WasmMatMul = (
   aId: number,

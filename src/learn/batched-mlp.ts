@@ -37,6 +37,7 @@ import { stackedMatMul } from './batched-matmul.js';
 import type { Model, ModelSpec } from './model.js';
 import type { LocalOptimizer, OptimizerSpec } from './optim/types.js';
 import { checkTrainArgs, type LocalTrainer, type TrainResult } from './trainer.js';
+import { stackedSlices } from './wasm-heap.js';
 
 /** One node's parts, trained together with others of the same architecture. */
 export interface BatchMember {
@@ -409,6 +410,7 @@ function gatherLayers(members: readonly BatchMember[]): Layer[] {
   });
 }
 
+/** Each member's parameters from the stacked ones (copied within the backend's memory). */
 function scatterLayers(members: readonly BatchMember[], layers: readonly Layer[]): void {
   const params = members[0]!.model.params;
   layers.forEach((l, k) => {
@@ -417,10 +419,11 @@ function scatterLayers(members: readonly BatchMember[], layers: readonly Layer[]
       [2 * k + 1, l.b],
     ] as const) {
       const shape = params[i]!.variable.shape;
-      slices(stacked).forEach((v, g) => {
-        const t = tf.tensor(v, shape, 'float32');
-        members[g]!.model.params[i]!.variable.assign(t);
-        t.dispose();
+      // The variables keep the slices' data; tidy drops the slices' own handles.
+      tf.tidy(() => {
+        stackedSlices(stacked).forEach((t, g) => {
+          members[g]!.model.params[i]!.variable.assign(tf.reshape(t, shape));
+        });
       });
     }
   });
@@ -432,17 +435,14 @@ function aliasing(): boolean {
 }
 
 /**
- * Each node's values of a stacked parameter. One read of the stacked values: slicing the tensor G
- * times (unstack) would copy all of it out of the wasm heap for each slice. Views of that one read
- * where tensors made of them copy it anyway (`fresh` false), else copies.
+ * Each node's values of a stacked parameter, as arrays of their own. One read of the stacked
+ * values: slicing the tensor G times (unstack) would copy all of it out of the wasm heap for each.
  */
-function slices(stacked: tf.Tensor3D, fresh = aliasing()): Float32Array[] {
+function slices(stacked: tf.Tensor3D): Float32Array[] {
   const values = stacked.dataSync() as Float32Array;
   const [G, r, c] = stacked.shape;
   const n = r * c;
-  return Array.from({ length: G }, (_, g) =>
-    fresh ? values.slice(g * n, (g + 1) * n) : values.subarray(g * n, (g + 1) * n),
-  );
+  return Array.from({ length: G }, (_, g) => values.slice(g * n, (g + 1) * n));
 }
 
 /**
@@ -475,7 +475,7 @@ function scatterMomentum(members: readonly BatchMember[], buffers: readonly Laye
       [2 * k, l.w],
       [2 * k + 1, l.b],
     ] as const) {
-      slices(stacked, true).forEach((v, g) => {
+      slices(stacked).forEach((v, g) => {
         states[g]![`${params[i]!.name}.momentum`] = v;
       });
     }

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { ModelMismatchError } from '../errors.js';
 import type { Model, ParamKind } from './model.js';
+import { readInto } from './wasm-heap.js';
 
 export interface ParamSlot {
   readonly name: string;
@@ -42,8 +43,9 @@ export function readFlat(model: Pick<Model, 'params' | 'size'>): Float32Array {
   const out = new Float32Array(model.size);
   let offset = 0;
   for (const p of model.params) {
-    // dataSync returns the backend's own buffer on cpu: copy, never keep it.
-    out.set(p.variable.dataSync() as Float32Array, offset);
+    // Copied into `out` (dataSync returns the backend's own buffer on cpu: never keep it); on wasm
+    // straight from its memory, without the intermediate copy dataSync makes.
+    readInto(p.variable, out, offset);
     offset += p.variable.size;
   }
   return out;
@@ -51,7 +53,9 @@ export function readFlat(model: Pick<Model, 'params' | 'size'>): Float32Array {
 
 /**
  * Writes a flat vector into the model's variables. The values are copied: the cpu backend keeps a
- * reference to the array a tensor is built from, and the caller usually reuses `flat`.
+ * reference to the array a tensor is built from (so it gets a copy of each part), and the caller
+ * usually reuses `flat`; the other backends copy the parts into their own memory themselves (a copy
+ * here would only be garbage: a model's size per node and round).
  */
 export function writeFlat(model: Pick<Model, 'params' | 'size'>, flat: Float32Array): void {
   if (flat.length !== model.size) {
@@ -59,10 +63,12 @@ export function writeFlat(model: Pick<Model, 'params' | 'size'>, flat: Float32Ar
       `parameter vector has ${flat.length} values but the model has ${model.size}; both sides must use the same model and input shape`,
     );
   }
+  const aliasing = tf.getBackend() === 'cpu';
   let offset = 0;
   for (const p of model.params) {
     const n = p.variable.size;
-    const t = tf.tensor(flat.slice(offset, offset + n), p.variable.shape, 'float32');
+    const part = flat.subarray(offset, offset + n);
+    const t = tf.tensor(aliasing ? part.slice() : part, p.variable.shape, 'float32');
     p.variable.assign(t);
     t.dispose();
     offset += n;

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
 import { groupedMatMul, stackedMatMul } from '../../src/learn/batched-matmul.js';
+import { stackedSlices } from '../../src/learn/wasm-heap.js';
 
 describe('groupedMatMul', () => {
   it('multiplies each slice as tf.matMul does, without copying slices or leaking tensors (wasm)', async () => {
@@ -60,5 +61,26 @@ describe('groupedMatMul', () => {
     });
     assert.equal(tf.memory().numTensors, before);
     tf.dispose([a, b, shared]);
+  });
+
+  it('stackedSlices: the slices of a stacked tensor as tensors of their own, as tf.unstack gives them', async () => {
+    for (const backend of ['wasm', 'cpu'] as const) {
+      await initBackend({ prefer: backend, quiet: true });
+      const t = tf.randomNormal([4, 5, 3], 0, 1, 'float32', 6) as tf.Tensor3D;
+      const before = tf.memory().numTensors;
+      const parts = stackedSlices(t);
+      assert.equal(tf.memory().numTensors, before + 4);
+      const want = tf.unstack(t);
+      parts.forEach((p, g) => {
+        assert.deepEqual(p.shape, [5, 3]);
+        assert.deepEqual(Array.from(p.dataSync()), Array.from(want[g]!.dataSync()), `slice ${g}`);
+      });
+      // Copies: disposing the stacked tensor leaves them intact.
+      const values = parts.map((p) => Array.from(p.dataSync()));
+      t.dispose();
+      parts.forEach((p, g) => assert.deepEqual(Array.from(p.dataSync()), values[g]));
+      tf.dispose([...parts, ...want]);
+    }
+    await initBackend({ prefer: 'wasm', quiet: true });
   });
 });
