@@ -7,8 +7,10 @@
  *   const c = stackedMatMul(a, b);              // [G, m, n]
  *   const dw = stackedMatMul(x, dz, true);      // x[g]ᵀ · dz[g], transposed by strides
  *
- * On wasm with flatmesh's SIMD GEMM (compute/kernels/gemm.ts, patch `matmul-simd-gemm`) tf.matMul
- * already is that: one kernel call multiplying each slice where it lies, transposes read by strides.
+ * On wasm with flatmesh's SIMD GEMM (compute/kernels/gemm.ts) that is its BatchMatMul kernel (patch
+ * `matmul-simd-gemm`): one call multiplying each slice where it lies, transposes read by strides,
+ * here on the relaxed-SIMD (FMA) variant of the GEMM where it instantiates, as the unbatched
+ * engine's layers run it.
  * Without it (no wasm SIMD), tfjs-wasm's BatchMatMul with G > 1 runs a plain loop (7x slower than
  * XNNPACK on an MLP's shapes), and taking the slices as tensors costs more than the products: Slice
  * (so unstack) copies the whole stacked tensor out of the wasm heap for each slice, Gather walks it
@@ -18,7 +20,9 @@
  * whose batched form is theirs to make fast.
  */
 import * as tf from '@tensorflow/tfjs';
-import { gemmKernels } from '../compute/kernels/gemm.js';
+import { fmaGemmKernels, gemmKernels } from '../compute/kernels/gemm.js';
+import type { KernelArgs } from '../compute/kernels/kernel-call.js';
+import { gemmMatMulKernel } from '../compute/kernels/matmul-gemm.js';
 import type { WasmBackend } from './wasm-heap.js';
 
 type WasmMatMul = (
@@ -64,6 +68,12 @@ export function stackedMatMul(
   transposeA = false,
   transposeB = false,
 ): tf.Tensor3D {
+  const fma = fmaMatMul();
+  if (fma) {
+    const backend = tf.backend();
+    const out = fma({ inputs: { a, b }, attrs: { transposeA, transposeB }, backend });
+    return tf.engine().makeTensorFromTensorInfo(out as tf.TensorInfo) as tf.Tensor3D;
+  }
   const slowLoop =
     tf.getBackend() === 'wasm' &&
     gemmKernels(tf.backend()) === undefined &&
@@ -73,6 +83,26 @@ export function stackedMatMul(
   return tf.tidy(() =>
     groupedMatMul(transposeA ? transposeInner(a) : a, transposeB ? transposeInner(b) : b),
   );
+}
+
+const fmaKernels = new WeakMap<object, ((args: KernelArgs) => unknown) | null>();
+
+/**
+ * On wasm where the relaxed-SIMD GEMM instantiates (compute/kernels/gemm.ts, FMA where the CPU has
+ * it; 15-25% less CPU than the plain one): BatchMatMul's GEMM kernel on that GEMM, as the unbatched
+ * engine's dense layers use it (patch `gemm-fma`). tf.matMul itself keeps the plain GEMM.
+ */
+function fmaMatMul(): ((args: KernelArgs) => unknown) | undefined {
+  if (tf.getBackend() !== 'wasm') return undefined;
+  const backend = tf.backend();
+  let k = fmaKernels.get(backend);
+  if (k === undefined) {
+    const gemm = fmaGemmKernels(backend);
+    const base = tf.getKernel('BatchMatMul', 'wasm');
+    k = gemm && base ? (gemmMatMulKernel(base, gemm).kernelFunc as never) : null;
+    fmaKernels.set(backend, k);
+  }
+  return k ?? undefined;
 }
 
 /** `[G, m, n]` -> `[G, n, m]`: each node's matrix transposed (one Transpose for all nodes). */
