@@ -8,7 +8,7 @@
  * Parts (default: all; those with `-before` only with --baseline, an older build's command):
  *   vanilla16[-before]  cluster --mode vanilla: 16 processes, issue 14's config (see cluster.ts)
  *   profile16[-before]  the same under the CPU profiler: where the steady rounds' CPU goes
- *   steps1              vanilla16 with 1 local step instead of 10: training's CPU against the
+ *   steps1[-before]     vanilla16 with 1 local step instead of 10: training's CPU against the
  *                       rest's, without the profiler's sampling bias
  *   k1, k16             cluster --mode vanilla --nodes 64, one process per node / 16 nodes each
  *   n256                cluster --mode vanilla --nodes 256 --nodes-per-process 64 --rounds 4
@@ -30,6 +30,7 @@ const PARTS: Record<string, (baseline: string) => string[]> = {
   profile16: () => ['cluster', '--mode', 'vanilla', '--profile'],
   'profile16-before': (b) => ['cluster', '--mode', 'vanilla', '--profile', '--flatmesh', b],
   steps1: () => ['cluster', '--mode', 'vanilla', '--steps', '1'],
+  'steps1-before': (b) => ['cluster', '--mode', 'vanilla', '--steps', '1', '--flatmesh', b],
   k1: () => ['cluster', '--mode', 'vanilla', '--nodes', '64'],
   k16: () => ['cluster', '--mode', 'vanilla', '--nodes', '64', '--nodes-per-process', '16'],
   n256: () => [
@@ -161,17 +162,21 @@ function render(out: string): string {
   ];
   table(
     '16 nodes, vanilla (ring-16, Metropolis, all edges), one process per node:',
-    ['vanilla16-before', 'vanilla16', 'steps1'],
-    ['before', 'after', 'after, 1 local step'],
+    ['vanilla16-before', 'steps1-before', 'vanilla16', 'steps1'],
+    ['before', 'before, 1 local step', 'after', 'after, 1 local step'],
     clusterRows,
   );
   // Training against the rest, without the profiler's bias: the same run with 1 local step
   // instead of 10 costs 9 steps less, so a step costs (c10 - c1) / 9 and the rest c1 - step.
-  const c10 = Number(s('vanilla16').cpuPerNodeRoundMs);
-  const c1 = Number(s('steps1').cpuPerNodeRoundMs);
-  if (of('vanilla16', 'summary') && of('steps1', 'summary')) {
+  for (const [when, ten, one] of [
+    ['before', 'vanilla16-before', 'steps1-before'],
+    ['after', 'vanilla16', 'steps1'],
+  ] as const) {
+    if (!of(ten, 'summary') || !of(one, 'summary')) continue;
+    const c10 = Number(s(ten).cpuPerNodeRoundMs);
+    const c1 = Number(s(one).cpuPerNodeRoundMs);
     const step = (c10 - c1) / 9;
-    md += `CPU per node-round, after: training (10 steps of 32) ${cell(10 * step)} ms, everything else ${cell(c1 - step)} ms (from 10 against 1 local step).\n\n`;
+    md += `CPU per node-round, ${when}: training (10 steps of 32) ${cell(10 * step)} ms, everything else ${cell(c1 - step)} ms (from 10 against 1 local step).\n\n`;
   }
   table(
     '64 nodes, vanilla (ring), by nodes per process (and 256 nodes, 4 rounds):',
