@@ -187,4 +187,32 @@ describe('fused dense layer and softmax cross-entropy (wasm) against the plain t
     }, true);
     compare(r, ['H·v']);
   });
+  it('gemm-fma: switching the GEMM re-installs the fused kernels, and removing them still works', async () => {
+    await initBackend({ prefer: 'wasm', quiet: true });
+    const conv = () =>
+      tf.tidy(() => {
+        const x = randomTensor(35, 'x', [2, 12, 12, 8]) as tf.Tensor4D;
+        const w = randomTensor(35, 'w', [5, 5, 8, 16]) as tf.Tensor4D;
+        const b = randomTensor(35, 'b', [16]) as tf.Tensor1D;
+        return conv2dRelu(x, w, b, 'valid').dataSync() as Float32Array;
+      });
+    const withFma = conv();
+    assert.ok(removeWasmPatches(['gemm-fma']).includes('fused-layers'));
+    const plain = conv();
+    applyWasmPatches(['gemm-fma']);
+    assertClose(
+      { shape: [withFma.length], values: withFma },
+      { shape: [plain.length], values: plain },
+      'conv with and without FMA',
+      1e-5,
+    );
+    // After the re-install, removing the patch must unregister the kernels, not restore ours.
+    removeWasmPatches(['fused-layers']);
+    try {
+      for (const k of LAYER_KERNELS) assert.equal(tf.getKernel(k, 'wasm'), undefined, k);
+    } finally {
+      applyWasmPatches(['fused-layers']);
+    }
+    assert.ok(tf.getKernel(DENSE_RELU, 'wasm'));
+  });
 });
