@@ -162,15 +162,26 @@ export function learningRate(
     throw new ConfigError('round', 'must be an integer >= 0', round);
   }
   if (swa) {
-    const start = swaStartRound(swa, totalRounds);
     if (round >= swaEnd(swa, totalRounds)) return swa.lr2; // settle rounds: nothing trains
-    if (round >= start) {
-      const lr1 = scheduleRate(schedule, baseLr, start, totalRounds);
+    const lr1 = cycleTopRate(schedule, baseLr, round, totalRounds, swa);
+    if (lr1 !== undefined) {
       const t = (swa.cycle - toCycleEnd(swa, round, totalRounds)) / swa.cycle;
       return (1 - t) * lr1 + t * swa.lr2;
     }
   }
   return scheduleRate(schedule, baseLr, round, totalRounds);
+}
+
+/** In the SWA phase, the rate its cycles start from: the schedule's at the phase's first round. */
+function cycleTopRate(
+  schedule: LrSchedule,
+  baseLr: number,
+  round: number,
+  totalRounds: number,
+  swa: SwaSpec,
+): number | undefined {
+  const start = swaStartRound(swa, totalRounds);
+  return round >= start ? scheduleRate(schedule, baseLr, start, totalRounds) : undefined;
 }
 
 /**
@@ -189,8 +200,6 @@ export function quasiGlobalRate(
   swa?: SwaSpec,
 ): number {
   const lr = learningRate(schedule, baseLr, round, totalRounds, swa);
-  if (!swa) return lr;
-  const start = swaStartRound(swa, totalRounds);
-  if (round < start) return lr;
-  return Math.max(lr, scheduleRate(schedule, baseLr, start, totalRounds) / 4);
+  const lr1 = swa && cycleTopRate(schedule, baseLr, round, totalRounds, swa);
+  return lr1 === undefined ? lr : Math.max(lr, lr1 / 4);
 }

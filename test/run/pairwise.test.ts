@@ -1,36 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseExperiment } from '../../src/config/index.js';
-import { CheckpointStore } from '../../src/node/checkpoint.js';
+import type { Experiment } from '../../src/config/schema.js';
 import { bothWays } from '../../src/node/pairwise.js';
-import { simulate } from '../../src/run/simulate.js';
 import { configProblems } from '../helpers/config-errors.js';
+import { finalVectors, maxDiff, meanVector, spread } from '../helpers/sim-vectors.js';
 
-const NODES = 6;
-
-/** The final models of a simulated run (its checkpoints), one flat vector per node. */
-async function finalModels(cfg: ReturnType<typeof parseExperiment>): Promise<Float64Array[]> {
-  const out = mkdtempSync(join(tmpdir(), 'flatmesh-pairwise-'));
-  try {
-    const r = await simulate(cfg, { out });
-    if (cfg.faults.loss.p > 0) assert.ok(r.messages.dropped > 0, 'some messages were lost');
-    return Array.from({ length: NODES }, (_, i) => {
-      const ck = new CheckpointStore(join(out, 'nodes', String(i))).load()!;
-      return Float64Array.from(ck.weights);
-    });
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
-}
-
-const mean = (xs: Float64Array[]) =>
-  xs[0]!.map((_, k) => xs.reduce((s, x) => s + x[k]!, 0) / xs.length);
-const maxDiff = (a: Float64Array, b: Float64Array) =>
-  a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k]!)), 0);
-const spread = (xs: Float64Array[]) => Math.max(...xs.map((x) => maxDiff(x, mean(xs))));
+/** The final models of a simulated run. */
+const finalModels = (cfg: Experiment) => finalVectors(cfg, (ck) => ck.weights);
 
 /**
  * One round of training, then `gossipRounds` gossip-only rounds (gossip.finish at the end) under
@@ -39,7 +16,7 @@ const spread = (xs: Float64Array[]) => Math.max(...xs.map((x) => maxDiff(x, mean
  */
 function cfg(pairwise: boolean, gossipRounds: number) {
   return parseExperiment({
-    nodes: NODES,
+    nodes: 6,
     run: { rounds: 1 + gossipRounds, seed: 7 },
     topology: { graph: 'ring', budget: 0.5 },
     data: { dataset: 'digits', partition: 'dirichlet:0.1' },
@@ -67,8 +44,8 @@ describe('gossip.pairwise', () => {
     const start = await finalModels(cfg(true, 0));
     const pairwise = await finalModels(cfg(true, 6));
     const oneSided = await finalModels(cfg(false, 6));
-    const scale = Math.max(...mean(start).map(Math.abs));
-    const drift = (xs: Float64Array[]) => maxDiff(mean(xs), mean(start)) / scale;
+    const scale = Math.max(...meanVector(start).map(Math.abs));
+    const drift = (xs: Float64Array[]) => maxDiff(meanVector(xs), meanVector(start)) / scale;
     // float32 mixing: the average moves by rounding only.
     assert.ok(drift(pairwise) < 1e-5, `pairwise: the average moved by ${drift(pairwise)}`);
     assert.ok(drift(oneSided) > 100 * drift(pairwise), `one-sided drift ${drift(oneSided)}`);
